@@ -1,0 +1,24 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+# The virtual environment is (re)installed only when pyproject.toml changes.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --editable '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## train the default experiment (pass overrides with ARGS="model=cnn trainer.epochs=5")
+	$(BIN)/multiclass-train $(ARGS)
+
+test: $(STAMP)  ## lint, then the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
