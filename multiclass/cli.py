@@ -1,0 +1,50 @@
+"""The command line: `multiclass-train [overrides]` and `python -m multiclass [overrides]`,
+one Hydra app over conf/train.yaml. A single run exits with its status's code; a sweep runs
+every job, then exits non-zero if any job did not complete."""
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+import multiclass.config  # noqa: F401  (registers the schema that conf/train.yaml extends)
+
+log = logging.getLogger("multiclass")
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Train one configuration into Hydra's output directory; returns the sweep objective."""
+    from multiclass.run import execute  # torch and friends load only when a run starts
+
+    hydra_cfg = HydraConfig.get()
+    outcome = execute(cfg, Path(hydra_cfg.runtime.output_dir))
+    if outcome.exit_code and (hydra_cfg.mode == RunMode.RUN or outcome.status == "interrupted"):
+        sys.exit(outcome.exit_code)
+    return outcome.summary.get("best_val_acc")
+
+
+class ExitOnFailedJobs(Callback):
+    """After a sweep, report the jobs whose summary.json says anything but completed."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        unfinished = []
+        for path in sorted(sweep_dir.rglob("summary.json")):
+            status = json.loads(path.read_text()).get("status")
+            if status != "completed":
+                unfinished.append(f"{path.parent.relative_to(sweep_dir)} ({status})")
+        if unfinished:
+            log.error(
+                "error: %d job(s) did not complete: %s", len(unfinished), ", ".join(unfinished)
+            )
+            sys.exit(1)

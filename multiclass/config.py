@@ -1,0 +1,52 @@
+"""The typed schema of the top-level config, so that Hydra rejects wrong types when it composes.
+
+The groups (dataset, model, loss, optimizer, device) stay free-form: each is checked by the
+signature of the component it instantiates.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from multiclass.errors import UserError
+
+
+@dataclass
+class TrainerSettings:
+    """How long and in what batches to train; `progress` turns itself off when not on a terminal."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    eval_batch_size: int = 1024
+    drop_last: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            value = getattr(self, name)
+            if value < 1:
+                raise UserError(f"trainer.{name} must be a positive integer, got {value}")
+
+
+@dataclass
+class TrainConfig:
+    """Top level of `conf/train.yaml`; the groups are typed by what they instantiate."""
+
+    dataset: Any = None
+    model: Any = None
+    loss: Any = None
+    optimizer: Any = None
+    device: Any = None
+    seed: int = 0
+    plots: bool = True
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
+
+
+ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+
+def trainer_settings(cfg: DictConfig) -> TrainerSettings:
+    """The validated `trainer` node of a composed config."""
+    return TrainerSettings(**OmegaConf.to_container(cfg.trainer, resolve=True))

@@ -1,0 +1,71 @@
+"""MNIST and Fashion-MNIST through torchvision, read straight from its IDX files into tensors
+(no per-sample transforms), with a one-line error that names the folder when files are missing."""
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from multiclass.datasets.splits import Source, Splits, make_splits
+from multiclass.errors import UserError
+
+
+def mnist(root: str = "data", download: bool = True, **split_options: Any) -> Splits:
+    """MNIST: 60,000 training and 10,000 test images of handwritten digits, 28x28, 10 classes."""
+    from torchvision.datasets import MNIST
+
+    return make_splits(load_idx(MNIST, root, download), **split_options)
+
+
+def fashion_mnist(root: str = "data", download: bool = True, **split_options: Any) -> Splits:
+    """Fashion-MNIST: MNIST's shape and sizes, 10 classes of clothing."""
+    from torchvision.datasets import FashionMNIST
+
+    return make_splits(load_idx(FashionMNIST, root, download), **split_options)
+
+
+def load_idx(dataset_class: type, root: str, download: bool) -> Source:
+    """Both official splits of a torchvision MNIST-like data set as scaled float tensors."""
+    root_path = Path(root).expanduser().resolve()
+    name = dataset_class.__name__
+    raw_folder = root_path / name / "raw"
+    if download:
+        fetch(dataset_class, root_path, raw_folder)
+    try:
+        train = dataset_class(str(root_path), train=True, download=False)
+        test = dataset_class(str(root_path), train=False, download=False)
+    except RuntimeError:
+        raise UserError(
+            f"{name} not found in {raw_folder}: put its IDX files there, point dataset.root at"
+            f" the folder that holds {name}/raw, or set dataset.download=true"
+        ) from None
+    return Source(
+        name=name.lower(),
+        x=to_float_images(train.data),
+        y=train.targets.long(),
+        class_names=list(dataset_class.classes),
+        test_x=to_float_images(test.data),
+        test_y=test.targets.long(),
+    )
+
+
+def fetch(dataset_class: type, root: Path, raw_folder: Path) -> None:
+    """Download into `raw_folder` unless the files are there, keeping torchvision quiet."""
+    chatter = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+            dataset_class(str(root), train=True, download=True)
+    except (RuntimeError, OSError) as error:
+        told = [line.strip() for line in f"{chatter.getvalue()}\n{error}".splitlines()]
+        reason = [line for line in told if line][-1]
+        raise UserError(
+            f"could not download {dataset_class.__name__} into {raw_folder} ({reason}):"
+            " copy its IDX files there by hand, or set dataset.download=false and dataset.root"
+        ) from None
+
+
+def to_float_images(data: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W) to float32 (N, 1, H, W) in [0, 1], as ToTensor would give per sample."""
+    return data.unsqueeze(1).float().div_(255)

@@ -1,0 +1,161 @@
+"""What every data set shares: a class subset, a limit, and seeded validation and test splits."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from multiclass.errors import UserError
+
+
+@dataclass(frozen=True)
+class Source:
+    """A data set as loaded: inputs, integer labels, class names and an official test set if any."""
+
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor
+    class_names: list[str]
+    test_x: torch.Tensor | None = None
+    test_y: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split as tensors: float inputs of shape (N, *input_shape) and int64 labels (N,)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def to(self, device: torch.device) -> "Split":
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train, validation (None when val_fraction is 0) and test splits of one data set."""
+
+    name: str
+    train: Split
+    val: Split | None
+    test: Split
+    class_names: list[str]
+    evaluated_on: str  # "test": a held-out split; "train": the tiny tables, as their seeds do
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to(self, device: torch.device) -> "Splits":
+        """Move every split to `device` once; a split that is reused (train as test) moves once."""
+        moved: dict[int, Split] = {}
+        for split in (self.train, self.val, self.test):
+            if split is not None and id(split) not in moved:
+                moved[id(split)] = split.to(device)
+        return Splits(
+            name=self.name,
+            train=moved[id(self.train)],
+            val=None if self.val is None else moved[id(self.val)],
+            test=moved[id(self.test)],
+            class_names=self.class_names,
+            evaluated_on=self.evaluated_on,
+        )
+
+
+def make_splits(
+    source: Source,
+    classes: Sequence[int | str] | None = None,
+    limit: int | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    eval_on_train: bool = False,
+    seed: int = 0,
+) -> Splits:
+    """Keep `classes` (relabelled 0..k-1 in the order given), the first `limit` training samples,
+    and split off seeded, stratified validation and test sets. A source with an official test
+    set keeps it; `eval_on_train` evaluates on the training set itself (the tiny tables)."""
+    check_fraction("val_fraction", val_fraction)
+    check_fraction("test_fraction", test_fraction)
+    wanted = class_indices(classes, source.class_names)
+    names = [source.class_names[c] for c in wanted]
+    x, y = keep_classes(source.x, source.y, wanted, len(source.class_names))
+    if eval_on_train:
+        train = Split(x, y)
+        return Splits(source.name, train, train, train, names, evaluated_on="train")
+    if source.test_x is None:
+        train_idx, test_idx = split_indices(y, test_fraction, seed)
+        test = Split(x[test_idx], y[test_idx])
+        x, y = x[train_idx], y[train_idx]
+    else:
+        test = Split(*keep_classes(source.test_x, source.test_y, wanted, len(source.class_names)))
+    if limit is not None:
+        if limit < 1:
+            raise UserError(f"dataset.limit must be a positive integer, got {limit}")
+        x, y = x[:limit], y[:limit]
+    if val_fraction == 0:
+        return Splits(source.name, Split(x, y), None, test, names, evaluated_on="test")
+    train_idx, val_idx = split_indices(y, val_fraction, seed)
+    train, val = Split(x[train_idx], y[train_idx]), Split(x[val_idx], y[val_idx])
+    return Splits(source.name, train, val, test, names, evaluated_on="test")
+
+
+def check_fraction(name: str, value: float) -> None:
+    if not 0 <= value < 1:
+        raise UserError(f"dataset.{name} must be in [0, 1), got {value}")
+
+
+def class_indices(classes: Sequence[int | str] | None, names: list[str]) -> list[int]:
+    """Resolve `dataset.classes` (indices or names) against the data set's classes."""
+    if classes is None:
+        return list(range(len(names)))
+    wanted = []
+    for c in classes:
+        index = names.index(c) if isinstance(c, str) and c in names else c
+        if not isinstance(index, int) or not 0 <= index < len(names):
+            raise UserError(
+                f"dataset.classes: no class {c!r}; this data set has classes 0..{len(names) - 1}"
+                f" ({', '.join(names)})"
+            )
+        wanted.append(index)
+    if len(set(wanted)) != len(wanted):
+        raise UserError(f"dataset.classes names a class twice: {list(classes)}")
+    if len(wanted) < 2:
+        raise UserError(f"dataset.classes must keep at least two classes, got {list(classes)}")
+    return wanted
+
+
+def keep_classes(
+    x: torch.Tensor, y: torch.Tensor, wanted: list[int], num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The samples of the wanted classes, relabelled by their position in `wanted`."""
+    if wanted == list(range(num_classes)):
+        return x, y
+    relabel = torch.full((num_classes,), -1, dtype=torch.int64)
+    relabel[torch.tensor(wanted)] = torch.arange(len(wanted))
+    new_y = relabel[y]
+    keep = new_y >= 0
+    return x[keep], new_y[keep]
+
+
+def split_indices(y: torch.Tensor, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded split of 0..N-1, stratified by label when every class has enough samples."""
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(len(y))
+    labels = y.numpy()
+    try:
+        return train_test_split(indices, test_size=fraction, random_state=seed, stratify=labels)
+    except ValueError:  # a class too small to stratify: fall back to a plain shuffle split
+        pass
+    try:
+        return train_test_split(indices, test_size=fraction, random_state=seed)
+    except ValueError as error:
+        raise UserError(f"dataset: cannot split {len(y)} samples: {error}") from None

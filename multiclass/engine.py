@@ -1,0 +1,182 @@
+"""The training loop. Every split is already a tensor on the device; a batch is a slice of a
+seeded permutation, and loss and accuracy accumulate on the device, read once per epoch."""
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from multiclass.config import TrainerSettings
+from multiclass.datasets import Split, Splits
+from multiclass.errors import TrainingDiverged, UserError
+from multiclass.heads import Head
+from multiclass.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a training step touches besides the data."""
+
+    model: nn.Module
+    criterion: nn.Module
+    head: Head
+    optimizer: torch.optim.Optimizer
+    runtime: Runtime
+
+
+@dataclass(frozen=True)
+class Examples:
+    """A split with its targets encoded once, as the loss wants them."""
+
+    x: torch.Tensor
+    labels: torch.Tensor
+    targets: torch.Tensor
+
+    @classmethod
+    def of(cls, split: Split, head: Head) -> "Examples":
+        return cls(split.x, split.y, head.encode(split.y))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """One row of metrics.csv."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float | None
+    val_acc: float | None
+    lr: float
+    train_seconds: float
+    epoch_seconds: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float
+    acc: float
+    predictions: torch.Tensor  # class indices, on the CPU
+
+
+def fit(
+    task: Task,
+    splits: Splits,
+    settings: TrainerSettings,
+    seed: int,
+    on_epoch_end: Callable[[EpochMetrics], None],
+) -> list[EpochMetrics]:
+    """Train for `settings.epochs`, validating after each; stops with TrainingDiverged."""
+    train = Examples.of(splits.train, task.head)
+    val = None if splits.val is None else Examples.of(splits.val, task.head)
+    steps = steps_per_epoch(len(train), settings)
+    order = torch.Generator().manual_seed(seed)
+    history = []
+    bar = tqdm(
+        total=settings.epochs * steps,
+        unit="step",
+        desc="train",
+        disable=None if settings.progress else True,
+    )
+    with bar, logging_redirect_tqdm():
+        for epoch in range(1, settings.epochs + 1):
+            started = time.perf_counter()
+            train_loss, train_acc = train_epoch(task, train, settings, order, bar.update)
+            trained = time.perf_counter()
+            checked = None if val is None else evaluate(task, val, settings.eval_batch_size)
+            metrics = EpochMetrics(
+                epoch=epoch,
+                train_loss=train_loss,
+                train_acc=train_acc,
+                val_loss=None if checked is None else checked.loss,
+                val_acc=None if checked is None else checked.acc,
+                lr=task.optimizer.param_groups[0]["lr"],
+                train_seconds=trained - started,
+                epoch_seconds=time.perf_counter() - started,
+            )
+            history.append(metrics)
+            on_epoch_end(metrics)
+            bar.set_postfix(loss=f"{train_loss:.4f}", acc=f"{train_acc:.4f}", refresh=False)
+            for loss in (metrics.train_loss, metrics.val_loss):
+                if loss is not None and not math.isfinite(loss):
+                    raise TrainingDiverged(epoch, loss)
+    return history
+
+
+def steps_per_epoch(num_samples: int, settings: TrainerSettings) -> int:
+    if settings.drop_last:
+        if settings.batch_size > num_samples:
+            raise UserError(
+                f"trainer.batch_size={settings.batch_size} with drop_last leaves no batch of the"
+                f" {num_samples} training samples"
+            )
+        return num_samples // settings.batch_size
+    return math.ceil(num_samples / settings.batch_size)
+
+
+def train_epoch(
+    task: Task,
+    data: Examples,
+    settings: TrainerSettings,
+    order: torch.Generator,
+    advance: Callable[[], object],
+) -> tuple[float, float]:
+    """One pass over a seeded permutation; returns mean loss and accuracy over the samples seen."""
+    task.model.train()
+    device = data.x.device
+    permutation = torch.randperm(len(data), generator=order).to(device)
+    seen = min(steps_per_epoch(len(data), settings) * settings.batch_size, len(data))
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    for start in range(0, seen, settings.batch_size):
+        batch = permutation[start : start + settings.batch_size]
+        with task.runtime.autocast():
+            outputs = task.model(data.x[batch])
+        loss = task.criterion(outputs.float(), data.targets[batch])
+        task.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        task.optimizer.step()
+        loss_sum += loss.detach() * len(batch)
+        correct += (task.head.predict(outputs.detach()) == data.labels[batch]).sum()
+        advance()
+    return loss_sum.item() / seen, correct.item() / seen
+
+
+@torch.no_grad()
+def evaluate(task: Task, data: Examples, batch_size: int) -> Evaluation:
+    """Mean loss, accuracy and the predicted classes of `data`, in batches of `batch_size`."""
+    loss_sum = torch.zeros((), device=data.x.device)
+    predictions = []
+    for batch, outputs in batched_outputs(task, data.x, batch_size):
+        loss_sum += task.criterion(outputs, data.targets[batch]) * len(outputs)
+        predictions.append(task.head.predict(outputs))
+    predicted = torch.cat(predictions)
+    correct = (predicted == data.labels).sum()
+    return Evaluation(loss_sum.item() / len(data), correct.item() / len(data), predicted.cpu())
+
+
+@torch.no_grad()
+def predict(task: Task, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Predicted class indices of the inputs `x`, on the CPU."""
+    x = x.to(task.runtime.device)
+    return torch.cat(
+        [task.head.predict(out) for _, out in batched_outputs(task, x, batch_size)]
+    ).cpu()
+
+
+def batched_outputs(
+    task: Task, x: torch.Tensor, batch_size: int
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """The model's float outputs on `x` in eval mode, batch by batch (callers disable grad)."""
+    task.model.eval()
+    for start in range(0, len(x), batch_size):
+        batch = slice(start, start + batch_size)
+        with task.runtime.autocast():
+            yield batch, task.model(x[batch]).float()

@@ -1,0 +1,85 @@
+"""The one place that derives, from the loss and the number of classes, everything the loss
+implies: the output width, the final activation, the target encoding and the prediction rule.
+
+| loss                     | 2 classes                      | k > 2 classes                 |
+|--------------------------|--------------------------------|-------------------------------|
+| cross entropy (default)  | 2 logits, class-index targets  | k logits, class-index targets |
+| nll                      | 2 log-probabilities (log-softmax) | k log-probabilities        |
+| bce_with_logits          | 1 logit, threshold 0           | k logits, one-hot, argmax     |
+| bce                      | 1 probability (sigmoid), 0.5   | k probabilities, one-hot      |
+
+Cross entropy can also take one-hot float targets (`loss.one_hot=true`), as seed 002 does.
+Any other loss is treated like cross entropy: logits and class-index targets.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Literal
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from torch import nn
+
+TargetEncoding = Literal["index", "one_hot", "binary"]
+
+
+@dataclass(frozen=True)
+class Head:
+    """How a network's outputs meet the loss and become class predictions."""
+
+    width: int
+    final_activation: Callable[[], nn.Module] | None
+    targets: TargetEncoding
+    num_classes: int
+    threshold: float = 0.0  # on a single output unit: 0 for a logit, 0.5 for a probability
+
+    def output_layer(self) -> nn.Module:
+        """The layer after the network's last linear map (identity for logit losses)."""
+        return nn.Identity() if self.final_activation is None else self.final_activation()
+
+    def encode(self, labels: torch.Tensor) -> torch.Tensor:
+        """Class indices (N,) in the form the loss wants as its target."""
+        if self.targets == "index":
+            return labels
+        if self.targets == "binary":
+            return labels.float().unsqueeze(1)
+        return nn.functional.one_hot(labels, self.num_classes).float()
+
+    def predict(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Class indices from outputs: a threshold on one unit, otherwise the argmax."""
+        if self.width == 1:
+            return (outputs[:, 0] > self.threshold).long()
+        return outputs.argmax(dim=1)
+
+
+def head_for(criterion: nn.Module, num_classes: int, one_hot: bool = False) -> Head:
+    """What `criterion` implies for a problem with `num_classes` classes."""
+    if isinstance(criterion, nn.BCELoss | nn.BCEWithLogitsLoss):
+        probabilities = isinstance(criterion, nn.BCELoss)
+        binary = num_classes == 2
+        return Head(
+            width=1 if binary else num_classes,
+            final_activation=nn.Sigmoid if probabilities else None,
+            targets="binary" if binary else "one_hot",
+            num_classes=num_classes,
+            threshold=0.5 if probabilities else 0.0,
+        )
+    if isinstance(criterion, nn.NLLLoss):
+        return Head(num_classes, partial(nn.LogSoftmax, dim=1), "index", num_classes)
+    return Head(num_classes, None, "one_hot" if one_hot else "index", num_classes)
+
+
+def build_loss(cfg: DictConfig, num_classes: int) -> tuple[nn.Module, Head]:
+    """Instantiate the `loss` group: list values (weight, pos_weight) become float tensors, and
+    `one_hot`, which is ours rather than torch's, chooses the target encoding."""
+    options = OmegaConf.to_container(cfg, resolve=True)
+    one_hot = bool(options.pop("one_hot", False))
+    tensors = {
+        key: torch.tensor(value, dtype=torch.float32)
+        for key, value in cfg.items()
+        if isinstance(value, ListConfig)
+    }
+    criterion = instantiate(options, **tensors)
+    return criterion, head_for(criterion, num_classes, one_hot)

@@ -1,0 +1,127 @@
+"""Model builders for the `model` config group. Each takes the input shape and output width
+(derived from the data and the loss, never typed in) and returns an `nn.Sequential`."""
+
+import math
+from collections.abc import Sequence
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch import nn
+
+from multiclass.errors import UserError
+from multiclass.heads import Head
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+}
+
+
+def mlp(
+    input_shape: Sequence[int],
+    num_outputs: int,
+    depth: int = 2,
+    width: int = 64,
+    hidden: Sequence[int] | None = None,
+    activation: str = "relu",
+    dropout: float = 0.0,
+) -> nn.Sequential:
+    """A multilayer perceptron: `depth` hidden layers of `width` units, unless `hidden` lists
+    the widths itself (an empty list gives softmax regression, a single linear map)."""
+    if hidden is None:
+        check_count("model.depth", depth, minimum=0)
+        check_count("model.width", width)
+        sizes = [width] * depth
+    else:
+        sizes = list(hidden)
+        for size in sizes:
+            check_count("model.hidden", size)
+    return nn.Sequential(
+        nn.Flatten(),
+        *dense_layers(math.prod(input_shape), sizes, num_outputs, activation, dropout),
+    )
+
+
+def cnn(
+    input_shape: Sequence[int],
+    num_outputs: int,
+    channels: Sequence[int] = (16, 32),
+    kernel_size: int = 3,
+    padding: int = 1,
+    pool: int = 2,
+    activation: str = "relu",
+    hidden: Sequence[int] = (),
+    dropout: float = 0.0,
+) -> nn.Sequential:
+    """Conv-activation-maxpool blocks, one per entry of `channels`, then dense layers; the
+    flattened size is inferred from the input shape."""
+    if len(input_shape) != 3:
+        raise UserError(
+            f"model=cnn needs image inputs (channels, height, width); these inputs have shape"
+            f" {tuple(input_shape)}: use model=mlp"
+        )
+    features: list[nn.Module] = []
+    in_channels = input_shape[0]
+    for out_channels in channels:
+        check_count("model.channels", out_channels)
+        features += [
+            nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding),
+            activation_layer(activation),
+        ]
+        if pool > 1:
+            features.append(nn.MaxPool2d(pool))
+        in_channels = out_channels
+    flat = flattened_size(nn.Sequential(*features), input_shape)
+    return nn.Sequential(
+        *features, nn.Flatten(), *dense_layers(flat, list(hidden), num_outputs, activation, dropout)
+    )
+
+
+def dense_layers(
+    in_features: int, sizes: Sequence[int], num_outputs: int, activation: str, dropout: float
+) -> list[nn.Module]:
+    """Linear-activation(-dropout) for each hidden size, then the linear output layer."""
+    if not 0 <= dropout < 1:
+        raise UserError(f"model.dropout must be in [0, 1), got {dropout}")
+    layers: list[nn.Module] = []
+    for size in sizes:
+        layers += [nn.Linear(in_features, size), activation_layer(activation)]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        in_features = size
+    layers.append(nn.Linear(in_features, num_outputs))
+    return layers
+
+
+def activation_layer(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise UserError(f"model.activation must be one of {', '.join(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]()
+
+
+def check_count(name: str, value: int, minimum: int = 1) -> None:
+    if not isinstance(value, int) or value < minimum:
+        wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise UserError(f"{name} must be {wanted}, got {value!r}")
+
+
+def flattened_size(features: nn.Module, input_shape: Sequence[int]) -> int:
+    """The number of features a sample has after `features`, found by running a blank one."""
+    try:
+        with torch.no_grad():
+            return features(torch.zeros(1, *input_shape)).numel()
+    except RuntimeError:
+        raise UserError(
+            f"model=cnn: a {input_shape[1]}x{input_shape[2]} image is too small for these conv"
+            " blocks: use fewer model.channels, a smaller kernel_size or pool, or more padding"
+        ) from None
+
+
+def build_classifier(cfg: DictConfig, input_shape: Sequence[int], head: Head) -> nn.Sequential:
+    """The `model` group's network with the output layer the loss asks for."""
+    body = instantiate(cfg, input_shape=list(input_shape), num_outputs=head.width)
+    return nn.Sequential(body, head.output_layer())

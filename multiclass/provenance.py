@@ -1,0 +1,35 @@
+"""Where a run's numbers came from: library versions and the source's git commit."""
+
+import platform
+import subprocess
+from pathlib import Path
+
+SOURCE_DIR = Path(__file__).resolve().parent
+
+
+def versions() -> dict[str, str]:
+    import hydra
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "hydra": hydra.__version__,
+    }
+
+
+def git_commit() -> str | None:
+    """The commit of the multiclass source tree, with `-dirty` if it has uncommitted changes;
+    None outside a git checkout."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=SOURCE_DIR, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit

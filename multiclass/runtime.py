@@ -1,0 +1,77 @@
+"""Where and how tensors compute: device, threads, precision, determinism and seeds."""
+
+import contextlib
+import os
+import random
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from multiclass.errors import UserError
+
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The device a run trains on and the precision its forward passes use."""
+
+    device: torch.device
+    precision: str = "fp32"
+
+    def autocast(self) -> AbstractContextManager:
+        """bf16 autocast when asked for, else nothing (fp32 needs no context)."""
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def prepare(
+    kind: str = "auto",
+    deterministic: bool = True,
+    num_threads: int | None = None,
+    precision: str = "fp32",
+) -> Runtime:
+    """Pick the device and set torch's process-wide knobs; built from the `device` config group."""
+    device = select_device(kind)
+    if precision not in PRECISIONS:
+        raise UserError(
+            f"device.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
+        )
+    if num_threads is not None:
+        if num_threads < 1:
+            raise UserError(f"device.num_threads must be positive, got {num_threads}")
+        torch.set_num_threads(num_threads)
+    if deterministic and device.type == "cuda":
+        # cuBLAS is only deterministic with a fixed workspace; it must be set before its first use.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = not deterministic
+    return Runtime(device=device, precision=precision)
+
+
+def select_device(kind: str) -> torch.device:
+    """`auto` takes cuda, then mps, then cpu; naming a device that is not there is an error."""
+    available = {
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+        "cpu": True,
+    }
+    if kind == "auto":
+        return torch.device(next(name for name, ok in available.items() if ok))
+    if kind not in available:
+        raise UserError(f"device.kind must be auto, cuda, mps or cpu, got {kind!r}")
+    if not available[kind]:
+        raise UserError(
+            f"device.kind={kind} was asked for but this machine has none: use device=cpu"
+        )
+    return torch.device(kind)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator a run draws from: python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
