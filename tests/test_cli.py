@@ -1,0 +1,117 @@
+"""The command line as a user runs it: a few subprocess runs, each checking a whole behaviour."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import run_cli
+
+RUN_FILES = (
+    "config.yaml",
+    "metrics.csv",
+    "summary.json",
+    "model.pt",
+    "curves.png",
+    "confusion_matrix.png",
+    "predictions.png",
+    "train.log",
+    ".hydra/config.yaml",
+    ".hydra/overrides.yaml",
+    ".hydra/hydra.yaml",
+)
+
+
+def run_dirs(cwd):
+    return sorted(path.parent for path in (cwd / "outputs").rglob("summary.json"))
+
+
+def test_two_runs_started_together_each_fill_their_own_directory(tmp_path):
+    command = [sys.executable, "-m", "multiclass", "dataset.limit=300", "trainer.epochs=2"]
+    runs = [
+        subprocess.Popen(
+            command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    results = [(run.wait(timeout=120), run.stderr.read()) for run in runs]
+    for code, stderr in results:
+        assert code == 0, stderr
+
+    dirs = run_dirs(tmp_path)
+    assert len(dirs) == 2
+    for run_dir in dirs:
+        assert run_dir.parent.parent == tmp_path / "outputs"
+        for name in RUN_FILES:
+            assert (run_dir / name).stat().st_size > 0, name
+        assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+        log_lines = (run_dir / "train.log").read_text().splitlines()
+        assert [line for line in log_lines if "] epoch " in line][1].count("epoch 2/2") == 1
+
+
+def test_a_sweep_over_depth_and_width_runs_every_job_under_outputs(tmp_path):
+    result = run_cli(
+        "-m",
+        "model.depth=1,2",
+        "model.width=8,16",
+        "dataset.limit=200",
+        "trainer.epochs=1",
+        "plots=false",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    dirs = run_dirs(tmp_path)
+    assert len(dirs) == 4 and len({d.parent for d in dirs}) == 1
+    combos = set()
+    for run_dir in dirs:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        combos.add((config["model"]["depth"], config["model"]["width"]))
+        assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    assert combos == {(1, 8), (1, 16), (2, 8), (2, 16)}
+
+
+def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path):
+    result = run_cli("dataset.classes=[0,42]", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and "no class 42" in errors[0]
+    (run_dir,) = run_dirs(tmp_path)
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
+def test_a_failed_job_in_a_sweep_fails_the_sweep_after_the_others_run(tmp_path):
+    result = run_cli(
+        "-m",
+        "dataset.classes=[0,1],[0,42]",
+        "dataset.limit=200",
+        "trainer.epochs=1",
+        "plots=false",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    statuses = sorted(
+        json.loads((d / "summary.json").read_text())["status"] for d in run_dirs(tmp_path)
+    )
+    assert statuses == ["completed", "failed"]
+    assert "1 job(s) did not complete: 1 (failed)" in result.stderr
+
+
+def test_unknown_keys_get_hydras_message_and_no_traceback(tmp_path):
+    result = run_cli("trainer.epoch=3", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "Could not override 'trainer.epoch'" in result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_the_console_script_runs_the_same_app():
+    script = Path(sys.executable).parent / "multiclass-train"
+    result = subprocess.run(
+        [script, "model=cnn", "--cfg", "job"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["model"]["_target_"] == "multiclass.models.cnn"

@@ -1,0 +1,101 @@
+"""Every option of every config group composes and builds; wrong types fail at composition."""
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException, InstantiationException
+from hydra.utils import instantiate
+from omegaconf.errors import ConfigKeyError
+
+from multiclass.config import trainer_settings
+from multiclass.datasets import Splits
+from multiclass.errors import UserError
+from multiclass.heads import build_loss
+from multiclass.models import build_classifier
+from tests.conftest import CONF_DIR, compose_config, write_idx_dataset
+
+
+def options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
+
+
+def test_the_groups_hold_the_documented_options():
+    assert options("dataset") == [
+        "blobs",
+        "digits",
+        "fashion_mnist",
+        "mnist",
+        "moons",
+        "toy",
+        "xor",
+    ]
+    assert options("model") == ["cnn", "linear", "mlp"]
+    assert options("loss") == ["bce", "bce_with_logits", "cross_entropy", "nll"]
+    assert options("optimizer") == ["adam", "adamw", "sgd"]
+    assert options("device") == ["auto", "cpu", "cuda"]
+
+
+@pytest.mark.parametrize("name", options("dataset"))
+def test_every_dataset_builds_splits(name, tmp_path):
+    for folder in ("MNIST", "FashionMNIST"):
+        write_idx_dataset(tmp_path / folder / "raw", num_train=60, num_test=20)
+    overrides = [f"dataset={name}"]
+    if "mnist" in name:
+        overrides += [f"dataset.root={tmp_path}", "dataset.download=false"]
+    splits = instantiate(compose_config(*overrides).dataset)
+    assert isinstance(splits, Splits)
+    assert splits.num_classes >= 2
+    assert splits.train.x.dtype == torch.float32
+    assert splits.train.x.shape[1:] == splits.test.x.shape[1:]
+    assert len(splits.train) > 0 and len(splits.test) > 0
+
+
+@pytest.mark.parametrize("model", options("model"))
+@pytest.mark.parametrize("loss", options("loss"))
+def test_every_model_and_loss_build_a_network_of_the_right_width(model, loss):
+    cfg = compose_config(f"model={model}", f"loss={loss}")
+    criterion, head = build_loss(cfg.loss, num_classes=3)
+    network = build_classifier(cfg.model, (1, 8, 8), head)
+    outputs = network(torch.rand(5, 1, 8, 8))
+    assert outputs.shape == (5, head.width)
+    assert criterion(outputs, head.encode(torch.tensor([0, 1, 2, 0, 1]))).isfinite()
+
+
+@pytest.mark.parametrize("name", options("optimizer"))
+def test_every_optimizer_is_a_partial_taking_parameters(name):
+    cfg = compose_config(f"optimizer={name}")
+    optimizer = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(2))])
+    assert isinstance(optimizer, torch.optim.Optimizer)
+    assert optimizer.param_groups[0]["lr"] == cfg.optimizer.lr
+
+
+@pytest.mark.parametrize("name", options("device"))
+def test_every_device_option_builds_or_says_it_is_missing(name):
+    cfg = compose_config(f"device={name}")
+    if name == "cuda" and not torch.cuda.is_available():
+        with pytest.raises(InstantiationException) as failure:
+            instantiate(cfg.device)
+        assert isinstance(failure.value.__cause__, UserError)
+        assert "device.kind=cuda was asked for" in str(failure.value.__cause__)
+        return
+    runtime = instantiate(cfg.device)
+    assert runtime.device.type in ("cpu", "cuda", "mps")
+    assert torch.are_deterministic_algorithms_enabled()
+
+
+def test_trainer_settings_default_and_override():
+    settings = trainer_settings(compose_config("trainer.epochs=3", "trainer.batch_size=7"))
+    assert (settings.epochs, settings.batch_size, settings.progress) == (3, 7, True)
+
+
+@pytest.mark.parametrize(
+    "override", ["trainer.epochs=abc", "seed=one", "trainer.progress=maybe", "plots=3.5"]
+)
+def test_wrong_types_fail_at_composition(override):
+    with pytest.raises(ConfigCompositionException):
+        compose_config(override)
+
+
+@pytest.mark.parametrize("override", ["model=transformer", "trainer.epoch=3", "model.widht=8"])
+def test_unknown_options_and_keys_fail_at_composition(override):
+    with pytest.raises((ConfigCompositionException, ConfigKeyError)):
+        compose_config(override)

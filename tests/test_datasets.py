@@ -1,0 +1,168 @@
+"""Data sets: class subsets, limits, seeded splits, the tiny tables, and the torchvision path
+on synthetic IDX files (read from disk, and downloaded from a local server)."""
+
+import functools
+import hashlib
+import http.server
+import threading
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from multiclass.datasets import images, tables
+from multiclass.errors import UserError
+from tests.conftest import IDX_FILES, write_idx_dataset
+
+
+def test_digits_default_split_is_stratified_and_disjoint():
+    splits = tables.digits(val_fraction=0.1, test_fraction=0.2, seed=0)
+    assert splits.input_shape == (1, 8, 8)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (1293, 144, 360)
+    assert splits.train.x.min() >= 0 and splits.train.x.max() <= 1
+    test_counts = torch.bincount(splits.test.y, minlength=10)
+    assert test_counts.min() >= 35 and test_counts.max() <= 37  # 20% of ~180 per class
+    rows = {tuple(x.flatten().tolist()) for split in (splits.train, splits.val) for x in split.x}
+    overlap = sum(tuple(x.flatten().tolist()) in rows for x in splits.test.x)
+    assert overlap <= 3  # digits has a few duplicate images; the split itself shares none
+
+
+def test_classes_keeps_a_subset_and_relabels_in_the_order_given():
+    splits = tables.digits(classes=[5, 3], val_fraction=0.1, test_fraction=0.2, seed=0)
+    assert splits.class_names == ["5", "3"]
+    raw = load_digits()
+    all_x = torch.cat([splits.train.x, splits.val.x, splits.test.x]).flatten(1)
+    all_y = torch.cat([splits.train.y, splits.val.y, splits.test.y])
+    assert len(all_y) == int(((raw.target == 5) | (raw.target == 3)).sum())
+    fives = torch.from_numpy(raw.data[raw.target == 5]).float() / 16
+    assert sorted(map(tuple, all_x[all_y == 0].tolist())) == sorted(map(tuple, fives.tolist()))
+
+
+def test_limit_keeps_the_first_training_samples_and_the_whole_test_set():
+    full = tables.digits(val_fraction=0, test_fraction=0.2, seed=0)
+    limited = tables.digits(limit=100, val_fraction=0, test_fraction=0.2, seed=0)
+    assert len(limited.train) == 100
+    assert torch.equal(limited.train.x, full.train.x[:100])
+    assert torch.equal(limited.test.y, full.test.y)
+
+
+def test_val_fraction_zero_means_no_validation_split():
+    splits = tables.moons(val_fraction=0, test_fraction=0.2, seed=0)
+    assert splits.val is None
+    assert len(splits.train) == 800
+
+
+def test_splits_follow_the_seed():
+    first, again, other = (tables.moons(seed=s) for s in (1, 1, 2))
+    assert torch.equal(first.train.x, again.train.x)
+    assert not torch.equal(first.train.x, other.train.x)
+
+
+@pytest.mark.parametrize(("loader", "rows"), [(tables.xor, 4), (tables.toy, 8)])
+def test_tiny_tables_evaluate_on_their_training_points(loader, rows):
+    splits = loader(eval_on_train=True)
+    assert splits.evaluated_on == "train"
+    assert len(splits.train) == rows
+    assert splits.val is splits.train and splits.test is splits.train
+
+
+def test_toy_table_is_seed_003s():
+    splits = tables.toy(eval_on_train=True)
+    assert splits.train.x[0].tolist() == [1, 2, 1, 1]
+    assert splits.train.y.tolist() == [2, 2, 2, 1, 1, 1, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("classes", "message"),
+    [
+        ([0, 12], "no class 12"),
+        ([3], "at least two classes"),
+        ([1, 1], "names a class twice"),
+        (["seven", 2], "no class 'seven'"),
+    ],
+)
+def test_bad_class_subsets_are_refused(classes, message):
+    with pytest.raises(UserError, match=message):
+        tables.digits(classes=classes)
+
+
+@pytest.mark.parametrize("options", [{"val_fraction": 1.0}, {"test_fraction": -0.1}, {"limit": 0}])
+def test_bad_split_options_are_refused(options):
+    with pytest.raises(UserError, match="dataset"):
+        tables.digits(**options)
+
+
+def test_mnist_reads_idx_files_into_scaled_tensors(tmp_path):
+    write_idx_dataset(tmp_path / "MNIST" / "raw", num_train=300, num_test=100)
+    splits = images.mnist(root=str(tmp_path), download=False, val_fraction=0.1, seed=0)
+    assert splits.input_shape == (1, 28, 28)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (270, 30, 100)
+    assert splits.train.x.dtype == torch.float32
+    assert splits.train.x.max() == 1.0 and splits.train.x.min() >= 0
+    assert splits.class_names[0] == "0 - zero"
+
+
+def test_fashion_mnist_keeps_classes_by_name(tmp_path):
+    write_idx_dataset(tmp_path / "FashionMNIST" / "raw", num_train=200, num_test=50)
+    splits = images.fashion_mnist(
+        root=str(tmp_path), download=False, classes=["Sneaker", "Bag"], val_fraction=0
+    )
+    assert splits.class_names == ["Sneaker", "Bag"]
+    assert set(splits.test.y.tolist()) == {0, 1}
+    assert len(splits.train) == 40  # 200 images, classes cycle through 0..9
+
+
+def test_missing_files_name_the_folder_and_the_fix(tmp_path):
+    with pytest.raises(UserError) as failure:
+        images.mnist(root=str(tmp_path), download=False)
+    message = str(failure.value)
+    assert str(tmp_path / "MNIST" / "raw") in message
+    assert "dataset.download=true" in message
+    assert "\n" not in message
+
+
+@pytest.fixture
+def idx_server(tmp_path, monkeypatch):
+    """A local HTTP server holding gzipped IDX files, set as MNIST's only download mirror."""
+    served = write_idx_dataset(tmp_path / "served", num_train=120, num_test=40, compress=True)
+    names = [f"{name}.gz" for pair in IDX_FILES.values() for name in pair]
+    resources = [(name, hashlib.md5((served / name).read_bytes()).hexdigest()) for name in names]
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    from torchvision.datasets import MNIST
+
+    monkeypatch.setattr(MNIST, "mirrors", [f"http://127.0.0.1:{server.server_port}/"])
+    monkeypatch.setattr(MNIST, "resources", resources)
+    yield
+    server.shutdown()
+
+
+def test_mnist_downloads_when_asked(idx_server, tmp_path):
+    root = tmp_path / "downloaded"
+    splits = images.mnist(root=str(root), download=True, val_fraction=0)
+    assert (len(splits.train), len(splits.test)) == (120, 40)
+    for name in ("train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        assert (root / "MNIST" / "raw" / name).is_file()
+
+
+def test_a_failed_download_is_one_line_naming_the_folder(idx_server, tmp_path, monkeypatch):
+    from torchvision.datasets import MNIST
+
+    monkeypatch.setattr(MNIST, "resources", [("missing-file.gz", None)])
+    with pytest.raises(UserError) as failure:
+        images.mnist(root=str(tmp_path / "nowhere"), download=True)
+    message = str(failure.value)
+    assert message.startswith("could not download MNIST into")
+    assert "404" in message and "\n" not in message
+
+
+def test_synthetic_idx_round_trips_through_torchvision(tmp_path):
+    from torchvision.datasets.mnist import read_image_file
+
+    write_idx_dataset(tmp_path, num_train=12, num_test=4)
+    read = read_image_file(str(tmp_path / "train-images-idx3-ubyte"))
+    assert read.shape == (12, 28, 28)
+    assert np.array_equal(read[0].numpy().max(), 255)
