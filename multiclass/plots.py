@@ -11,10 +11,10 @@ from multiclass.artifacts import write_atomic
 from multiclass.engine import EpochMetrics
 
 
-def new_figure(width: float, height: float, rows: int = 1, cols: int = 1):
+def new_figure(width: float, height: float, rows: int = 1, cols: int = 1, layout="constrained"):
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), layout="constrained")
+    figure = Figure(figsize=(width, height), layout=layout)
     return figure, figure.subplots(rows, cols, squeeze=False)
 
 
@@ -114,7 +114,16 @@ def prediction_grid(
     chosen = np.concatenate([wrong, right])
     cols = 8
     rows = max(1, -(-len(chosen) // cols))
-    figure, axes = new_figure(cols * 1.4, rows * 1.6 + 0.4, rows=rows, cols=cols)
+    # A fixed layout: constrained layout costs about a second on a grid this size.
+    figure, axes = new_figure(cols * 1.4, rows * 1.6 + 0.6, rows=rows, cols=cols, layout=None)
+    figure.subplots_adjust(
+        left=0.02,
+        right=0.98,
+        bottom=0.02,
+        top=1 - 0.6 / (rows * 1.6 + 0.6),
+        wspace=0.1,
+        hspace=0.45,
+    )
     for ax in axes.flat:
         ax.axis("off")
     for ax, index in zip(axes.flat, chosen, strict=False):
