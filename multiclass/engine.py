@@ -76,7 +76,7 @@ def fit(
     """Train for `settings.epochs`, validating after each; stops with TrainingDiverged."""
     train = Examples.of(splits.train, task.head)
     val = None if splits.val is None else Examples.of(splits.val, task.head)
-    steps = steps_per_epoch(len(train), settings)
+    steps = math.ceil(samples_per_epoch(len(train), settings) / settings.batch_size)
     order = torch.Generator().manual_seed(seed)
     history = []
     bar = tqdm(
@@ -110,15 +110,16 @@ def fit(
     return history
 
 
-def steps_per_epoch(num_samples: int, settings: TrainerSettings) -> int:
-    if settings.drop_last:
-        if settings.batch_size > num_samples:
-            raise UserError(
-                f"trainer.batch_size={settings.batch_size} with drop_last leaves no batch of the"
-                f" {num_samples} training samples"
-            )
-        return num_samples // settings.batch_size
-    return math.ceil(num_samples / settings.batch_size)
+def samples_per_epoch(num_samples: int, settings: TrainerSettings) -> int:
+    """How many training samples an epoch sees: all, or only whole batches with drop_last."""
+    if not settings.drop_last:
+        return num_samples
+    if settings.batch_size > num_samples:
+        raise UserError(
+            f"trainer.batch_size={settings.batch_size} with drop_last leaves no batch of the"
+            f" {num_samples} training samples"
+        )
+    return num_samples - num_samples % settings.batch_size
 
 
 def train_epoch(
@@ -132,7 +133,7 @@ def train_epoch(
     task.model.train()
     device = data.x.device
     permutation = torch.randperm(len(data), generator=order).to(device)
-    seen = min(steps_per_epoch(len(data), settings) * settings.batch_size, len(data))
+    seen = samples_per_epoch(len(data), settings)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     for start in range(0, seen, settings.batch_size):

@@ -18,7 +18,16 @@ from multiclass.artifacts import MetricsLog, weights_sha256, write_atomic, write
 from multiclass.checkpoint import save_checkpoint
 from multiclass.config import trainer_settings
 from multiclass.datasets import Splits
-from multiclass.engine import EpochMetrics, Evaluation, Examples, Task, evaluate, fit, predict
+from multiclass.engine import (
+    EpochMetrics,
+    Evaluation,
+    Examples,
+    Task,
+    evaluate,
+    fit,
+    predict,
+    samples_per_epoch,
+)
 from multiclass.errors import TrainingDiverged, UserError
 from multiclass.heads import build_loss
 from multiclass.models import build_classifier
@@ -126,7 +135,8 @@ def train_and_test(cfg: DictConfig, run_dir: Path, summary: dict[str, Any]) -> N
     task = Task(model, criterion, head, optimizer, runtime)
     summary["num_params"] = sum(p.numel() for p in model.parameters())
 
-    recorder = EpochRecorder(run_dir / "metrics.csv", summary, settings.epochs, len(splits.train))
+    samples = samples_per_epoch(len(splits.train), settings)
+    recorder = EpochRecorder(run_dir / "metrics.csv", summary, settings.epochs, samples)
     history = fit(task, splits, settings, cfg.seed, recorder)
     tested = evaluate(task, Examples.of(splits.test, head), settings.eval_batch_size)
     summary.update(test_acc=tested.acc, test_loss=tested.loss, test_error=1 - tested.acc)
@@ -165,11 +175,13 @@ def describe_data(splits: Splits) -> dict[str, Any]:
 class EpochRecorder:
     """Called as each epoch ends: a metrics.csv row, a log line, and the running summary."""
 
-    def __init__(self, path: Path, summary: dict[str, Any], epochs: int, train_size: int) -> None:
+    def __init__(
+        self, path: Path, summary: dict[str, Any], epochs: int, samples_per_epoch: int
+    ) -> None:
         self.metrics = MetricsLog(path)
         self.summary = summary
         self.epochs = epochs
-        self.train_size = train_size
+        self.samples_per_epoch = samples_per_epoch
         summary.update(epochs=0, train_time_s=0.0)
 
     def __call__(self, row: EpochMetrics) -> None:
@@ -177,7 +189,7 @@ class EpochRecorder:
         summary = self.summary
         summary.update(epochs=row.epoch, train_loss=row.train_loss, train_acc=row.train_acc)
         summary["train_time_s"] += row.train_seconds
-        summary["samples_per_s"] = row.epoch * self.train_size / summary["train_time_s"]
+        summary["samples_per_s"] = row.epoch * self.samples_per_epoch / summary["train_time_s"]
         if row.val_acc is not None and (
             summary["best_val_acc"] is None or row.val_acc > summary["best_val_acc"]
         ):

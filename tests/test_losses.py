@@ -6,6 +6,7 @@ import torch
 from hydra.utils import instantiate
 
 from multiclass.checkpoint import load_classifier
+from multiclass.heads import build_loss
 from tests.conftest import compose_config
 
 BLOBS = [
@@ -56,3 +57,24 @@ def test_each_loss_trains_and_reports_its_true_accuracy(train, tmp_path, loss, c
     assert outcome.summary["test_acc"] == pytest.approx(accuracy)
     assert accuracy >= 0.9
     assert saved["class_names"] == (["0", "2"] if classes == 2 else ["0", "1", "2", "3"])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["loss=bce_with_logits", "dataset.classes=[0,2]", "loss.pos_weight=[3.0]"],
+        ["loss=cross_entropy", "loss.label_smoothing=0.1", "loss.weight=[1.0,2.0,1.0,1.0]"],
+        ["loss=nll", "loss.weight=[1.0,1.0,2.0,1.0]"],
+    ],
+)
+def test_the_torch_losses_own_parameters_pass_through(train, options):
+    outcome = train(*BLOBS, *options)
+    assert outcome.status == "completed", outcome.summary.get("error")
+    assert outcome.summary["test_acc"] >= 0.9
+
+
+def test_list_parameters_become_float_tensors():
+    cfg = compose_config("loss=bce_with_logits", "loss.pos_weight=[3.0]")
+    criterion, head = build_loss(cfg.loss, num_classes=2)
+    assert torch.equal(criterion.pos_weight, torch.tensor([3.0]))
+    assert (head.width, head.targets, head.threshold) == (1, "binary", 0.0)

@@ -96,6 +96,12 @@ def test_same_seed_same_numbers_other_seed_other_weights(train):
     assert first.summary["weights_sha256"] != other.summary["weights_sha256"]
 
 
+def test_drop_last_trains_on_whole_batches_only(train):
+    summary = train(*DIGITS, "trainer.drop_last=true", "trainer.batch_size=64").summary
+    # 360 training samples: five whole batches of 64 per epoch, 40 samples left out.
+    assert summary["samples_per_s"] == pytest.approx(3 * 320 / summary["train_time_s"])
+
+
 def test_tiny_tables_say_they_are_evaluated_on_the_training_set(train):
     outcome = train("dataset=xor", "trainer.epochs=2", "trainer.batch_size=4")
     assert outcome.summary["evaluated_on"] == "train"
@@ -148,6 +154,7 @@ BAD_INPUTS = {
     "model=cnn model.kernel_size=big": "cannot build 'multiclass.models.cnn'",
     "loss.weight=[1.0,2.0]": "weight tensor",
     "device.precision=fp8": "device.precision must be one of",
+    "trainer.drop_last=true trainer.batch_size=5000": "leaves no batch",
 }
 if not torch.cuda.is_available():
     BAD_INPUTS["device=cuda"] = "device.kind=cuda was asked for"
