@@ -19,6 +19,16 @@ from multiclass.run import Outcome, execute
 ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = ROOT / "conf"
 QUIET = ["trainer.progress=false", "plots=false"]
+# What a run on image data writes itself; the CLI adds Hydra's .hydra/ and train.log.
+RUN_FILES = (
+    "config.yaml",
+    "metrics.csv",
+    "summary.json",
+    "model.pt",
+    "curves.png",
+    "confusion_matrix.png",
+    "predictions.png",
+)
 
 
 def compose_config(*overrides: str) -> DictConfig:

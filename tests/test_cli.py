@@ -7,16 +7,10 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import run_cli
+from tests.conftest import RUN_FILES, run_cli
 
-RUN_FILES = (
-    "config.yaml",
-    "metrics.csv",
-    "summary.json",
-    "model.pt",
-    "curves.png",
-    "confusion_matrix.png",
-    "predictions.png",
+CLI_FILES = (
+    *RUN_FILES,
     "train.log",
     ".hydra/config.yaml",
     ".hydra/overrides.yaml",
@@ -44,7 +38,7 @@ def test_two_runs_started_together_each_fill_their_own_directory(tmp_path):
     assert len(dirs) == 2
     for run_dir in dirs:
         assert run_dir.parent.parent == tmp_path / "outputs"
-        for name in RUN_FILES:
+        for name in CLI_FILES:
             assert (run_dir / name).stat().st_size > 0, name
         assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
         log_lines = (run_dir / "train.log").read_text().splitlines()

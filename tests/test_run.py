@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from multiclass import engine
 from multiclass.artifacts import weights_sha256, write_atomic
 from multiclass.checkpoint import load_classifier
-from tests.conftest import compose_config
+from tests.conftest import RUN_FILES, compose_config
 
 DIGITS = ["dataset.limit=400", "trainer.epochs=3"]
 METRIC_COLUMNS = [
@@ -37,15 +37,7 @@ def test_a_run_fills_its_directory(train, tmp_path):
     outcome = train(*DIGITS, "plots=true", "seed=3", run_dir=run_dir)
     assert outcome.status == "completed" and outcome.exit_code == 0
 
-    for name in (
-        "config.yaml",
-        "metrics.csv",
-        "summary.json",
-        "model.pt",
-        "curves.png",
-        "confusion_matrix.png",
-        "predictions.png",
-    ):
+    for name in RUN_FILES:
         assert (run_dir / name).stat().st_size > 0, name
     assert not (run_dir / "decision_boundary.png").exists()  # inputs are images, not 2-D
     assert not list(run_dir.glob(".*.tmp"))
