@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from multiclass.config import TrainerSettings
-from multiclass.datasets import Split, Splits
+from multiclass.datasets import Split, Splits, as_float
 from multiclass.errors import TrainingDiverged, UserError
 from multiclass.heads import Head
 from multiclass.runtime import Runtime
@@ -139,7 +139,7 @@ def train_epoch(
     for start in range(0, seen, settings.batch_size):
         batch = permutation[start : start + settings.batch_size]
         with task.runtime.autocast():
-            outputs = task.model(data.x[batch])
+            outputs = task.model(as_float(data.x[batch]))
         loss = task.criterion(outputs.float(), data.targets[batch])
         task.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -180,4 +180,4 @@ def batched_outputs(
     for start in range(0, len(x), batch_size):
         batch = slice(start, start + batch_size)
         with task.runtime.autocast():
-            yield batch, task.model(x[batch]).float()
+            yield batch, task.model(as_float(x[batch])).float()

@@ -11,11 +11,13 @@ from multiclass.artifacts import write_atomic
 from multiclass.engine import EpochMetrics
 
 
-def new_figure(width: float, height: float, rows: int = 1, cols: int = 1, layout="constrained"):
+def new_figure(width: float, height: float, cols: int = 1, margins: dict | None = None):
+    """A figure with fixed margins: a layout engine would double the time a plot takes."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), layout=layout)
-    return figure, figure.subplots(rows, cols, squeeze=False)
+    figure = Figure(figsize=(width, height))
+    figure.subplots_adjust(**(margins or {}))
+    return figure, figure.subplots(1, cols, squeeze=False)[0]
 
 
 def save(figure, path: Path) -> None:
@@ -28,9 +30,9 @@ def curves(history: Sequence[EpochMetrics], path: Path) -> None:
     """Loss and accuracy per epoch, train and validation."""
     from matplotlib.ticker import MaxNLocator
 
-    figure, axes = new_figure(10, 4, cols=2)
+    figure, axes = new_figure(10, 4, cols=2, margins={"left": 0.07, "right": 0.98, "wspace": 0.25})
     epochs = [row.epoch for row in history]
-    for ax, metric in zip(axes[0], ("loss", "acc"), strict=True):
+    for ax, metric in zip(axes, ("loss", "acc"), strict=True):
         ax.plot(epochs, [getattr(row, f"train_{metric}") for row in history], label="train")
         val = [getattr(row, f"val_{metric}") for row in history]
         if val and val[0] is not None:
@@ -46,21 +48,33 @@ def curves(history: Sequence[EpochMetrics], path: Path) -> None:
 def confusion_matrix(
     labels: np.ndarray, predictions: np.ndarray, class_names: list[str], title: str, path: Path
 ) -> None:
-    from sklearn.metrics import ConfusionMatrixDisplay
+    """Counts of true (rows) against predicted (columns) classes."""
+    from sklearn.metrics import confusion_matrix as count
 
-    size = 2.5 + 0.4 * len(class_names)
-    figure, axes = new_figure(size, size)
-    ConfusionMatrixDisplay.from_predictions(
-        labels,
-        predictions,
-        labels=range(len(class_names)),
-        display_labels=class_names,
-        ax=axes[0, 0],
-        colorbar=False,
-        xticks_rotation="vertical",
-        cmap="Blues",
+    k = len(class_names)
+    counts = count(labels, predictions, labels=range(k))
+    size = 2.5 + 0.4 * k
+    margin = 1.3 / size  # room for the class names
+    figure, (ax,) = new_figure(
+        size, size, margins={"left": margin, "bottom": margin, "right": 0.97, "top": 1 - 0.5 / size}
     )
-    axes[0, 0].set_title(title)
+    ax.imshow(counts, cmap="Blues")
+    dark = counts > counts.max() / 2
+    for (row, col), value in np.ndenumerate(counts):
+        ax.text(
+            col,
+            row,
+            str(value),
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if dark[row, col] else "black",
+        )
+    ax.set_xticks(range(k), class_names, rotation=90)
+    ax.set_yticks(range(k), class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
     save(figure, path)
 
 
@@ -78,20 +92,11 @@ def decision_boundary(
     xx0, xx1 = np.meshgrid(*axes_ranges)
     grid = np.column_stack([xx0.ravel(), xx1.ravel()]).astype(np.float32)
     response = predict(grid).reshape(xx0.shape)
-    figure, axes = new_figure(6, 6)
-    ax = axes[0, 0]
-    cmap = "tab10"
-    ax.pcolormesh(xx0, xx1, response, cmap=cmap, vmin=0, vmax=9, alpha=0.25, shading="auto")
+    figure, (ax,) = new_figure(6, 6, margins={"left": 0.1, "right": 0.97, "top": 0.94})
+    colours = {"cmap": "tab10", "vmin": 0, "vmax": 9}
+    ax.pcolormesh(xx0, xx1, response, alpha=0.25, shading="auto", **colours)
     scatter = ax.scatter(
-        points[:, 0],
-        points[:, 1],
-        c=labels,
-        cmap=cmap,
-        vmin=0,
-        vmax=9,
-        edgecolors="k",
-        linewidths=0.5,
-        s=25,
+        points[:, 0], points[:, 1], c=labels, edgecolors="k", linewidths=0.5, s=25, **colours
     )
     handles, _ = scatter.legend_elements()
     ax.legend(handles, [class_names[int(c)] for c in np.unique(labels)], title="class")
@@ -106,39 +111,53 @@ def prediction_grid(
     class_names: list[str],
     path: Path,
     cells: int = 24,
+    cols: int = 8,
 ) -> None:
-    """Test images titled with their predicted class; mistakes (up to half the grid) come first,
-    in red, with the true class beside."""
+    """Test images labelled with their predicted class; mistakes (up to half the grid) come
+    first, in red, with the true class below. One mosaic image, so it draws fast."""
     wrong = np.flatnonzero(predictions != labels)[: cells // 2]
     right = np.flatnonzero(predictions == labels)[: cells - len(wrong)]
     chosen = np.concatenate([wrong, right])
-    cols = 8
+    tiles = images[chosen].astype(np.float32) / (255 if images.dtype == np.uint8 else 1)
+    _, channels, height, width = tiles.shape
+    cell_h, cell_w = height + round(0.7 * height), width + width // 5  # room for two lines
     rows = max(1, -(-len(chosen) // cols))
-    # A fixed layout: constrained layout costs about a second on a grid this size.
-    figure, axes = new_figure(cols * 1.4, rows * 1.6 + 0.6, rows=rows, cols=cols, layout=None)
-    figure.subplots_adjust(
-        left=0.02,
-        right=0.98,
-        bottom=0.02,
-        top=1 - 0.6 / (rows * 1.6 + 0.6),
-        wspace=0.1,
-        hspace=0.45,
+    mosaic = np.ones((rows * cell_h, cols * cell_w, channels), dtype=np.float32)
+    figure, (ax,) = new_figure(
+        cols * 1.4,
+        rows * 1.4 * cell_h / cell_w + 0.4,
+        margins={
+            "left": 0.01,
+            "right": 0.99,
+            "bottom": 0.01,
+            "top": 1 - 0.4 / (rows * 1.4 * cell_h / cell_w + 0.4),
+        },
     )
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, index in zip(axes.flat, chosen, strict=False):
-        ax.imshow(
-            images[index].squeeze(0) if images.shape[1] == 1 else images[index].transpose(1, 2, 0),
-            cmap="gray",
-        )
-        predicted, true = class_names[predictions[index]], class_names[labels[index]]
+    for slot, (tile, index) in enumerate(zip(tiles, chosen, strict=True)):
+        top, left = (slot // cols) * cell_h, (slot % cols) * cell_w
+        mosaic[top : top + height, left : left + width] = tile.transpose(1, 2, 0)
         mistaken = predictions[index] != labels[index]
-        ax.set_title(
-            f"{predicted}\n(true {true})" if mistaken else predicted,
+        text = class_names[predictions[index]]
+        if mistaken:
+            text += f"\n(true {class_names[labels[index]]})"
+        ax.text(
+            left + width / 2,
+            top + height,
+            text,
+            ha="center",
+            va="top",
+            fontsize=7,
             color="red" if mistaken else "black",
-            fontsize=8,
         )
-    figure.suptitle(
+    ax.imshow(
+        mosaic.squeeze(-1) if channels == 1 else mosaic,
+        cmap="gray",
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
+    ax.axis("off")
+    ax.set_title(
         f"test predictions: {len(wrong)} mistakes shown in red"
         f" ({int((predictions != labels).sum())} of {len(labels)} in all)"
     )

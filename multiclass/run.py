@@ -31,6 +31,7 @@ from multiclass.engine import (
 from multiclass.errors import TrainingDiverged, UserError
 from multiclass.heads import build_loss
 from multiclass.models import build_classifier
+from multiclass.optimizers import build_optimizer
 from multiclass.provenance import git_commit, versions
 from multiclass.runtime import seed_everything
 
@@ -131,8 +132,8 @@ def train_and_test(cfg: DictConfig, run_dir: Path, summary: dict[str, Any]) -> N
     criterion, head = build_loss(cfg.loss, splits.num_classes)
     seed_everything(cfg.seed)
     model = build_classifier(cfg.model, splits.input_shape, head).to(runtime.device)
-    optimizer = instantiate(cfg.optimizer)(model.parameters())
-    task = Task(model, criterion, head, optimizer, runtime)
+    optimizer = build_optimizer(instantiate(cfg.optimizer), model.parameters(), runtime.device)
+    task = Task(runtime.compiled(model), criterion, head, optimizer, runtime)
     summary["num_params"] = sum(p.numel() for p in model.parameters())
 
     samples = samples_per_epoch(len(splits.train), settings)

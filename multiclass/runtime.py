@@ -20,6 +20,11 @@ class Runtime:
 
     device: torch.device
     precision: str = "fp32"
+    compile: bool = False
+
+    def compiled(self, model: torch.nn.Module) -> torch.nn.Module:
+        """`torch.compile(model)` when asked for (it compiles at the first step), else `model`."""
+        return torch.compile(model) if self.compile else model
 
     def autocast(self) -> AbstractContextManager:
         """bf16 autocast when asked for, else nothing (fp32 needs no context)."""
@@ -33,6 +38,7 @@ def prepare(
     deterministic: bool = True,
     num_threads: int | None = None,
     precision: str = "fp32",
+    compile: bool = False,
 ) -> Runtime:
     """Pick the device and set torch's process-wide knobs; built from the `device` config group."""
     device = select_device(kind)
@@ -49,7 +55,7 @@ def prepare(
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.benchmark = not deterministic
-    return Runtime(device=device, precision=precision)
+    return Runtime(device=device, precision=precision, compile=compile)
 
 
 def select_device(kind: str) -> torch.device:

@@ -1,5 +1,7 @@
 """Every option of every config group composes and builds; wrong types fail at composition."""
 
+import functools
+
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException, InstantiationException
@@ -11,7 +13,9 @@ from multiclass.datasets import Splits
 from multiclass.errors import UserError
 from multiclass.heads import build_loss
 from multiclass.models import build_classifier
-from tests.conftest import CONF_DIR, compose_config, write_idx_dataset
+from multiclass.optimizers import build_optimizer, has_fused
+from multiclass.synthetic import write_idx_dataset
+from tests.conftest import CONF_DIR, compose_config
 
 
 def options(group: str) -> list[str]:
@@ -44,7 +48,7 @@ def test_every_dataset_builds_splits(name, tmp_path):
     splits = instantiate(compose_config(*overrides).dataset)
     assert isinstance(splits, Splits)
     assert splits.num_classes >= 2
-    assert splits.train.x.dtype == torch.float32
+    assert splits.train.x.dtype == (torch.uint8 if "mnist" in name else torch.float32)
     assert splits.train.x.shape[1:] == splits.test.x.shape[1:]
     assert len(splits.train) > 0 and len(splits.test) > 0
 
@@ -61,11 +65,30 @@ def test_every_model_and_loss_build_a_network_of_the_right_width(model, loss):
 
 
 @pytest.mark.parametrize("name", options("optimizer"))
-def test_every_optimizer_is_a_partial_taking_parameters(name):
+def test_every_optimizer_gets_fused_kernels_on_the_cpu_unless_told_not_to(name):
     cfg = compose_config(f"optimizer={name}")
-    optimizer = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(2))])
+    cpu = torch.device("cpu")
+    optimizer = build_optimizer(
+        instantiate(cfg.optimizer), [torch.nn.Parameter(torch.zeros(2))], cpu
+    )
     assert isinstance(optimizer, torch.optim.Optimizer)
     assert optimizer.param_groups[0]["lr"] == cfg.optimizer.lr
+    assert optimizer.param_groups[0]["fused"] is True
+    plain = instantiate(compose_config(f"optimizer={name}", "optimizer.fused=false").optimizer)
+    assert (
+        build_optimizer(plain, [torch.nn.Parameter(torch.zeros(2))], cpu).defaults["fused"] is False
+    )
+
+
+def test_an_optimizer_without_fused_kernels_is_built_as_configured():
+    make = functools.partial(torch.optim.Adagrad, lr=0.1, fused=None)
+    assert not has_fused(make, torch.device("meta"))
+    rprop = build_optimizer(
+        functools.partial(torch.optim.Rprop),
+        [torch.nn.Parameter(torch.ones(2))],
+        torch.device("cpu"),
+    )
+    assert isinstance(rprop, torch.optim.Rprop)
 
 
 @pytest.mark.parametrize("name", options("device"))

@@ -11,9 +11,9 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from multiclass.datasets import images, tables
+from multiclass.datasets import as_float, images, tables
 from multiclass.errors import UserError
-from tests.conftest import IDX_FILES, write_idx_dataset
+from multiclass.synthetic import IDX_FILES, write_idx_dataset
 
 
 def test_digits_default_split_is_stratified_and_disjoint():
@@ -93,13 +93,15 @@ def test_bad_split_options_are_refused(options):
         tables.digits(**options)
 
 
-def test_mnist_reads_idx_files_into_scaled_tensors(tmp_path):
+def test_mnist_keeps_idx_pixels_as_uint8_and_feeds_floats(tmp_path):
     write_idx_dataset(tmp_path / "MNIST" / "raw", num_train=300, num_test=100)
     splits = images.mnist(root=str(tmp_path), download=False, val_fraction=0.1, seed=0)
     assert splits.input_shape == (1, 28, 28)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (270, 30, 100)
-    assert splits.train.x.dtype == torch.float32
-    assert splits.train.x.max() == 1.0 and splits.train.x.min() >= 0
+    assert splits.train.x.dtype == torch.uint8 and splits.train.x.max() == 255
+    inputs = as_float(splits.train.x[:5])
+    assert inputs.dtype == torch.float32 and inputs.max() == 1.0 and inputs.min() >= 0
+    assert torch.equal(inputs * 255, splits.train.x[:5].float())
     assert splits.class_names[0] == "0 - zero"
 
 

@@ -4,6 +4,6 @@
 and `images` each load their sources and hand them to `make_splits`.
 """
 
-from multiclass.datasets.splits import Source, Split, Splits, make_splits
+from multiclass.datasets.splits import Source, Split, Splits, as_float, make_splits
 
-__all__ = ["Source", "Split", "Splits", "make_splits"]
+__all__ = ["Source", "Split", "Splits", "as_float", "make_splits"]

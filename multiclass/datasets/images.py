@@ -1,12 +1,11 @@
-"""MNIST and Fashion-MNIST through torchvision, read straight from its IDX files into tensors
-(no per-sample transforms), with a one-line error that names the folder when files are missing."""
+"""MNIST and Fashion-MNIST through torchvision, read straight from its IDX files into uint8
+tensors (no per-sample transforms), with a one-line error that names the folder when files
+are missing."""
 
 import contextlib
 import io
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from multiclass.datasets.splits import Source, Splits, make_splits
 from multiclass.errors import UserError
@@ -27,7 +26,7 @@ def fashion_mnist(root: str = "data", download: bool = True, **split_options: An
 
 
 def load_idx(dataset_class: type, root: str, download: bool) -> Source:
-    """Both official splits of a torchvision MNIST-like data set as scaled float tensors."""
+    """Both official splits of a torchvision MNIST-like data set, images as uint8 (N, 1, H, W)."""
     root_path = Path(root).expanduser().resolve()
     name = dataset_class.__name__
     raw_folder = root_path / name / "raw"
@@ -43,10 +42,10 @@ def load_idx(dataset_class: type, root: str, download: bool) -> Source:
         ) from None
     return Source(
         name=name.lower(),
-        x=to_float_images(train.data),
+        x=train.data.unsqueeze(1),
         y=train.targets.long(),
         class_names=list(dataset_class.classes),
-        test_x=to_float_images(test.data),
+        test_x=test.data.unsqueeze(1),
         test_y=test.targets.long(),
     )
 
@@ -64,8 +63,3 @@ def fetch(dataset_class: type, root: Path, raw_folder: Path) -> None:
             f"could not download {dataset_class.__name__} into {raw_folder} ({reason}):"
             " copy its IDX files there by hand, or set dataset.download=false and dataset.root"
         ) from None
-
-
-def to_float_images(data: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, H, W) to float32 (N, 1, H, W) in [0, 1], as ToTensor would give per sample."""
-    return data.unsqueeze(1).float().div_(255)

@@ -21,9 +21,15 @@ class Source:
     test_y: torch.Tensor | None = None
 
 
+def as_float(x: torch.Tensor) -> torch.Tensor:
+    """Model inputs from stored ones: uint8 pixels (0..255) become floats in [0, 1]."""
+    return x if x.is_floating_point() else x.float().div_(255)
+
+
 @dataclass(frozen=True)
 class Split:
-    """One split as tensors: float inputs of shape (N, *input_shape) and int64 labels (N,)."""
+    """One split as tensors: inputs of shape (N, *input_shape), int64 labels (N,). Images are
+    stored as uint8, a quarter of float32, and become floats batch by batch (`as_float`)."""
 
     x: torch.Tensor
     y: torch.Tensor

@@ -1,0 +1,417 @@
+"""multiclass-bench: the framework's training speed beside the loops people write by hand.
+
+Contestants train the same model on the same MNIST-shaped data for one epoch, in turn
+(A B C A B C ...), each in a fresh process so that its peak memory is its own:
+
+- seed-style: seed 000's loop: torchvision MNIST with ToTensor, DataLoader(shuffle=True),
+  `.item()` every step;
+- minimal: a hand-written loop over slices of a seeded permutation, nothing else;
+- framework: `multiclass.run.execute`, the code path of `multiclass-train`, timed by the
+  `train_seconds` its metrics.csv records (the training pass alone, as for the others).
+
+It also times whole `multiclass-train` processes (start-up, an 8-job sweep) and, for the CNN,
+compares the speed reached with the floor that its FLOP count and this machine's measured
+matrix-multiply rate give. It writes bench.md and bench.json.
+"""
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+CONTESTANTS = ("seed-style", "minimal", "framework")
+LEARNING_RATE = 1e-3
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    model: str  # "mlp": seed 000's 784-256-128-64-10; "cnn": seed 004's two conv blocks
+    batch_size: int
+    samples: int  # training samples in the one epoch
+    contestants: tuple[str, ...] = CONTESTANTS
+
+
+def workloads(samples: int, cnn_steps: int, variants: bool) -> list[Workload]:
+    """The MLP at batch 32 and 256 (the framework also with torch.compile and with bf16 at 256
+    when `variants`), and the CNN at batch 256 for `cnn_steps` steps."""
+    at_256 = (*CONTESTANTS, "framework+compile", "framework+bf16") if variants else CONTESTANTS
+    return [
+        Workload("mlp-b32", "mlp", 32, samples),
+        Workload("mlp-b256", "mlp", 256, samples, at_256),
+        Workload("cnn-b256", "cnn", 256, min(samples, cnn_steps * 256)),
+    ]
+
+
+# ---------------------------------------------------------------------------- the contestants
+# Each runs in its own process (`multiclass-bench worker ...`) and returns one measurement.
+
+
+def build_model(kind: str):
+    from multiclass import models
+
+    if kind == "mlp":
+        return models.mlp((1, 28, 28), 10, hidden=[256, 128, 64])
+    return models.cnn((1, 28, 28), 10, channels=[64, 64], kernel_size=5, padding=0, pool=2)
+
+
+def framework_overrides(workload: Workload, root: Path, variant: str) -> list[str]:
+    model = (
+        "model.hidden=[256,128,64]"
+        if workload.model == "mlp"
+        else "model=cnn model.channels=[64,64] model.kernel_size=5 model.padding=0 model.pool=2"
+    )
+    extra = {
+        "framework": "",
+        "framework+compile": "device.compile=true",
+        "framework+bf16": "device.precision=bf16",
+    }[variant]
+    return [
+        "dataset=mnist",
+        f"dataset.root={root}",
+        "dataset.download=false",
+        "dataset.val_fraction=0",
+        f"dataset.limit={workload.samples}",
+        *model.split(),
+        f"trainer.batch_size={workload.batch_size}",
+        "trainer.epochs=1",
+        "plots=false",
+        "trainer.progress=false",
+        f"optimizer.lr={LEARNING_RATE}",
+        "device=cpu",
+        *extra.split(),
+    ]
+
+
+def run_framework(workload: Workload, root: Path, variant: str) -> dict[str, Any]:
+    import csv
+
+    from hydra import compose, initialize_config_dir
+
+    from multiclass.cli import CONFIG_DIR
+    from multiclass.run import execute
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=framework_overrides(workload, root, variant))
+    with tempfile.TemporaryDirectory() as run_dir:
+        outcome = execute(cfg, Path(run_dir))
+        if outcome.status != "completed":
+            raise RuntimeError(f"framework run {outcome.status}: {outcome.summary.get('error')}")
+        with open(Path(run_dir) / "metrics.csv") as file:
+            (row,) = csv.DictReader(file)
+    accuracy = outcome.summary["test_acc"] if workload.model == "mlp" else None
+    return {"seconds": float(row["train_seconds"]), "test_acc": accuracy}
+
+
+def run_seed_style(workload: Workload, root: Path) -> dict[str, Any]:
+    import torch
+    from torch.utils.data import DataLoader, Subset
+    from torchvision.datasets import MNIST
+    from torchvision.transforms import ToTensor
+
+    dataset = Subset(MNIST(str(root), train=True, transform=ToTensor()), range(workload.samples))
+    loader = DataLoader(dataset, batch_size=workload.batch_size, shuffle=True)
+    torch.manual_seed(0)
+    model = build_model(workload.model)
+    loss_function = torch.nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    started = time.perf_counter()
+    epoch_loss, n_corrects = 0.0, 0  # the seed reports these every epoch
+    for x, y in loader:
+        pred = model.forward(x)
+        loss = loss_function(pred, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        epoch_loss += loss.item() * len(x)
+        n_corrects += (torch.argmax(pred, dim=1) == y).sum().item()
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "test_acc": accuracy_on_test_set(model, workload, root)}
+
+
+def run_minimal(workload: Workload, root: Path) -> dict[str, Any]:
+    import torch
+    from torchvision.datasets import MNIST
+
+    train = MNIST(str(root), train=True)
+    x = train.data[: workload.samples].unsqueeze(1).float() / 255
+    y = train.targets[: workload.samples]
+    torch.manual_seed(0)
+    model = build_model(workload.model)
+    loss_function = torch.nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    started = time.perf_counter()
+    for start in range(0, len(y), workload.batch_size):
+        batch = order[start : start + workload.batch_size]
+        loss = loss_function(model(x[batch]), y[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "test_acc": accuracy_on_test_set(model, workload, root)}
+
+
+def accuracy_on_test_set(model, workload: Workload, root: Path) -> float | None:
+    """Accuracy on the official test set after the epoch (MLP workloads; untimed)."""
+    if workload.model != "mlp":
+        return None
+    import torch
+    from torchvision.datasets import MNIST
+
+    test = MNIST(str(root), train=False)
+    with torch.no_grad():
+        predicted = model.eval()(test.data.unsqueeze(1).float() / 255).argmax(dim=1)
+    return (predicted == test.targets).float().mean().item()
+
+
+def worker(contestant: str, workload: Workload, root: Path) -> dict[str, Any]:
+    """One measurement in this process: seconds for the epoch, and this process's peak memory."""
+    if contestant == "seed-style":
+        result = run_seed_style(workload, root)
+    elif contestant == "minimal":
+        result = run_minimal(workload, root)
+    else:
+        result = run_framework(workload, root, contestant)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def measure(contestant: str, workload: Workload, root: Path) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        "-m",
+        "multiclass.bench",
+        "worker",
+        contestant,
+        json.dumps(asdict(workload)),
+        str(root),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{contestant} on {workload.name} failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------- whole processes
+
+
+def timed_process(command: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, cwd=cwd, capture_output=True, check=True)
+    return time.perf_counter() - started
+
+
+def startup_seconds(repeats: int) -> dict[str, float]:
+    """Median wall time of `multiclass-train trainer.epochs=1` on the default data set, and of
+    the floor any torch training script pays here: importing torch, building an optimizer."""
+    floor = [
+        sys.executable,
+        "-c",
+        "import torch; torch.optim.Adam(torch.nn.Linear(1, 1).parameters())",
+    ]
+    run = [sys.executable, "-m", "multiclass", "trainer.epochs=1"]
+    with tempfile.TemporaryDirectory() as cwd:
+        return {
+            "framework_s": statistics.median(timed_process(run, Path(cwd)) for _ in range(repeats)),
+            "torch_floor_s": statistics.median(
+                timed_process(floor, Path(cwd)) for _ in range(repeats)
+            ),
+        }
+
+
+def sweep_overhead(jobs: int = 8) -> dict[str, float]:
+    """(wall time - the jobs' own training time) / jobs for a sweep of tiny runs, with and
+    without plots."""
+    result = {}
+    for plots in ("true", "false"):
+        with tempfile.TemporaryDirectory() as cwd:
+            seeds = ",".join(str(s) for s in range(jobs))
+            command = [
+                sys.executable,
+                "-m",
+                "multiclass",
+                "-m",
+                f"seed={seeds}",
+                "trainer.epochs=1",
+                f"plots={plots}",
+            ]
+            wall = timed_process(command, Path(cwd))
+            trained = sum(
+                json.loads(p.read_text())["train_time_s"] for p in Path(cwd).rglob("summary.json")
+            )
+        result[f"plots_{plots}_s"] = (wall - trained) / jobs
+        result[f"plots_{plots}_wall_s"] = wall
+    return result
+
+
+# ---------------------------------------------------------------------------- the CNN's floor
+
+
+def cnn_floor(batch_size: int) -> dict[str, float]:
+    """FLOPs of one training step (forward and backward, counted by torch) and the matrix
+    multiply rate measured here: together, the most samples per second the machine allows."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_model("cnn")
+    x, y = torch.rand(batch_size, 1, 28, 28), torch.randint(0, 10, (batch_size,))
+    with FlopCounterMode(display=False) as counter:
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+    flops_per_sample = counter.get_total_flops() / batch_size
+    a, b = torch.rand(1024, 1024), torch.rand(1024, 1024)
+    a @ b
+    started, reps = time.perf_counter(), 20
+    for _ in range(reps):
+        a @ b
+    rate = 2 * 1024**3 * reps / (time.perf_counter() - started)
+    return {
+        "flops_per_sample": flops_per_sample,
+        "matmul_gflops": rate / 1e9,
+        "floor_samples_per_s": rate / flops_per_sample,
+    }
+
+
+# ---------------------------------------------------------------------------- the report
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    seconds = statistics.median(run["seconds"] for run in runs)
+    accuracies = [run["test_acc"] for run in runs if run["test_acc"] is not None]
+    return {
+        "seconds": seconds,
+        "all_seconds": [run["seconds"] for run in runs],
+        "peak_rss_mb": statistics.median(run["peak_rss_mb"] for run in runs),
+        "test_acc": statistics.median(accuracies) if accuracies else None,
+    }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"Machine: {report['machine']}; {report['repeats']} repeats, medians; "
+        f"data: {report['data']}.",
+        "",
+        "| workload | contestant | s / epoch | samples / s | peak RSS MB | test acc "
+        "| framework / this |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, result in report["workloads"].items():
+        framework = result["contestants"]["framework"]["seconds"]
+        for contestant, row in result["contestants"].items():
+            accuracy = "-" if row["test_acc"] is None else f"{row['test_acc']:.4f}"
+            lines.append(
+                f"| {name} | {contestant} | {row['seconds']:.2f} | "
+                f"{result['samples'] / row['seconds']:,.0f} | {row['peak_rss_mb']:,.0f} | "
+                f"{accuracy} | {framework / row['seconds']:.2f} |"
+            )
+    floor, cnn = report["cnn_floor"], report["workloads"]["cnn-b256"]
+    reached = cnn["samples"] / cnn["contestants"]["framework"]["seconds"]
+    lines += [
+        "",
+        f"- CNN: {floor['flops_per_sample'] / 1e6:.1f} MFLOP per training sample (torch's "
+        f"FlopCounterMode), matrix multiply {floor['matmul_gflops']:.1f} GFLOP/s here: floor "
+        f"{floor['floor_samples_per_s']:,.0f} samples/s; the framework reaches {reached:,.0f} "
+        f"({reached / floor['floor_samples_per_s']:.0%} of it).",
+    ]
+    if report["smoke"]:
+        return "\n".join(["Smoke run: contestants in one process, not a measurement.", *lines, ""])
+    startup, sweep = report["startup"], report["sweep"]
+    lines += [
+        f"- `multiclass-train trainer.epochs=1` (default data set), whole process: "
+        f"{startup['framework_s']:.2f} s; `import torch` plus building one optimizer alone: "
+        f"{startup['torch_floor_s']:.2f} s.",
+        f"- 8-job sweep of tiny runs, (wall - training) / 8: {sweep['plots_true_s']:.2f} s per "
+        f"job with plots, {sweep['plots_false_s']:.2f} s with `plots=false` (walls "
+        f"{sweep['plots_true_wall_s']:.1f} s and {sweep['plots_false_wall_s']:.1f} s).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def prepare_data(data_root: Path | None, samples: int, scratch: Path) -> tuple[Path, str]:
+    """The real MNIST when `data_root` holds it, else synthetic IDX files of the same shape."""
+    if data_root is not None and (data_root / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
+        return data_root.resolve(), f"MNIST from {data_root}"
+    from multiclass.synthetic import write_idx_dataset
+
+    write_idx_dataset(scratch / "MNIST" / "raw", num_train=samples, num_test=min(samples, 10_000))
+    return scratch, f"synthetic MNIST-shaped data ({samples:,} training images)"
+
+
+def benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Every measurement; `args.smoke` runs the contestants in this process and skips the
+    compile and bf16 variants and the whole-process timings: a check that it works, no more."""
+    run_one = worker if args.smoke else measure
+    with tempfile.TemporaryDirectory() as scratch:
+        root, data = prepare_data(args.data_root, args.samples, Path(scratch))
+        report: dict[str, Any] = {
+            "machine": machine(),
+            "repeats": args.repeats,
+            "data": data,
+            "smoke": args.smoke,
+            "workloads": {},
+        }
+        for workload in workloads(args.samples, args.cnn_steps, variants=not args.smoke):
+            runs: dict[str, list] = {c: [] for c in workload.contestants}
+            for repeat in range(args.repeats):
+                for contestant in workload.contestants:
+                    runs[contestant].append(run_one(contestant, workload, root))
+                    print(
+                        f"{workload.name} {contestant} #{repeat + 1}: "
+                        f"{runs[contestant][-1]['seconds']:.2f} s",
+                        file=sys.stderr,
+                    )
+            report["workloads"][workload.name] = {
+                "samples": workload.samples,
+                "batch_size": workload.batch_size,
+                "contestants": {c: summarise(r) for c, r in runs.items()},
+            }
+    report["cnn_floor"] = cnn_floor(256)
+    if not args.smoke:
+        report["startup"] = startup_seconds(args.repeats)
+        report["sweep"] = sweep_overhead()
+    return report
+
+
+def machine() -> str:
+    import os
+
+    import torch
+
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:
+        contestant, workload, root = argv[1], Workload(**json.loads(argv[2])), Path(argv[3])
+        print(json.dumps(worker(contestant, workload, root)))
+        return
+    parser = argparse.ArgumentParser(prog="multiclass-bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--data-root", type=Path, help="a folder holding MNIST/raw")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=60_000, help="training images per epoch")
+    parser.add_argument("--cnn-steps", type=int, default=20, help="CNN steps of 256 per epoch")
+    parser.add_argument("--output", type=Path, default=Path("outputs/bench"))
+    parser.add_argument("--smoke", action="store_true", help="a quick check that it runs")
+    args = parser.parse_args(argv)
+    report = benchmark(args)
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.output / "bench.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()
