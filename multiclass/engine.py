@@ -122,6 +122,11 @@ def samples_per_epoch(num_samples: int, settings: TrainerSettings) -> int:
     return num_samples - num_samples % settings.batch_size
 
 
+def model_inputs(task: Task, stored: torch.Tensor) -> torch.Tensor:
+    """A batch as stored (uint8 images, float tables) as the model takes it."""
+    return task.runtime.layout(as_float(stored))
+
+
 def train_epoch(
     task: Task,
     data: Examples,
@@ -139,7 +144,7 @@ def train_epoch(
     for start in range(0, seen, settings.batch_size):
         batch = permutation[start : start + settings.batch_size]
         with task.runtime.autocast():
-            outputs = task.model(as_float(data.x[batch]))
+            outputs = task.model(model_inputs(task, data.x[batch]))
         loss = task.criterion(outputs.float(), data.targets[batch])
         task.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -180,4 +185,4 @@ def batched_outputs(
     for start in range(0, len(x), batch_size):
         batch = slice(start, start + batch_size)
         with task.runtime.autocast():
-            yield batch, task.model(as_float(x[batch])).float()
+            yield batch, task.model(model_inputs(task, x[batch])).float()

@@ -131,7 +131,7 @@ def train_and_test(cfg: DictConfig, run_dir: Path, summary: dict[str, Any]) -> N
     summary.update(describe_data(splits))
     criterion, head = build_loss(cfg.loss, splits.num_classes)
     seed_everything(cfg.seed)
-    model = build_classifier(cfg.model, splits.input_shape, head).to(runtime.device)
+    model = runtime.place(build_classifier(cfg.model, splits.input_shape, head))
     optimizer = build_optimizer(instantiate(cfg.optimizer), model.parameters(), runtime.device)
     task = Task(runtime.compiled(model), criterion, head, optimizer, runtime)
     summary["num_params"] = sum(p.numel() for p in model.parameters())
