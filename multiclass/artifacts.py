@@ -27,19 +27,26 @@ def write_atomic(path: Path, data: bytes | str) -> None:
 
 
 class MetricsLog:
-    """metrics.csv, one row per finished epoch; rewritten whole after each so it is never torn."""
+    """metrics.csv: written whole with its header and first row, then one whole row appended
+    (a single write) as each epoch ends: never torn, and cheap for runs of 10,000 epochs."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.rows: list[dict[str, Any]] = []
+        self.started = False
 
     def append(self, row: Any) -> None:
-        self.rows.append(dataclasses.asdict(row))
+        values = dataclasses.asdict(row)
         text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=list(self.rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.rows)
-        write_atomic(self.path, text.getvalue())
+        writer = csv.DictWriter(text, fieldnames=list(values), lineterminator="\n")
+        if not self.started:
+            writer.writeheader()
+        writer.writerow(values)
+        if self.started:
+            with open(self.path, "a") as file:
+                file.write(text.getvalue())
+        else:
+            write_atomic(self.path, text.getvalue())
+            self.started = True
 
 
 def write_json(path: Path, content: dict[str, Any]) -> None:

@@ -22,9 +22,10 @@ class TrainerSettings:
     eval_batch_size: int = 1024
     drop_last: bool = False
     progress: bool = True
+    log_every: int = 1  # a log line every N epochs (and for the last); metrics.csv has all
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
             value = getattr(self, name)
             if value < 1:
                 raise UserError(f"trainer.{name} must be a positive integer, got {value}")

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from multiclass import plots
 from multiclass.artifacts import MetricsLog, weights_sha256, write_atomic, write_json
 from multiclass.checkpoint import save_checkpoint
-from multiclass.config import trainer_settings
+from multiclass.config import TrainerSettings, trainer_settings
 from multiclass.datasets import Splits
 from multiclass.engine import (
     EpochMetrics,
@@ -137,7 +137,7 @@ def train_and_test(cfg: DictConfig, run_dir: Path, summary: dict[str, Any]) -> N
     summary["num_params"] = sum(p.numel() for p in model.parameters())
 
     samples = samples_per_epoch(len(splits.train), settings)
-    recorder = EpochRecorder(run_dir / "metrics.csv", summary, settings.epochs, samples)
+    recorder = EpochRecorder(run_dir / "metrics.csv", summary, settings, samples)
     history = fit(task, splits, settings, cfg.seed, recorder)
     tested = evaluate(task, Examples.of(splits.test, head), settings.eval_batch_size)
     summary.update(test_acc=tested.acc, test_loss=tested.loss, test_error=1 - tested.acc)
@@ -177,11 +177,12 @@ class EpochRecorder:
     """Called as each epoch ends: a metrics.csv row, a log line, and the running summary."""
 
     def __init__(
-        self, path: Path, summary: dict[str, Any], epochs: int, samples_per_epoch: int
+        self, path: Path, summary: dict[str, Any], settings: TrainerSettings, samples_per_epoch: int
     ) -> None:
         self.metrics = MetricsLog(path)
         self.summary = summary
-        self.epochs = epochs
+        self.epochs = settings.epochs
+        self.log_every = settings.log_every
         self.samples_per_epoch = samples_per_epoch
         summary.update(epochs=0, train_time_s=0.0)
 
@@ -191,24 +192,18 @@ class EpochRecorder:
         summary.update(epochs=row.epoch, train_loss=row.train_loss, train_acc=row.train_acc)
         summary["train_time_s"] += row.train_seconds
         summary["samples_per_s"] = row.epoch * self.samples_per_epoch / summary["train_time_s"]
-        if row.val_acc is not None and (
-            summary["best_val_acc"] is None or row.val_acc > summary["best_val_acc"]
-        ):
+        best = summary["best_val_acc"]
+        if row.val_acc is not None and (best is None or row.val_acc > best):
             summary.update(best_val_acc=row.val_acc, best_epoch=row.epoch)
-        val = (
-            ""
-            if row.val_acc is None
-            else f"  val_loss {row.val_loss:.4f}  val_acc {row.val_acc:.4f}"
-        )
-        log.info(
-            "epoch %d/%d  train_loss %.4f  train_acc %.4f%s  (%.2f s)",
-            row.epoch,
-            self.epochs,
-            row.train_loss,
-            row.train_acc,
-            val,
-            row.epoch_seconds,
-        )
+        if row.epoch % self.log_every == 0 or row.epoch == self.epochs:
+            log.info("epoch %d/%d  %s", row.epoch, self.epochs, describe_epoch(row))
+
+
+def describe_epoch(row: EpochMetrics) -> str:
+    text = f"train_loss {row.train_loss:.4f}  train_acc {row.train_acc:.4f}"
+    if row.val_acc is not None:
+        text += f"  val_loss {row.val_loss:.4f}  val_acc {row.val_acc:.4f}"
+    return f"{text}  ({row.epoch_seconds:.2f} s)"
 
 
 def draw(

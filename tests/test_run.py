@@ -88,6 +88,16 @@ def test_same_seed_same_numbers_other_seed_other_weights(train):
     assert first.summary["weights_sha256"] != other.summary["weights_sha256"]
 
 
+def test_log_every_thins_the_log_but_not_the_metrics(train, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="multiclass"):
+        train(*DIGITS, "trainer.epochs=5", "trainer.log_every=2", run_dir=tmp_path / "r")
+    logged = [
+        r.getMessage().split()[1] for r in caplog.records if r.getMessage().startswith("epoch")
+    ]
+    assert logged == ["2/5", "4/5", "5/5"]
+    assert [int(row["epoch"]) for row in read_metrics(tmp_path / "r")] == [1, 2, 3, 4, 5]
+
+
 def test_drop_last_trains_on_whole_batches_only(train):
     summary = train(*DIGITS, "trainer.drop_last=true", "trainer.batch_size=64").summary
     # 360 training samples: five whole batches of 64 per epoch, 40 samples left out.
