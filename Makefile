@@ -1,11 +1,12 @@
 # Two commands on a fresh machine: `make run` and `make test`.
 # The virtual environment is (re)installed only when pyproject.toml changes.
 PYTHON ?= python3
+DATA_ROOT ?= ../shared/data
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint
+.PHONY: run test lint reproduce bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +19,12 @@ run: $(STAMP)  ## train the default experiment (pass overrides with ARGS="model=
 test: $(STAMP)  ## lint, then the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+reproduce: $(STAMP)  ## rerun every seed experiment whose data is in DATA_ROOT (3 seeds each)
+	$(BIN)/multiclass-reproduce --data-root $(DATA_ROOT)
+
+bench: $(STAMP)  ## the speed benchmark (about 12 minutes on 2 cores)
+	$(BIN)/multiclass-bench --data-root $(DATA_ROOT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -43,6 +43,7 @@ class TrainConfig:
     seed: int = 0
     plots: bool = True
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
+    reproduces: Any = None  # an experiment's reference figures (conf/experiment)
 
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)

@@ -1,0 +1,159 @@
+"""multiclass-reproduce: rerun the seeds' experiments (conf/experiment/*.yaml) on the data here,
+over several seeds, and tabulate each seed's reported figure beside the one measured.
+
+Each experiment's `reproduces` node names its figures (`train_acc`, `test_loss`, ... as in
+summary.json); an experiment whose data cannot be had here gets "not run here" instead.
+"""
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from multiclass.cli import CONFIG_DIR
+
+
+def experiment_names() -> list[str]:
+    return sorted(path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml"))
+
+
+def data_overrides(name: str, data_root: Path) -> list[str]:
+    """Point an experiment at `data_root` when its data set reads files."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={name}"])
+    if "root" not in cfg.dataset:
+        return []
+    return [f"dataset.root={data_root.resolve()}", "dataset.download=false"]
+
+
+def missing_data(name: str, overrides: list[str]) -> str | None:
+    """Why the experiment's data cannot be loaded here, or None when it can."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={name}", *overrides])
+    try:
+        instantiate(cfg.dataset)
+    except InstantiationException as error:
+        return str(error.__cause__ or error).split(":")[0]
+    return None
+
+
+def run_experiment(name: str, seeds: list[int], overrides: list[str], sweep_dir: Path) -> None:
+    """One Hydra sweep over the seeds; its jobs land in sweep_dir/0, 1, ..."""
+    shutil.rmtree(sweep_dir, ignore_errors=True)
+    command = [
+        sys.executable,
+        "-m",
+        "multiclass",
+        "-m",
+        f"experiment={name}",
+        f"seed={','.join(str(s) for s in seeds)}",
+        f"hydra.sweep.dir={sweep_dir}",
+        "trainer.progress=false",
+        *overrides,
+    ]
+    subprocess.run(command, check=False)
+
+
+def collect(sweep_dir: Path, figures: list[str]) -> dict[str, Any]:
+    """The `figures` of every completed job in a sweep, each with its mean and range."""
+    summaries = [json.loads(path.read_text()) for path in sorted(sweep_dir.glob("*/summary.json"))]
+    completed = [s for s in summaries if s["status"] == "completed"]
+    measured = {}
+    for metric in figures:
+        values = [s[metric] for s in completed]
+        if values:
+            measured[metric] = {
+                "mean": statistics.fmean(values),
+                "min": min(values),
+                "max": max(values),
+                "values": values,
+            }
+    return {"seeds": sorted(s["seed"] for s in completed), "measured": measured}
+
+
+def describe(result: dict[str, Any]) -> str:
+    parts = []
+    for metric, m in result["measured"].items():
+        parts.append(f"{metric} {m['mean']:.4f} ({m['min']:.4f}-{m['max']:.4f})")
+    return "; ".join(parts)
+
+
+def markdown(results: dict[str, dict[str, Any]], data_root: Path) -> str:
+    lines = [
+        "| experiment | seed | the seed's figure | measured here: mean (min-max) | seeds "
+        "| command |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, result in results.items():
+        command = f"`multiclass-train experiment={name}"
+        if result.get("data_overrides"):
+            command += f" dataset.root={data_root} dataset.download=false"
+        command += "`"
+        measured = result.get("not_run") or describe(result) or "no completed run"
+        seeds = ",".join(str(s) for s in result.get("seeds", [])) or "-"
+        lines.append(
+            f"| `{name}` | {result['seed']} | {result['reported']} | {measured} | {seeds} "
+            f"| {command} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def reference(name: str) -> dict[str, Any]:
+    """The `reproduces` node of an experiment, read from its YAML file."""
+    return yaml.safe_load((CONFIG_DIR / "experiment" / f"{name}.yaml").read_text())["reproduces"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="multiclass-reproduce", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=Path("data"),
+        help="the folder holding MNIST/raw and FashionMNIST/raw",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="+", help="these experiments only")
+    parser.add_argument("--output", type=Path, default=Path("outputs/reproduce"))
+    parser.add_argument("--no-run", action="store_true", help="tabulate the runs already there")
+    args = parser.parse_args(argv)
+
+    results: dict[str, dict[str, Any]] = {}
+    for name in args.only or experiment_names():
+        expected = reference(name)
+        overrides = data_overrides(name, args.data_root)
+        result: dict[str, Any] = {
+            "seed": expected["seed"],
+            "reported": expected["reported"],
+            "data_overrides": bool(overrides),
+        }
+        missing = missing_data(name, overrides)
+        if missing:
+            result["not_run"] = f"not run here: no data offline ({missing})"
+        else:
+            if not args.no_run:
+                run_experiment(name, args.seeds, overrides, args.output / name)
+            result.update(collect(args.output / name, list(expected["figures"])))
+        results[name] = result
+    args.output.mkdir(parents=True, exist_ok=True)
+    table = markdown(results, args.data_root)
+    (args.output / "results.md").write_text(table)
+    (args.output / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

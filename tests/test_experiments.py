@@ -1,0 +1,88 @@
+"""The seeds' experiments as configs: each keeps its seed's architecture and settings and runs
+a step on tiny data (none runs to completion here); multiclass-reproduce tabulates runs."""
+
+import pytest
+import torch
+
+from multiclass.reproduce import collect, data_overrides, experiment_names, markdown, missing_data
+from multiclass.synthetic import write_idx_dataset
+from tests.conftest import compose_config
+
+# The linear layers each seed's network has, as (in, out).
+SEED_ARCHITECTURES = {
+    "seed000_blobs": [(2, 4), (4, 8), (8, 4)],
+    "seed000_mnist_mlp": [(784, 256), (256, 128), (128, 64), (64, 10)],
+    "seed001_mnist_softmax": [(784, 10)],
+    "seed001_xor": [(2, 10), (10, 10), (10, 10), (10, 1)],
+    "seed002_mnist012_cnn": [(2304, 3)],
+    "seed002_mnist01_bce": [(2304, 1)],
+    "seed002_mnist01_ce": [(2304, 2)],
+    "seed002_mnist01_ce_onehot": [(2304, 2)],
+    "seed003_toy": [(4, 3)],
+    "seed004_mnist01_mlp": [(784, 32), (32, 1)],
+    "seed004_fashion_mlp32": [(784, 32), (32, 10)],
+    "seed004_fashion_mlp256": [(784, 256), (256, 10)],
+    "seed004_fashion_mlp4096": [(784, 4096), (4096, 10)],
+    "seed004_fashion_mlp4x256": [(784, 256), (256, 256), (256, 256), (256, 256), (256, 10)],
+    "seed004_fashion_cnn": [(1024, 10)],
+}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    for folder in ("MNIST", "FashionMNIST"):
+        write_idx_dataset(root / folder / "raw", num_train=300, num_test=60)
+    return root
+
+
+def test_every_experiment_is_listed():
+    assert experiment_names() == sorted(SEED_ARCHITECTURES)
+
+
+@pytest.mark.parametrize("name", sorted(SEED_ARCHITECTURES))
+def test_each_experiment_runs_a_step_with_its_seeds_network(name, train, tmp_path, data_root):
+    overrides = [f"experiment={name}", "trainer.epochs=1", *data_overrides(name, data_root)]
+    if any(o.startswith("dataset.root") for o in overrides):
+        overrides.append("dataset.limit=200")
+    outcome = train(*overrides, run_dir=tmp_path / "run")
+    assert outcome.status == "completed", outcome.summary.get("error")
+    assert outcome.summary["epochs"] == 1
+    assert set(compose_config(*overrides).reproduces.figures) <= set(outcome.summary)
+    state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["state_dict"]
+    linear = [
+        tuple(t.shape[::-1]) for k, t in state.items() if k.endswith("weight") and t.dim() == 2
+    ]
+    assert linear == SEED_ARCHITECTURES[name]
+
+
+def test_an_experiment_sets_the_seeds_values_and_the_command_line_still_wins():
+    cfg = compose_config("experiment=seed000_mnist_mlp")
+    assert (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.optimizer.lr) == (20, 32, 0.01)
+    assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.dataset.val_fraction == 0
+    assert compose_config("experiment=seed000_mnist_mlp", "trainer.epochs=2").trainer.epochs == 2
+
+
+def test_results_are_tabulated_over_seeds(train, tmp_path):
+    sweep = tmp_path / "sweep"
+    runs = [
+        train(
+            "experiment=seed003_toy", "trainer.epochs=20", f"seed={seed}", run_dir=sweep / str(seed)
+        )
+        for seed in (0, 1)
+    ]
+    losses = [run.summary["train_loss"] for run in runs]
+    result = collect(sweep, ["train_loss"])
+    assert result["seeds"] == [0, 1]
+    assert result["measured"]["train_loss"]["mean"] == pytest.approx(sum(losses) / 2)
+    assert result["measured"]["train_loss"]["min"] == min(losses)
+    table = markdown(
+        {"seed003_toy": {"seed": "003", "reported": "final cost 0.242", **result}}, tmp_path
+    )
+    assert f"train_loss {sum(losses) / 2:.4f}" in table and "| 0,1 |" in table
+
+
+def test_an_experiment_without_its_data_is_not_run(tmp_path):
+    overrides = data_overrides("seed004_fashion_mlp32", tmp_path)
+    assert overrides == [f"dataset.root={tmp_path.resolve()}", "dataset.download=false"]
+    assert missing_data("seed004_fashion_mlp32", overrides).startswith("FashionMNIST not found")
