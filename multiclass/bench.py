@@ -16,6 +16,7 @@ matrix-multiply rate give. It writes bench.md and bench.json.
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -229,28 +230,35 @@ def startup_seconds(repeats: int) -> dict[str, float]:
 
 
 def sweep_overhead(jobs: int = 8) -> dict[str, float]:
-    """(wall time - the jobs' own training time) / jobs for a sweep of tiny runs, with and
-    without plots."""
+    """For sweeps of tiny runs, with and without plots: (wall time - the jobs' own training
+    time) / jobs, start-up included; and the cost of each job past the first, from the
+    difference between a sweep of `jobs` and a sweep of one."""
     result = {}
     for plots in ("true", "false"):
-        with tempfile.TemporaryDirectory() as cwd:
-            seeds = ",".join(str(s) for s in range(jobs))
-            command = [
-                sys.executable,
-                "-m",
-                "multiclass",
-                "-m",
-                f"seed={seeds}",
-                "trainer.epochs=1",
-                f"plots={plots}",
-            ]
-            wall = timed_process(command, Path(cwd))
-            trained = sum(
-                json.loads(p.read_text())["train_time_s"] for p in Path(cwd).rglob("summary.json")
-            )
+        one_wall, one_trained = timed_sweep(1, plots)
+        wall, trained = timed_sweep(jobs, plots)
         result[f"plots_{plots}_s"] = (wall - trained) / jobs
         result[f"plots_{plots}_wall_s"] = wall
+        result[f"plots_{plots}_marginal_s"] = (wall - trained - one_wall + one_trained) / (jobs - 1)
     return result
+
+
+def timed_sweep(jobs: int, plots: str) -> tuple[float, float]:
+    """Wall time of a sweep of one-epoch runs on the default data, and its jobs' training time."""
+    with tempfile.TemporaryDirectory() as cwd:
+        seeds = ",".join(str(s) for s in range(jobs))
+        command = [
+            sys.executable,
+            "-m",
+            "multiclass",
+            "-m",
+            f"seed={seeds}",
+            "trainer.epochs=1",
+            f"plots={plots}",
+        ]
+        wall = timed_process(command, Path(cwd))
+        summaries = Path(cwd).rglob("summary.json")
+        return wall, sum(json.loads(p.read_text())["train_time_s"] for p in summaries)
 
 
 # ---------------------------------------------------------------------------- the CNN's floor
@@ -332,7 +340,9 @@ def markdown(report: dict[str, Any]) -> str:
             f" {startup['torch_floor_s']:.2f} s.",
             f"- 8-job sweep of tiny runs, (wall - training) / 8: {sweep['plots_true_s']:.2f} s "
             f"per job with plots, {sweep['plots_false_s']:.2f} s with `plots=false` (walls "
-            f"{sweep['plots_true_wall_s']:.1f} s and {sweep['plots_false_wall_s']:.1f} s).",
+            f"{sweep['plots_true_wall_s']:.1f} s and {sweep['plots_false_wall_s']:.1f} s); each "
+            f"job past the first: {sweep['plots_true_marginal_s']:.2f} s with plots, "
+            f"{sweep['plots_false_marginal_s']:.2f} s without.",
         ]
     if report["smoke"]:
         lines.insert(0, "Smoke run: contestants in one process, not a measurement.")
@@ -387,8 +397,6 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def machine() -> str:
-    import os
-
     import torch
 
     return (
