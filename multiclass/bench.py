@@ -373,7 +373,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "workloads": {},
         }
         for workload in workloads(args.samples, args.cnn_steps, variants=not args.smoke):
-            if args.workloads and workload.name not in args.workloads:
+            if args.workloads is not None and workload.name not in args.workloads:
                 continue
             runs: dict[str, list] = {c: [] for c in workload.contestants}
             for repeat in range(args.repeats):
@@ -419,7 +419,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cnn-steps", type=int, default=20, help="CNN steps of 256 per epoch")
     parser.add_argument("--output", type=Path, default=Path("outputs/bench"))
     parser.add_argument("--smoke", action="store_true", help="a quick check that it runs")
-    parser.add_argument("--workloads", nargs="*", help="only these (mlp-b32 mlp-b256 cnn-b256)")
+    parser.add_argument(
+        "--workloads",
+        nargs="*",
+        help="only these of mlp-b32 mlp-b256 cnn-b256; with no names, only the process timings",
+    )
     parser.add_argument(
         "--no-processes",
         action="store_true",
