@@ -26,19 +26,26 @@ def fashion_mnist(root: str = "data", download: bool = True, **split_options: An
 
 
 def load_idx(dataset_class: type, root: str, download: bool) -> Source:
-    """Both official splits of a torchvision MNIST-like data set, images as uint8 (N, 1, H, W)."""
+    """Both official splits of a torchvision MNIST-like data set, images as uint8 (N, 1, H, W).
+    torchvision downloads only missing files; its chatter is kept for the one-line error."""
     root_path = Path(root).expanduser().resolve()
     name = dataset_class.__name__
     raw_folder = root_path / name / "raw"
-    if download:
-        fetch(dataset_class, root_path, raw_folder)
+    chatter = io.StringIO()
     try:
-        train = dataset_class(str(root_path), train=True, download=False)
+        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+            train = dataset_class(str(root_path), train=True, download=download)
         test = dataset_class(str(root_path), train=False, download=False)
-    except RuntimeError:
+    except (RuntimeError, OSError) as error:
+        if not download:
+            raise UserError(
+                f"{name} not found in {raw_folder}: put its IDX files there, point dataset.root"
+                f" at the folder that holds {name}/raw, or set dataset.download=true"
+            ) from None
+        told = [line.strip() for line in f"{chatter.getvalue()}\n{error}".splitlines()]
         raise UserError(
-            f"{name} not found in {raw_folder}: put its IDX files there, point dataset.root at"
-            f" the folder that holds {name}/raw, or set dataset.download=true"
+            f"could not download {name} into {raw_folder} ({[t for t in told if t][-1]}):"
+            " copy its IDX files there by hand, or set dataset.download=false and dataset.root"
         ) from None
     return Source(
         name=name.lower(),
@@ -48,18 +55,3 @@ def load_idx(dataset_class: type, root: str, download: bool) -> Source:
         test_x=test.data.unsqueeze(1),
         test_y=test.targets.long(),
     )
-
-
-def fetch(dataset_class: type, root: Path, raw_folder: Path) -> None:
-    """Download into `raw_folder` unless the files are there, keeping torchvision quiet."""
-    chatter = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
-            dataset_class(str(root), train=True, download=True)
-    except (RuntimeError, OSError) as error:
-        told = [line.strip() for line in f"{chatter.getvalue()}\n{error}".splitlines()]
-        reason = [line for line in told if line][-1]
-        raise UserError(
-            f"could not download {dataset_class.__name__} into {raw_folder} ({reason}):"
-            " copy its IDX files there by hand, or set dataset.download=false and dataset.root"
-        ) from None
