@@ -95,13 +95,10 @@ def framework_overrides(workload: Workload, root: Path, variant: str) -> list[st
 def run_framework(workload: Workload, root: Path, variant: str) -> dict[str, Any]:
     import csv
 
-    from hydra import compose, initialize_config_dir
-
-    from multiclass.cli import CONFIG_DIR
+    from multiclass.config import compose_config
     from multiclass.run import execute
 
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=framework_overrides(workload, root, variant))
+    cfg = compose_config(*framework_overrides(workload, root, variant))
     with tempfile.TemporaryDirectory() as run_dir:
         outcome = execute(cfg, Path(run_dir))
         if outcome.status != "completed":

@@ -14,11 +14,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-import multiclass.config  # noqa: F401  (registers the schema that conf/train.yaml extends)
+from multiclass.config import CONFIG_DIR  # importing it registers the train.yaml schema
 
 log = logging.getLogger("multiclass")
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")

@@ -5,8 +5,10 @@ signature of the component it instantiates.
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
@@ -47,6 +49,15 @@ class TrainConfig:
 
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    """The config `multiclass-train <overrides>` runs, without Hydra's own node: for running
+    it in-process (the tests, multiclass-bench, multiclass-reproduce)."""
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
 
 
 def trainer_settings(cfg: DictConfig) -> TrainerSettings:

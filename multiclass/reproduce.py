@@ -14,38 +14,35 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+from omegaconf import DictConfig
 
-from multiclass.cli import CONFIG_DIR
+from multiclass.config import CONFIG_DIR, compose_config
 
 
 def experiment_names() -> list[str]:
     return sorted(path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml"))
 
 
-def data_overrides(name: str, data_root: Path) -> list[str]:
-    """Point an experiment at `data_root` when its data set reads files."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={name}"])
-    if "root" not in cfg.dataset:
-        return []
-    return [f"dataset.root={data_root.resolve()}", "dataset.download=false"]
+def data_options(cfg: DictConfig, data_root: Path) -> dict[str, Any]:
+    """Where an experiment's data set reads files: from `data_root`, offline."""
+    return {"root": str(data_root.resolve()), "download": False} if "root" in cfg.dataset else {}
 
 
-def missing_data(name: str, overrides: list[str]) -> str | None:
+def as_overrides(options: dict[str, Any]) -> list[str]:
+    return [f"dataset.{key}={value}" for key, value in options.items()]
+
+
+def missing_data(cfg: DictConfig, options: dict[str, Any]) -> str | None:
     """Why the experiment's data cannot be loaded here, or None when it can."""
-    from hydra import compose, initialize_config_dir
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={name}", *overrides])
+    from multiclass.run import one_line
+
     try:
-        instantiate(cfg.dataset)
+        instantiate(cfg.dataset, **options)
     except InstantiationException as error:
-        return str(error.__cause__ or error).split(":")[0]
+        return one_line(error).split(":")[0]
     return None
 
 
@@ -110,11 +107,6 @@ def markdown(results: dict[str, dict[str, Any]], data_root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def reference(name: str) -> dict[str, Any]:
-    """The `reproduces` node of an experiment, read from its YAML file."""
-    return yaml.safe_load((CONFIG_DIR / "experiment" / f"{name}.yaml").read_text())["reproduces"]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="multiclass-reproduce", description=__doc__.split("\n")[0]
@@ -133,20 +125,21 @@ def main(argv: list[str] | None = None) -> None:
 
     results: dict[str, dict[str, Any]] = {}
     for name in args.only or experiment_names():
-        expected = reference(name)
-        overrides = data_overrides(name, args.data_root)
+        cfg = compose_config(f"experiment={name}")
+        expected, options = cfg.reproduces, data_options(cfg, args.data_root)
+        overrides = as_overrides(options)
         result: dict[str, Any] = {
-            "seed": expected["seed"],
-            "reported": expected["reported"],
+            "seed": expected.seed,
+            "reported": expected.reported,
             "data_overrides": bool(overrides),
         }
-        missing = missing_data(name, overrides)
+        missing = missing_data(cfg, options)
         if missing:
             result["not_run"] = f"not run here: no data offline ({missing})"
         else:
             if not args.no_run:
                 run_experiment(name, args.seeds, overrides, args.output / name)
-            result.update(collect(args.output / name, list(expected["figures"])))
+            result.update(collect(args.output / name, list(expected.figures)))
         results[name] = result
     args.output.mkdir(parents=True, exist_ok=True)
     table = markdown(results, args.data_root)

@@ -7,14 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
-import multiclass.config  # noqa: F401  (registers the schema conf/train.yaml extends)
+from multiclass.config import compose_config
 from multiclass.run import Outcome, execute
 
-ROOT = Path(__file__).resolve().parent.parent
-CONF_DIR = ROOT / "conf"
 QUIET = ["trainer.progress=false", "plots=false"]
 # What a run on image data writes itself; the CLI adds Hydra's .hydra/ and train.log.
 RUN_FILES = (
@@ -26,12 +22,6 @@ RUN_FILES = (
     "confusion_matrix.png",
     "predictions.png",
 )
-
-
-def compose_config(*overrides: str) -> DictConfig:
-    """The config `multiclass-train <overrides>` would run, without Hydra's own node."""
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
 
 
 @pytest.fixture

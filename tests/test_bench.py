@@ -8,9 +8,9 @@ import torch
 from hydra.utils import instantiate
 
 from multiclass.bench import Workload, build_model, framework_overrides, main
+from multiclass.config import compose_config
 from multiclass.heads import build_loss
 from multiclass.models import build_classifier
-from tests.conftest import compose_config
 
 
 def layer_shapes(model: torch.nn.Module) -> list[tuple[int, ...]]:

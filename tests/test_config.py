@@ -8,18 +8,17 @@ from hydra.errors import ConfigCompositionException, InstantiationException
 from hydra.utils import instantiate
 from omegaconf.errors import ConfigKeyError
 
-from multiclass.config import trainer_settings
+from multiclass.config import CONFIG_DIR, compose_config, trainer_settings
 from multiclass.datasets import Splits
 from multiclass.errors import UserError
 from multiclass.heads import build_loss
 from multiclass.models import build_classifier
 from multiclass.optimizers import build_optimizer, has_fused
 from multiclass.synthetic import write_idx_dataset
-from tests.conftest import CONF_DIR, compose_config
 
 
 def options(group: str) -> list[str]:
-    return sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
+    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
 
 
 def test_the_groups_hold_the_documented_options():

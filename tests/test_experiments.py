@@ -4,9 +4,16 @@ a step on tiny data (none runs to completion here); multiclass-reproduce tabulat
 import pytest
 import torch
 
-from multiclass.reproduce import collect, data_overrides, experiment_names, markdown, missing_data
+from multiclass.config import compose_config
+from multiclass.reproduce import (
+    as_overrides,
+    collect,
+    data_options,
+    experiment_names,
+    markdown,
+    missing_data,
+)
 from multiclass.synthetic import write_idx_dataset
-from tests.conftest import compose_config
 
 # The linear layers each seed's network has, as (in, out).
 SEED_ARCHITECTURES = {
@@ -42,7 +49,8 @@ def test_every_experiment_is_listed():
 
 @pytest.mark.parametrize("name", sorted(SEED_ARCHITECTURES))
 def test_each_experiment_runs_a_step_with_its_seeds_network(name, train, tmp_path, data_root):
-    overrides = [f"experiment={name}", "trainer.epochs=1", *data_overrides(name, data_root)]
+    options = data_options(compose_config(f"experiment={name}"), data_root)
+    overrides = [f"experiment={name}", "trainer.epochs=1", *as_overrides(options)]
     if any(o.startswith("dataset.root") for o in overrides):
         overrides.append("dataset.limit=200")
     outcome = train(*overrides, run_dir=tmp_path / "run")
@@ -82,7 +90,12 @@ def test_results_are_tabulated_over_seeds(train, tmp_path):
     assert f"train_loss {sum(losses) / 2:.4f}" in table and "| 0,1 |" in table
 
 
-def test_an_experiment_without_its_data_is_not_run(tmp_path):
-    overrides = data_overrides("seed004_fashion_mlp32", tmp_path)
-    assert overrides == [f"dataset.root={tmp_path.resolve()}", "dataset.download=false"]
-    assert missing_data("seed004_fashion_mlp32", overrides).startswith("FashionMNIST not found")
+def test_an_experiment_without_its_data_is_not_run(tmp_path, data_root):
+    cfg = compose_config("experiment=seed004_fashion_mlp32")
+    assert as_overrides(data_options(cfg, tmp_path)) == [
+        f"dataset.root={tmp_path.resolve()}",
+        "dataset.download=False",
+    ]
+    assert missing_data(cfg, data_options(cfg, tmp_path)).startswith("FashionMNIST not found")
+    assert missing_data(cfg, data_options(cfg, data_root)) is None
+    assert data_options(compose_config("experiment=seed003_toy"), tmp_path) == {}

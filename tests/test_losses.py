@@ -6,8 +6,8 @@ import torch
 from hydra.utils import instantiate
 
 from multiclass.checkpoint import load_classifier
+from multiclass.config import compose_config
 from multiclass.heads import build_loss
-from tests.conftest import compose_config
 
 BLOBS = [
     "dataset=blobs",

@@ -12,7 +12,8 @@ from hydra.utils import instantiate
 from multiclass import engine
 from multiclass.artifacts import weights_sha256, write_atomic
 from multiclass.checkpoint import load_classifier
-from tests.conftest import RUN_FILES, compose_config
+from multiclass.config import compose_config
+from tests.conftest import RUN_FILES
 
 DIGITS = ["dataset.limit=400", "trainer.epochs=3"]
 METRIC_COLUMNS = [
