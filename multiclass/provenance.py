@@ -1,5 +1,6 @@
 """Where a run's numbers came from: library versions and the source's git commit."""
 
+import functools
 import platform
 import subprocess
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 SOURCE_DIR = Path(__file__).resolve().parent
 
 
+@functools.cache  # constant for a process; a sweep's jobs share it
 def versions() -> dict[str, str]:
     import hydra
     import torch
@@ -18,6 +20,7 @@ def versions() -> dict[str, str]:
     }
 
 
+@functools.cache
 def git_commit() -> str | None:
     """The commit of the multiclass source tree, with `-dirty` if it has uncommitted changes;
     None outside a git checkout."""
