@@ -1,6 +1,6 @@
 """`python -m multiclass [overrides]`: the same app as `multiclass-train`."""
 
-from multiclass.cli import main
+from multiclass.commands.train import main
 
 if __name__ == "__main__":
     main()

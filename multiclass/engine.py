@@ -15,7 +15,7 @@ from multiclass.config import TrainerSettings
 from multiclass.datasets import Split, Splits, as_float
 from multiclass.errors import TrainingDiverged, UserError
 from multiclass.heads import Head
-from multiclass.runtime import Runtime
+from multiclass.lifecycle.runtime import Runtime
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from multiclass.config import compose_config
-from multiclass.run import Outcome, execute
+from multiclass.lifecycle.run import Outcome, execute
 
 QUIET = ["trainer.progress=false", "plots=false"]
 # What a run on image data writes itself; the CLI adds Hydra's .hydra/ and train.log.

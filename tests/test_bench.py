@@ -7,7 +7,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from multiclass.bench import Workload, build_model, framework_overrides, main
+from multiclass.commands.bench import Workload, build_model, framework_overrides, main
 from multiclass.config import compose_config
 from multiclass.heads import build_loss
 from multiclass.models import build_classifier

@@ -10,11 +10,11 @@ from omegaconf.errors import ConfigKeyError
 
 from multiclass.config import CONFIG_DIR, compose_config, trainer_settings
 from multiclass.datasets import Splits
+from multiclass.datasets.synthetic import write_idx_dataset
 from multiclass.errors import UserError
 from multiclass.heads import build_loss
 from multiclass.models import build_classifier
 from multiclass.optimizers import build_optimizer, has_fused
-from multiclass.synthetic import write_idx_dataset
 
 
 def options(group: str) -> list[str]:

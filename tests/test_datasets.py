@@ -12,8 +12,8 @@ import torch
 from sklearn.datasets import load_digits
 
 from multiclass.datasets import as_float, images, tables
+from multiclass.datasets.synthetic import IDX_FILES, write_idx_dataset
 from multiclass.errors import UserError
-from multiclass.synthetic import IDX_FILES, write_idx_dataset
 
 
 def test_digits_default_split_is_stratified_and_disjoint():

@@ -4,8 +4,7 @@ a step on tiny data (none runs to completion here); multiclass-reproduce tabulat
 import pytest
 import torch
 
-from multiclass.config import compose_config
-from multiclass.reproduce import (
+from multiclass.commands.reproduce import (
     as_overrides,
     collect,
     data_options,
@@ -13,7 +12,8 @@ from multiclass.reproduce import (
     markdown,
     missing_data,
 )
-from multiclass.synthetic import write_idx_dataset
+from multiclass.config import compose_config
+from multiclass.datasets.synthetic import write_idx_dataset
 
 # The linear layers each seed's network has, as (in, out).
 SEED_ARCHITECTURES = {

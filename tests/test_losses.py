@@ -5,9 +5,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from multiclass.checkpoint import load_classifier
 from multiclass.config import compose_config
 from multiclass.heads import build_loss
+from multiclass.lifecycle.checkpoint import load_classifier
 
 BLOBS = [
     "dataset=blobs",

@@ -10,9 +10,9 @@ import yaml
 from hydra.utils import instantiate
 
 from multiclass import engine
-from multiclass.artifacts import weights_sha256, write_atomic
-from multiclass.checkpoint import load_classifier
 from multiclass.config import compose_config
+from multiclass.lifecycle.artifacts import weights_sha256, write_atomic
+from multiclass.lifecycle.checkpoint import load_classifier
 from tests.conftest import RUN_FILES
 
 DIGITS = ["dataset.limit=400", "trainer.epochs=3"]
@@ -182,7 +182,7 @@ def test_writes_are_whole_or_not_at_all(tmp_path, monkeypatch):
     def broken_replace(source, destination):
         raise OSError("disk full")
 
-    monkeypatch.setattr("multiclass.artifacts.os.replace", broken_replace)
+    monkeypatch.setattr("multiclass.lifecycle.artifacts.os.replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         write_atomic(target, "new")
     assert target.read_text() == "old"

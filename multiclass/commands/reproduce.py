@@ -37,7 +37,7 @@ def missing_data(cfg: DictConfig, options: dict[str, Any]) -> str | None:
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    from multiclass.run import one_line
+    from multiclass.lifecycle.run import one_line
 
     try:
         instantiate(cfg.dataset, **options)

@@ -9,8 +9,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from multiclass.artifacts import write_atomic
 from multiclass.heads import Head, build_loss
+from multiclass.lifecycle.artifacts import write_atomic
 from multiclass.models import build_classifier
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from multiclass.artifacts import write_atomic
 from multiclass.engine import EpochMetrics
+from multiclass.lifecycle.artifacts import write_atomic
 
 
 def new_figure(width: float, height: float, cols: int = 1, margins: dict | None = None):

@@ -13,9 +13,6 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from multiclass import plots
-from multiclass.artifacts import MetricsLog, weights_sha256, write_atomic, write_json
-from multiclass.checkpoint import save_checkpoint
 from multiclass.config import TrainerSettings, trainer_settings
 from multiclass.datasets import Splits
 from multiclass.engine import (
@@ -30,10 +27,13 @@ from multiclass.engine import (
 )
 from multiclass.errors import TrainingDiverged, UserError
 from multiclass.heads import build_loss
+from multiclass.lifecycle.artifacts import MetricsLog, weights_sha256, write_atomic, write_json
+from multiclass.lifecycle.checkpoint import save_checkpoint
+from multiclass.lifecycle.provenance import git_commit, versions
+from multiclass.lifecycle.runtime import seed_everything
 from multiclass.models import build_classifier
 from multiclass.optimizers import build_optimizer
-from multiclass.provenance import git_commit, versions
-from multiclass.runtime import seed_everything
+from multiclass.reporting import plots
 
 log = logging.getLogger("multiclass")
 

@@ -6,7 +6,7 @@ Contestants train the same model on the same MNIST-shaped data for one epoch, in
 - seed-style: seed 000's loop: torchvision MNIST with ToTensor, DataLoader(shuffle=True),
   `.item()` every step;
 - minimal: a hand-written loop over slices of a seeded permutation, nothing else;
-- framework: `multiclass.run.execute`, the code path of `multiclass-train`, timed by the
+- framework: `multiclass.lifecycle.run.execute`, the code path of `multiclass-train`, timed by the
   `train_seconds` its metrics.csv records (the training pass alone, as for the others).
 
 It also times whole `multiclass-train` processes (start-up, an 8-job sweep) and, for the CNN,
@@ -96,7 +96,7 @@ def run_framework(workload: Workload, root: Path, variant: str) -> dict[str, Any
     import csv
 
     from multiclass.config import compose_config
-    from multiclass.run import execute
+    from multiclass.lifecycle.run import execute
 
     cfg = compose_config(*framework_overrides(workload, root, variant))
     with tempfile.TemporaryDirectory() as run_dir:
@@ -187,7 +187,7 @@ def measure(contestant: str, workload: Workload, root: Path) -> dict[str, Any]:
     command = [
         sys.executable,
         "-m",
-        "multiclass.bench",
+        "multiclass.commands.bench",
         "worker",
         contestant,
         json.dumps(asdict(workload)),
@@ -350,7 +350,7 @@ def prepare_data(data_root: Path | None, samples: int, scratch: Path) -> tuple[P
     """The real MNIST when `data_root` holds it, else synthetic IDX files of the same shape."""
     if data_root is not None and (data_root / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
         return data_root.resolve(), f"MNIST from {data_root}"
-    from multiclass.synthetic import write_idx_dataset
+    from multiclass.datasets.synthetic import write_idx_dataset
 
     write_idx_dataset(scratch / "MNIST" / "raw", num_train=samples, num_test=min(samples, 10_000))
     return scratch, f"synthetic MNIST-shaped data ({samples:,} training images)"

@@ -22,7 +22,7 @@ log = logging.getLogger("multiclass")
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Train one configuration into Hydra's output directory; returns the sweep objective."""
-    from multiclass.run import execute  # torch and friends load only when a run starts
+    from multiclass.lifecycle.run import execute  # torch and friends load only when a run starts
 
     hydra_cfg = HydraConfig.get()
     outcome = execute(cfg, Path(hydra_cfg.runtime.output_dir))

@@ -1,0 +1,1 @@
+"""One run's life: the device it runs on, executing it, and the files it leaves behind."""
