@@ -5,12 +5,14 @@ DATA_ROOT ?= ../shared/data
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Every extra the tests use: dev tools, parallel and cluster launchers, search.
+EXTRAS ?= dev,parallel,cluster,search
 
 .PHONY: run test lint reproduce bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --editable '.[dev]'
+	$(BIN)/python -m pip install --quiet --editable '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 run: $(STAMP)  ## train the default experiment (pass overrides with ARGS="model=cnn trainer.epochs=5")

@@ -21,14 +21,15 @@ log = logging.getLogger("multiclass")
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Train one configuration into Hydra's output directory; returns the sweep objective."""
+    """Train one configuration into Hydra's output directory; returns the sweep objective,
+    None for a run that did not complete (a search records it as a failed trial)."""
     from multiclass.lifecycle.run import execute  # torch and friends load only when a run starts
 
     hydra_cfg = HydraConfig.get()
     outcome = execute(cfg, Path(hydra_cfg.runtime.output_dir))
     if outcome.exit_code and (hydra_cfg.mode == RunMode.RUN or outcome.status == "interrupted"):
         sys.exit(outcome.exit_code)
-    return outcome.summary.get("best_val_acc")
+    return outcome.summary.get("best_val_acc") if outcome.status == "completed" else None
 
 
 class ExitOnFailedJobs(Callback):
