@@ -1,5 +1,6 @@
 """The command line as a user runs it: a few subprocess runs, each checking a whole behaviour."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -76,22 +77,52 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
-def test_a_failed_job_in_a_sweep_fails_the_sweep_after_the_others_run(tmp_path):
+def test_a_sweep_with_a_failed_job_reports_every_job_then_fails(tmp_path):
+    # batch 4096 with drop_last leaves no batch of 200 samples: one job of four fails.
     result = run_cli(
         "-m",
-        "dataset.classes=[0,1],[0,42]",
+        "trainer.batch_size=8,4096",
+        "trainer.drop_last=false,true",
         "dataset.limit=200",
-        "trainer.epochs=1",
-        "plots=false",
+        "trainer.epochs=2",
         cwd=tmp_path,
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
-    statuses = sorted(
-        json.loads((d / "summary.json").read_text())["status"] for d in run_dirs(tmp_path)
-    )
-    assert statuses == ["completed", "failed"]
-    assert "1 job(s) did not complete: 1 (failed)" in result.stderr
+    assert "1 job(s) did not complete: 3 (failed)" in result.stderr
+    (sweep_dir,) = {d.parent for d in run_dirs(tmp_path)}
+    for name in ("sweep.csv", "sweep.md", "sweep.png"):
+        assert (sweep_dir / name).stat().st_size > 0, name
+
+    with open(sweep_dir / "sweep.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert list(rows[0])[:6] == [
+        "job",
+        "trainer.batch_size",
+        "trainer.drop_last",
+        "status",
+        "error",
+        "test_acc",
+    ]
+    assert [(r["job"], r["trainer.batch_size"], r["trainer.drop_last"]) for r in rows] == [
+        ("0", "8", "False"),
+        ("1", "8", "True"),
+        ("2", "4096", "False"),
+        ("3", "4096", "True"),
+    ]
+    assert [r["status"] for r in rows] == ["completed"] * 3 + ["failed"]
+    assert "leaves no batch" in rows[3]["error"] and rows[3]["test_acc"] == ""
+    for row in rows[:3]:
+        assert 0 <= float(row["test_acc"]) <= 1 and int(row["num_params"]) > 0
+        assert int(row["best_epoch"]) in (1, 2)
+    table = (sweep_dir / "sweep.md").read_text().splitlines()
+    assert table[0] == "# Sweep report: 4 jobs (3 completed, 1 failed)"
+    assert table[-1].startswith("| 3 | 4096 | True | failed: ")
+
+    best = max(rows[:3], key=lambda r: (float(r["best_val_acc"]), -int(r["job"])))
+    console = result.stdout.splitlines()
+    assert console[0] == "Best 4 of 4 jobs by best_val_acc:"
+    assert console[2].split()[:2] == [best["job"], best["trainer.batch_size"]]
 
 
 def test_unknown_keys_get_hydras_message_and_no_traceback(tmp_path):

@@ -121,3 +121,24 @@ def test_wrong_types_fail_at_composition(override):
 def test_unknown_options_and_keys_fail_at_composition(override):
     with pytest.raises((ConfigCompositionException, ConfigKeyError)):
         compose_config(override)
+
+
+def test_each_job_sets_the_threads_its_launcher_granted(monkeypatch):
+    from multiclass.lifecycle.runtime import prepare, threads_per_job
+
+    cores = threads_per_job()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as joblib's loky sets it: cores // n_jobs
+        prepare("cpu")
+        assert torch.get_num_threads() == 1
+        prepare("cpu", num_threads=2)  # a value in the config wins
+        assert torch.get_num_threads() == 2
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
+        assert threads_per_job() == 3
+        monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+        torch.set_num_threads(1)  # what a reused worker's last job left behind
+        prepare("cpu")
+        assert torch.get_num_threads() == cores
+    finally:
+        torch.set_num_threads(cores)

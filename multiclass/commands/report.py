@@ -1,5 +1,77 @@
-"""multiclass-report: placeholder until the sweep report lands (this commit's work in progress)."""
+"""multiclass-report PATH...: the sweep report (sweep.csv, sweep.md, sweep.png and the best
+jobs on the console) from any run or sweep directories: a sweep that ran on a cluster, one
+interrupted or still running, loose runs, several sweeps side by side. Every sweep of
+multiclass-train writes the same report at its sweep root when it ends."""
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from multiclass.errors import UserError
+from multiclass.reporting.sweep import (
+    DEFAULT_OBJECTIVE,
+    SweepReport,
+    best_line,
+    build_report,
+    console_lines,
+    write_report,
+)
+
+log = logging.getLogger("multiclass")
 
 
-def main() -> None:
-    raise SystemExit("multiclass-report: not built yet")
+def report_sweep(
+    paths: Sequence[Path],
+    out_dir: Path,
+    plots: bool = True,
+    objective: str = DEFAULT_OBJECTIVE,
+    top: int = 5,
+) -> SweepReport | None:
+    """Write the report of the runs under `paths` into `out_dir` and print its best `top` rows;
+    a report that cannot be made is one logged line (it never undoes the sweep it reports)."""
+    try:
+        report = build_report(paths, objective)
+        written = write_report(report, out_dir, plots)
+    except (UserError, OSError) as error:
+        log.error("error: no sweep report: %s", error)
+        return None
+    print(f"Best {min(top, len(report.records))} of {len(report.records)} jobs by {objective}:")
+    print("\n".join(console_lines(report, top)))
+    print(best_line(report).replace("`", ""))
+    print(f"Report: {', '.join(str(path) for path in written)}")
+    return report
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="multiclass-report", description=__doc__.split("\n")[0])
+    parser.add_argument("paths", nargs="+", type=Path, help="run or sweep directories")
+    parser.add_argument(
+        "--out", type=Path, help="where to write the report (default: the one PATH given)"
+    )
+    parser.add_argument(
+        "--objective",
+        default=DEFAULT_OBJECTIVE,
+        help="the summary.json figure to rank by; one ending in loss, error or time_s is"
+        f" minimised (default: {DEFAULT_OBJECTIVE})",
+    )
+    parser.add_argument("--top", type=int, default=5, help="rows printed (default: 5)")
+    parser.add_argument("--no-plot", action="store_true", help="skip sweep.png")
+    args = parser.parse_args(argv)
+    if args.out is None:
+        if len(args.paths) > 1:
+            parser.error("several PATHs: say where the report goes with --out DIR")
+        args.out = args.paths[0]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(format="%(message)s", level=logging.INFO)
+    args = parse_args(argv)
+    report = report_sweep(args.paths, args.out, not args.no_plot, args.objective, args.top)
+    sys.exit(0 if report else 1)
+
+
+if __name__ == "__main__":
+    main()

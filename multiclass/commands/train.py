@@ -2,7 +2,6 @@
 one Hydra app over conf/train.yaml. A single run exits with its status's code; a sweep runs
 every job, then exits non-zero if any job did not complete."""
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -32,18 +31,17 @@ def main(cfg: DictConfig) -> float | None:
     return outcome.summary.get("best_val_acc") if outcome.status == "completed" else None
 
 
-class ExitOnFailedJobs(Callback):
-    """After a sweep, report the jobs whose summary.json says anything but completed."""
+class SweepReport(Callback):
+    """When a sweep ends: its report at the sweep root (sweep.csv, sweep.md, sweep.png), the
+    best five jobs on the console, and exit status 1 if any job did not complete."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from multiclass.commands.report import report_sweep
+
         sweep_dir = Path(config.hydra.sweep.dir)
-        unfinished = []
-        for path in sorted(sweep_dir.rglob("summary.json")):
-            status = json.loads(path.read_text()).get("status")
-            if status != "completed":
-                unfinished.append(f"{path.parent.relative_to(sweep_dir)} ({status})")
+        report = report_sweep([sweep_dir], sweep_dir, plots=config.get("plots", True))
+        unfinished = [r for r in report.records if r.status != "completed"] if report else []
         if unfinished:
-            log.error(
-                "error: %d job(s) did not complete: %s", len(unfinished), ", ".join(unfinished)
-            )
+            names = ", ".join(f"{r.path.relative_to(sweep_dir)} ({r.status})" for r in unfinished)
+            log.error("error: %d job(s) did not complete: %s", len(unfinished), names)
             sys.exit(1)

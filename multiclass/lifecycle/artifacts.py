@@ -8,9 +8,10 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:  # torch loads only where weights are digested
+    from torch import nn
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
@@ -53,7 +54,7 @@ def write_json(path: Path, content: dict[str, Any]) -> None:
     write_atomic(path, json.dumps(content, indent=2) + "\n")
 
 
-def weights_sha256(model: nn.Module) -> str:
+def weights_sha256(model: "nn.Module") -> str:
     """A digest of every parameter and buffer, by name: equal weights give equal digests."""
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):

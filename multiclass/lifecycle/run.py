@@ -54,6 +54,7 @@ SUMMARY_FIELDS = (
     "train_time_s",
     "samples_per_s",
     "device",
+    "num_threads",
     "seed",
     "weights_sha256",
     "dataset",
@@ -126,7 +127,7 @@ def train_and_test(cfg: DictConfig, run_dir: Path, summary: dict[str, Any]) -> N
     """Build dataset, loss, model and optimizer; train; test; write every artefact."""
     settings = trainer_settings(cfg)
     runtime = instantiate(cfg.device)
-    summary.update(seed=cfg.seed, device=str(runtime.device))
+    summary.update(seed=cfg.seed, device=str(runtime.device), num_threads=torch.get_num_threads())
     splits: Splits = instantiate(cfg.dataset).to(runtime.device)
     summary.update(describe_data(splits))
     criterion, head = build_loss(cfg.loss, splits.num_classes)

@@ -60,16 +60,30 @@ def prepare(
         raise UserError(
             f"device.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
         )
-    if num_threads is not None:
-        if num_threads < 1:
-            raise UserError(f"device.num_threads must be positive, got {num_threads}")
-        torch.set_num_threads(num_threads)
+    if num_threads is not None and num_threads < 1:
+        raise UserError(f"device.num_threads must be positive, got {num_threads}")
+    # Set every time: a launcher's reused worker (joblib's loky) keeps the last job's count.
+    torch.set_num_threads(num_threads or threads_per_job())
     if deterministic and device.type == "cuda":
         # cuBLAS is only deterministic with a fixed workspace; it must be set before its first use.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.benchmark = not deterministic
     return Runtime(device, precision, compile, channels_last)
+
+
+THREAD_LIMITS = ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK")
+
+
+def threads_per_job() -> int:
+    """The cores this job may use: what its launcher granted (joblib's loky workers get
+    OMP_NUM_THREADS = cores // n_jobs, Ray tasks their num_cpus, Slurm its cpus_per_task),
+    else every core this process may run on. Concurrent jobs then never oversubscribe."""
+    for name in THREAD_LIMITS:
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def select_device(kind: str) -> torch.device:

@@ -4,11 +4,14 @@ a grid of test predictions (images). Each takes plain arrays and writes one PNG 
 import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from multiclass.engine import EpochMetrics
 from multiclass.lifecycle.artifacts import write_atomic
+
+if TYPE_CHECKING:  # torch loads only where a run trains
+    from multiclass.engine import EpochMetrics
 
 
 def new_figure(width: float, height: float, cols: int = 1, margins: dict | None = None):
@@ -26,7 +29,7 @@ def save(figure, path: Path) -> None:
     write_atomic(path, buffer.getvalue())
 
 
-def curves(history: Sequence[EpochMetrics], path: Path) -> None:
+def curves(history: Sequence["EpochMetrics"], path: Path) -> None:
     """Loss and accuracy per epoch, train and validation."""
     from matplotlib.ticker import MaxNLocator
 

@@ -1,0 +1,138 @@
+"""Run directories read back as records: what a sweep report needs from each job, whichever
+launcher ran it and however far it got (a job still running or killed has no summary.json yet,
+so its figures come from the metrics.csv rows it wrote)."""
+
+import csv
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from multiclass.errors import UserError
+
+# Files that mark a run directory: the run writes config.yaml first, Hydra writes .hydra/.
+RUN_MARKERS = ("config.yaml", "summary.json", ".hydra/overrides.yaml")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    path: Path
+    job: int | None  # Hydra's job number (for a search, the trial number)
+    overrides: dict[str, str]  # the job's command-line overrides: key -> value as typed
+    config: dict[str, Any]  # the resolved config.yaml, flattened: "model.depth" -> 2
+    summary: dict[str, Any]  # summary.json, or what metrics.csv says so far
+    val_acc: list[float]  # validation accuracy per epoch
+
+    @property
+    def status(self) -> str:
+        return self.summary.get("status") or "unfinished"
+
+    def value(self, key: str) -> Any:
+        """A swept key's value, typed as the run saw it: from the resolved config where the key
+        is a value there, else (a config group such as `model=cnn`) as the override named it."""
+        if key not in self.config or isinstance(self.config[key], dict):
+            return self.overrides.get(key)
+        value = self.config[key]
+        return json.dumps(value) if isinstance(value, list) else value
+
+
+def find_runs(paths: Iterable[Path]) -> list[RunRecord]:
+    """Every run directory at or below `paths`, once each, in job order."""
+    found: set[Path] = set()
+    for path in paths:
+        if not path.is_dir():
+            raise UserError(f"{path}: no such directory")
+        for marker in RUN_MARKERS:
+            found.update(run_dir_of(hit) for hit in path.rglob(Path(marker).name) if is_marker(hit))
+    records = [read_run(run_dir) for run_dir in found]
+    return sorted(records, key=lambda r: (str(r.path.parent), r.job is None, r.job, str(r.path)))
+
+
+def is_marker(hit: Path) -> bool:
+    """config.yaml and summary.json of a run, or the overrides.yaml inside its .hydra/."""
+    if hit.name == "overrides.yaml":
+        return hit.parent.name == ".hydra"
+    return hit.parent.name != ".hydra"
+
+
+def run_dir_of(marker: Path) -> Path:
+    return marker.parent.parent if marker.parent.name == ".hydra" else marker.parent
+
+
+def read_run(run_dir: Path) -> RunRecord:
+    rows = read_metrics(run_dir / "metrics.csv")
+    return RunRecord(
+        path=run_dir,
+        job=job_number(run_dir),
+        overrides=read_overrides(run_dir / ".hydra" / "overrides.yaml"),
+        config=flatten(read_yaml(run_dir / "config.yaml") or {}),
+        summary=read_json(run_dir / "summary.json") or summary_so_far(rows),
+        val_acc=[float(row["val_acc"]) for row in rows if row.get("val_acc")],
+    )
+
+
+def job_number(run_dir: Path) -> int | None:
+    hydra = read_yaml(run_dir / ".hydra" / "hydra.yaml") or {}
+    number = hydra.get("hydra", {}).get("job", {}).get("num")
+    if isinstance(number, int):
+        return number
+    return int(run_dir.name) if run_dir.name.isdigit() else None
+
+
+def read_overrides(path: Path) -> dict[str, str]:
+    """`model.depth=2` -> {"model.depth": "2"}; `+key`, `++key` and `~key` by their key."""
+    overrides = {}
+    for item in read_yaml(path) or []:
+        key, _, value = str(item).partition("=")
+        overrides[key.lstrip("+~")] = value
+    return overrides
+
+
+def summary_so_far(rows: list[dict[str, str]]) -> dict[str, Any]:
+    """A job without summary.json (running, or killed): its best epoch and time so far."""
+    summary: dict[str, Any] = {"status": "unfinished", "epochs": len(rows)}
+    scored = [(float(row["val_acc"]), int(row["epoch"])) for row in rows if row.get("val_acc")]
+    if scored:
+        best_acc, _ = max(scored)
+        best_epoch = min(epoch for acc, epoch in scored if acc == best_acc)
+        summary.update(best_val_acc=best_acc, best_epoch=best_epoch)
+    if rows:
+        summary["train_time_s"] = sum(float(row["train_seconds"]) for row in rows)
+    return summary
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted keys; a mapping's own key also maps to it (for group names)."""
+    flat: dict[str, Any] = {}
+    if isinstance(node, dict):
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            flat[dotted] = value
+            if isinstance(value, dict):
+                flat.update(flatten(value, f"{dotted}."))
+    return flat
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # absent, or (never with atomic writes) unreadable
+
+
+def read_metrics(path: Path) -> list[dict[str, str]]:
+    try:
+        with open(path, newline="") as file:
+            return list(csv.DictReader(file))
+    except OSError:
+        return []
