@@ -33,7 +33,11 @@ def main(cfg: DictConfig) -> float | None:
 
 class SweepReport(Callback):
     """When a sweep ends: its report at the sweep root (sweep.csv, sweep.md, sweep.png), the
-    best five jobs on the console, and exit status 1 if any job did not complete."""
+    best five jobs on the console, and exit status 1 if any job did not complete (unless told
+    not to: a search expects some failed trials)."""
+
+    def __init__(self, fail_on_unfinished: bool = True) -> None:
+        self.fail_on_unfinished = fail_on_unfinished
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from multiclass.commands.report import report_sweep
@@ -41,7 +45,7 @@ class SweepReport(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         report = report_sweep([sweep_dir], sweep_dir, plots=config.get("plots", True))
         unfinished = [r for r in report.records if r.status != "completed"] if report else []
-        if unfinished:
+        if unfinished and self.fail_on_unfinished:
             names = ", ".join(f"{r.path.relative_to(sweep_dir)} ({r.status})" for r in unfinished)
             log.error("error: %d job(s) did not complete: %s", len(unfinished), names)
             sys.exit(1)

@@ -1,0 +1,59 @@
+"""The `optuna_search` sweeper as Hydra sees it: its config schema, registered as the
+`hydra/sweeper` option `optuna_search`, and a Sweeper class that Hydra can find here (it only
+instantiates plugin classes from `hydra_plugins`). The work is in multiclass.sweeps.search,
+imported when a search starts, so that other commands never load optuna."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.errors import CompactHydraException
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+
+@dataclass
+class OptunaSearchConf:
+    """`hydra.sweeper` for a search; the field names are hydra-optuna-sweeper's, so its
+    users' configs carry over. `params` maps a config key to Hydra's sweep syntax:
+    `tag(log, interval(1e-4, 1e-1))`, `interval(0, 0.5)`, `range(1, 4)`, `choice(16, 64)`."""
+
+    _target_: str = "hydra_plugins.multiclass_search.optuna_search.OptunaSearchSweeper"
+    _recursive_: bool = False  # the search builds the sampler itself (it offsets the seed)
+    direction: str = "maximize"  # or minimize: what the app returns (best_val_acc here)
+    study_name: str = "search"  # the study in `storage` that the same command continues
+    storage: str | None = None  # an SQLAlchemy URL, e.g. sqlite:///outputs/search/x.db
+    n_trials: int = 20  # trials the study should have in all, counting earlier commands'
+    n_jobs: int = 1  # trials handed to the launcher at a time
+    sampler: Any = None  # a `_target_` node, e.g. optuna.samplers.TPESampler; null: optuna's
+    params: dict[str, str] = field(default_factory=dict)
+
+
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="optuna_search", node=OptunaSearchConf, provider="multiclass"
+)
+
+
+class OptunaSearchSweeper(Sweeper):
+    """Hands the sweep to multiclass.sweeps.search.OptunaSearch, built at setup so that its
+    errors reach the user as Hydra's one-line messages rather than as instantiation errors."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = settings
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        try:
+            from multiclass.sweeps.search import OptunaSearch
+        except ModuleNotFoundError as error:  # optuna comes with the [search] extra only
+            raise CompactHydraException(
+                f"hydra/sweeper=optuna_search needs optuna ({error}):"
+                " pip install 'multiclass[search]'"
+            ) from error
+        self.search = OptunaSearch(**self.settings)
+        self.search.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def sweep(self, arguments: list[str]) -> None:
+        self.search.sweep(arguments)
