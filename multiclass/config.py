@@ -16,6 +16,18 @@ from multiclass.errors import UserError
 
 
 @dataclass
+class EarlyStopping:
+    """Stop when validation accuracy has not beaten its best by more than `min_delta` for
+    `patience` epochs; `patience: null` (the default) never stops early."""
+
+    patience: int | None = None
+    min_delta: float = 0.0
+
+
+TEST_ON = ("last", "best")
+
+
+@dataclass
 class TrainerSettings:
     """How long and in what batches to train; `progress` turns itself off when not on a terminal."""
 
@@ -25,12 +37,22 @@ class TrainerSettings:
     drop_last: bool = False
     progress: bool = True
     log_every: int = 1  # a log line every N epochs (and for the last); metrics.csv has all
+    early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    test_on: str = "last"  # the weights the test figures and model.pt come from: last or best
+    checkpoint_every_s: float = 0.0  # last.pt after an epoch once this long since the last one
 
     def __post_init__(self) -> None:
+        if isinstance(self.early_stopping, dict):
+            self.early_stopping = EarlyStopping(**self.early_stopping)
         for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
             value = getattr(self, name)
             if value < 1:
                 raise UserError(f"trainer.{name} must be a positive integer, got {value}")
+        patience = self.early_stopping.patience
+        if patience is not None and patience < 1:
+            raise UserError(f"trainer.early_stopping.patience must be positive, got {patience}")
+        if self.test_on not in TEST_ON:
+            raise UserError(f"trainer.test_on must be last or best, got {self.test_on!r}")
 
 
 @dataclass
@@ -46,6 +68,11 @@ class TrainConfig:
     plots: bool = True
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
     reproduces: Any = None  # an experiment's reference figures (conf/experiment)
+    resume: str | None = None  # a run (or sweep) directory to continue in place
+
+
+# `${first_set:${resume},outputs/...}`: the run directory is the one resumed, if any.
+OmegaConf.register_new_resolver("first_set", lambda *values: next((v for v in values if v), None))
 
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)

@@ -4,7 +4,7 @@ seeded permutation, and loss and accuracy accumulate on the device, read once pe
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -59,6 +59,37 @@ class EpochMetrics:
     epoch_seconds: float
 
 
+@dataclass
+class Progress:
+    """Where training stands after `epoch` epochs: what last.pt saves and a resume restores,
+    so that a resumed run draws the same batches and ends with the same weights."""
+
+    order: torch.Generator  # the batch order; its state moves on with every epoch
+    history: list[EpochMetrics] = field(default_factory=list)
+    best_val_acc: float | None = None
+    best_epoch: int | None = None
+    stopped_early: bool = False
+
+    @property
+    def epoch(self) -> int:
+        return len(self.history)
+
+    def record(self, row: EpochMetrics, min_delta: float = 0.0) -> bool:
+        """Add an epoch's row; True when its validation accuracy is the best so far."""
+        self.history.append(row)
+        best = self.best_val_acc
+        if row.val_acc is None or (best is not None and row.val_acc <= best + min_delta):
+            return False
+        self.best_val_acc, self.best_epoch = row.val_acc, row.epoch
+        return True
+
+    def patience_spent(self, patience: int | None) -> bool:
+        """Early stopping: `patience` epochs have passed without a better validation score."""
+        if patience is None or self.best_epoch is None:
+            return False
+        return self.epoch - self.best_epoch >= patience
+
+
 @dataclass(frozen=True)
 class Evaluation:
     loss: float
@@ -70,25 +101,25 @@ def fit(
     task: Task,
     splits: Splits,
     settings: TrainerSettings,
-    seed: int,
-    on_epoch_end: Callable[[EpochMetrics], None],
-) -> list[EpochMetrics]:
-    """Train for `settings.epochs`, validating after each; stops with TrainingDiverged."""
+    progress: Progress,
+    on_epoch_end: Callable[[EpochMetrics, bool], None],
+) -> None:
+    """Train from `progress` up to `settings.epochs`, validating after each epoch and telling
+    `on_epoch_end` the row and whether it is the best; stops early when patience is spent,
+    with TrainingDiverged when the loss is no longer finite."""
     train = Examples.of(splits.train, task.head)
     val = None if splits.val is None else Examples.of(splits.val, task.head)
     steps = math.ceil(samples_per_epoch(len(train), settings) / settings.batch_size)
-    order = torch.Generator().manual_seed(seed)
-    history = []
     bar = tqdm(
-        total=settings.epochs * steps,
+        total=max(0, settings.epochs - progress.epoch) * steps,
         unit="step",
         desc="train",
         disable=None if settings.progress else True,
     )
     with bar, logging_redirect_tqdm():
-        for epoch in range(1, settings.epochs + 1):
+        for epoch in range(progress.epoch + 1, settings.epochs + 1):
             started = time.perf_counter()
-            train_loss, train_acc = train_epoch(task, train, settings, order, bar.update)
+            train_loss, train_acc = train_epoch(task, train, settings, progress.order, bar.update)
             trained = time.perf_counter()
             checked = None if val is None else evaluate(task, val, settings.eval_batch_size)
             metrics = EpochMetrics(
@@ -101,13 +132,15 @@ def fit(
                 train_seconds=trained - started,
                 epoch_seconds=time.perf_counter() - started,
             )
-            history.append(metrics)
-            on_epoch_end(metrics)
+            improved = progress.record(metrics, settings.early_stopping.min_delta)
+            progress.stopped_early = progress.patience_spent(settings.early_stopping.patience)
+            on_epoch_end(metrics, improved)
             bar.set_postfix(loss=f"{train_loss:.4f}", acc=f"{train_acc:.4f}", refresh=False)
             for loss in (metrics.train_loss, metrics.val_loss):
                 if loss is not None and not math.isfinite(loss):
                     raise TrainingDiverged(epoch, loss)
-    return history
+            if progress.stopped_early:
+                break
 
 
 def samples_per_epoch(num_samples: int, settings: TrainerSettings) -> int:

@@ -34,6 +34,7 @@ class Head:
     targets: TargetEncoding
     num_classes: int
     threshold: float = 0.0  # on a single output unit: 0 for a logit, 0.5 for a probability
+    independent: bool = False  # each unit a yes/no of its own (the BCE losses), not a softmax
 
     def output_layer(self) -> nn.Module:
         """The layer after the network's last linear map (identity for logit losses)."""
@@ -53,6 +54,19 @@ class Head:
             return (outputs[:, 0] > self.threshold).long()
         return outputs.argmax(dim=1)
 
+    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        """(N, num_classes) class probabilities by the rule the loss trained: softmax of logits,
+        exp of log-softmax, sigmoid of BCE logits, BCE's sigmoid outputs as they are. The BCE
+        units are independent, so their k-class rows need not sum to 1; one unit p gives
+        [1 - p, p]."""
+        if self.final_activation is None:
+            probabilities = outputs.sigmoid() if self.independent else outputs.softmax(dim=1)
+        else:
+            probabilities = outputs if self.independent else outputs.exp()
+        if self.width == 1:
+            return torch.cat([1 - probabilities, probabilities], dim=1)
+        return probabilities
+
 
 def head_for(criterion: nn.Module, num_classes: int, one_hot: bool = False) -> Head:
     """What `criterion` implies for a problem with `num_classes` classes."""
@@ -65,6 +79,7 @@ def head_for(criterion: nn.Module, num_classes: int, one_hot: bool = False) -> H
             targets="binary" if binary else "one_hot",
             num_classes=num_classes,
             threshold=0.5 if probabilities else 0.0,
+            independent=True,
         )
     if isinstance(criterion, nn.NLLLoss):
         return Head(num_classes, partial(nn.LogSoftmax, dim=1), "index", num_classes)

@@ -6,8 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
+from multiclass.commands.rerun import main as rerun_main
 from tests.conftest import RUN_FILES, run_cli
 
 CLI_FILES = (
@@ -65,6 +67,11 @@ def test_a_sweep_over_depth_and_width_runs_every_job_under_outputs(tmp_path):
         combos.add((config["model"]["depth"], config["model"]["width"]))
         assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
     assert combos == {(1, 8), (1, 16), (2, 8), (2, 16)}
+
+    # Any job of a sweep reruns to the same weights and metrics.
+    with pytest.raises(SystemExit) as rerun:
+        rerun_main([str(dirs[1]), "--out", str(tmp_path / "rerun")])
+    assert rerun.value.code == 0
 
 
 def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path):

@@ -25,7 +25,11 @@ def main(cfg: DictConfig) -> float | None:
     from multiclass.lifecycle.run import execute  # torch and friends load only when a run starts
 
     hydra_cfg = HydraConfig.get()
-    outcome = execute(cfg, Path(hydra_cfg.runtime.output_dir))
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    if cfg.resume and hydra_cfg.mode == RunMode.RUN and not (run_dir / "config.yaml").exists():
+        log.error("error: nothing to resume: %s is not a run directory", cfg.resume)
+        sys.exit(1)
+    outcome = execute(cfg, run_dir, hydra_cfg.overrides.task)
     if outcome.exit_code and (hydra_cfg.mode == RunMode.RUN or outcome.status == "interrupted"):
         sys.exit(outcome.exit_code)
     return outcome.summary.get("best_val_acc") if outcome.status == "completed" else None

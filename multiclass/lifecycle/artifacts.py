@@ -35,6 +35,12 @@ class MetricsLog:
         self.path = path
         self.started = False
 
+    def rewrite(self, rows: list[Any]) -> None:
+        """The file as exactly `rows` (a resumed run's, as its last.pt saved them)."""
+        self.started = False
+        for row in rows:
+            self.append(row)
+
     def append(self, row: Any) -> None:
         values = dataclasses.asdict(row)
         text = io.StringIO()

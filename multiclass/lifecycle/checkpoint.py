@@ -1,7 +1,13 @@
 """model.pt: the weights plus the plain data that rebuilds the model, loadable with
-`torch.load(weights_only=True)`; `load_classifier` gives back a ready model."""
+`torch.load(weights_only=True)`; `load_classifier` gives back a ready model.
 
+Loading treats the file as untrusted: weights_only refuses a pickle that would run code, and
+the builders it names (`_target_`s, which Hydra calls) must be a torch loss and one of ours."""
+
+import inspect
 import io
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +15,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from multiclass import models
+from multiclass.errors import UserError
 from multiclass.heads import Head, build_loss
 from multiclass.lifecycle.artifacts import write_atomic
 from multiclass.models import build_classifier
+
+CONTENT_KEYS = ("state_dict", "model", "loss", "input_shape", "class_names")
 
 
 def save_checkpoint(
@@ -37,8 +47,79 @@ def save_checkpoint(
 
 def load_classifier(path: Path | str) -> tuple[nn.Module, Head, dict[str, Any]]:
     """The model saved at `path` in eval mode on the CPU, its head, and the checkpoint's data."""
-    content = torch.load(path, map_location="cpu", weights_only=True)
-    _, head = build_loss(OmegaConf.create(content["loss"]), len(content["class_names"]))
-    model = build_classifier(OmegaConf.create(content["model"]), content["input_shape"], head)
-    model.load_state_dict(content["state_dict"])
-    return model.eval(), head, content
+    content = read_checkpoint(path)
+    model, _, head = rebuild(path, content)
+    return model, head, content
+
+
+def read_checkpoint(path: Path | str) -> dict[str, Any]:
+    """The checkpoint's content, or a one-line UserError for a file that is missing, cut short,
+    not a checkpoint, or holds anything but tensors and plain data."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint file")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        named = re.search(r"GLOBAL (\S+)", str(error))
+        raise UserError(
+            f"{path}: refused, it holds objects other than tensors and plain data"
+            f"{f' ({named.group(1)})' if named else ''}, which loading could run as code"
+        ) from None
+    except Exception as error:  # truncated, empty, or not written by torch.save
+        raise UserError(
+            f"{path}: not a readable checkpoint, truncated or not written by torch.save"
+            f" ({type(error).__name__})"
+        ) from None
+    missing = [key for key in CONTENT_KEYS if not isinstance(content, dict) or key not in content]
+    if missing:
+        raise UserError(f"{path}: not a multiclass checkpoint (no {', '.join(missing)})")
+    check_builders(path, content)
+    return content
+
+
+def check_builders(path: Path, content: dict[str, Any]) -> None:
+    """Hydra calls whatever a `_target_` names: allow a torch loss class and a model builder of
+    multiclass.models only, and no builder nested in their options."""
+    for node, allowed in (("loss", is_torch_loss), ("model", is_model_builder)):
+        config = content[node]
+        target = config.get("_target_") if isinstance(config, dict) else None
+        if not (isinstance(target, str) and allowed(target)):
+            raise UserError(f"{path}: refused, its {node} would be built by {target!r}")
+        if any(names_builder(value) for value in config.values()):
+            raise UserError(f"{path}: refused, its {node} options name builders of their own")
+
+
+def is_torch_loss(target: str) -> bool:
+    module, _, name = target.rpartition(".")
+    found = getattr(nn, name, None) if module == "torch.nn" else None
+    return isinstance(found, type) and issubclass(found, nn.modules.loss._Loss)
+
+
+def is_model_builder(target: str) -> bool:
+    """A function of multiclass.models taking (input_shape, num_outputs, ...), as
+    build_classifier calls it."""
+    module, _, name = target.rpartition(".")
+    found = getattr(models, name, None) if module == models.__name__ else None
+    if not inspect.isfunction(found) or found.__module__ != models.__name__:
+        return False
+    return list(inspect.signature(found).parameters)[:2] == ["input_shape", "num_outputs"]
+
+
+def names_builder(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "_target_" in value or any(names_builder(v) for v in value.values())
+    return isinstance(value, list) and any(names_builder(v) for v in value)
+
+
+def rebuild(path: Path | str, content: dict[str, Any]) -> tuple[nn.Module, nn.Module, Head]:
+    """The saved model in eval mode on the CPU, its loss and its head."""
+    try:
+        num_classes = len(content["class_names"])
+        criterion, head = build_loss(OmegaConf.create(content["loss"]), num_classes)
+        model = build_classifier(OmegaConf.create(content["model"]), content["input_shape"], head)
+        model.load_state_dict(content["state_dict"])
+    except Exception as error:  # weights of another shape, options no builder takes
+        text = " ".join(str(error).split())[:200]
+        raise UserError(f"{path}: cannot rebuild the model it describes: {text}") from None
+    return model.eval(), criterion, head

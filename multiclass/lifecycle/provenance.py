@@ -2,7 +2,9 @@
 
 import functools
 import platform
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 SOURCE_DIR = Path(__file__).resolve().parent
@@ -20,10 +22,15 @@ def versions() -> dict[str, str]:
     }
 
 
+def command_line() -> str:
+    """The command that started this process, as a shell would take it back."""
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
 @functools.cache
-def git_commit() -> str | None:
-    """The commit of the multiclass source tree, with `-dirty` if it has uncommitted changes;
-    None outside a git checkout."""
+def git_state() -> tuple[str | None, bool | None]:
+    """The commit of the multiclass source tree and whether it has uncommitted changes;
+    (None, None) outside a git checkout."""
 
     def git(*args: str) -> str:
         return subprocess.run(
@@ -34,5 +41,5 @@ def git_commit() -> str | None:
         commit = git("rev-parse", "HEAD")
         dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{commit}-dirty" if dirty else commit
+        return None, None
+    return commit, bool(dirty)

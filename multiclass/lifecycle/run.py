@@ -4,6 +4,8 @@ error that never loses what the run already wrote."""
 
 import logging
 import os
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from multiclass.config import TrainerSettings, trainer_settings
 from multiclass.datasets import Splits
@@ -19,6 +22,7 @@ from multiclass.engine import (
     EpochMetrics,
     Evaluation,
     Examples,
+    Progress,
     Task,
     evaluate,
     fit,
@@ -29,7 +33,14 @@ from multiclass.errors import TrainingDiverged, UserError
 from multiclass.heads import build_loss
 from multiclass.lifecycle.artifacts import MetricsLog, weights_sha256, write_atomic, write_json
 from multiclass.lifecycle.checkpoint import save_checkpoint
-from multiclass.lifecycle.provenance import git_commit, versions
+from multiclass.lifecycle.provenance import command_line, git_state, versions
+from multiclass.lifecycle.resume import (
+    LAST,
+    already_complete,
+    restore,
+    resumed_config,
+    save_last,
+)
 from multiclass.lifecycle.runtime import seed_everything
 from multiclass.models import build_classifier
 from multiclass.optimizers import build_optimizer
@@ -48,6 +59,10 @@ SUMMARY_FIELDS = (
     "best_val_acc",
     "best_epoch",
     "epochs",
+    "stopped_early",
+    "tested",
+    "tested_epoch",
+    "resumed_at",
     "train_loss",
     "train_acc",
     "num_params",
@@ -64,6 +79,8 @@ SUMMARY_FIELDS = (
     "evaluated_on",
     "versions",
     "git_commit",
+    "git_dirty",
+    "command",
 )
 
 
@@ -77,8 +94,20 @@ class Outcome:
         return EXIT_CODES[self.status]
 
 
-def execute(cfg: DictConfig, run_dir: Path) -> Outcome:
-    """Run `cfg` into `run_dir` and always leave a summary.json that says how it ended."""
+def execute(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Outcome:
+    """Run `cfg` into `run_dir` and always leave a summary.json that says how it ended. With
+    `resume` set, continue what `run_dir` holds (`overrides`: the command line's, which may
+    change only how long it trains), or leave a completed run as it is."""
+    if cfg.get("resume"):
+        try:
+            cfg = resumed_config(cfg, run_dir, overrides)
+        except UserError as refused:  # nothing written: the run keeps what it has
+            log.error("error: %s", refused)
+            return Outcome("failed", {"status": "failed", "error": str(refused)})
+        done = already_complete(run_dir, cfg.trainer.epochs)
+        if done:
+            log.info("%s completed %s epochs already: nothing to resume", run_dir, done["epochs"])
+            return Outcome("completed", done)
     run_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = dict.fromkeys(SUMMARY_FIELDS)
     error = None
@@ -123,9 +152,24 @@ def one_line(error: BaseException) -> str:
     return text if isinstance(error, UserError) else f"{type(error).__name__}: {text}"
 
 
-def train_and_test(cfg: DictConfig, run_dir: Path, summary: dict[str, Any]) -> None:
-    """Build dataset, loss, model and optimizer; train; test; write every artefact."""
-    settings = trainer_settings(cfg)
+@dataclass(frozen=True)
+class Built:
+    """What a run builds from its config, and how it saves the model's weights."""
+
+    cfg: DictConfig
+    splits: Splits
+    model: nn.Module  # as built (the task may hold a compiled wrapper of it)
+    task: Task
+
+    def save_model(self, path: Path) -> None:
+        splits = self.splits
+        save_checkpoint(
+            path, self.model, self.cfg.model, self.cfg.loss, splits.input_shape, splits.class_names
+        )
+
+
+def build(cfg: DictConfig, summary: dict[str, Any]) -> Built:
+    """Device, data, loss, model (seeded) and optimizer, as the config says."""
     runtime = instantiate(cfg.device)
     summary.update(seed=cfg.seed, device=str(runtime.device), num_threads=torch.get_num_threads())
     splits: Splits = instantiate(cfg.dataset).to(runtime.device)
@@ -134,21 +178,59 @@ def train_and_test(cfg: DictConfig, run_dir: Path, summary: dict[str, Any]) -> N
     seed_everything(cfg.seed)
     model = runtime.place(build_classifier(cfg.model, splits.input_shape, head))
     optimizer = build_optimizer(instantiate(cfg.optimizer), model.parameters(), runtime.device)
-    task = Task(runtime.compiled(model), criterion, head, optimizer, runtime)
     summary["num_params"] = sum(p.numel() for p in model.parameters())
+    task = Task(runtime.compiled(model), criterion, head, optimizer, runtime)
+    return Built(cfg, splits, model, task)
 
-    samples = samples_per_epoch(len(splits.train), settings)
-    recorder = EpochRecorder(run_dir / "metrics.csv", summary, settings, samples)
-    history = fit(task, splits, settings, cfg.seed, recorder)
-    tested = evaluate(task, Examples.of(splits.test, head), settings.eval_batch_size)
+
+def start(cfg: DictConfig, run_dir: Path, built: Built, summary: dict[str, Any]) -> Progress:
+    """A fresh start, or with `resume` set and a last.pt there, where that run stopped."""
+    last = run_dir / LAST
+    if not (cfg.get("resume") and last.exists()):
+        return Progress(order=torch.Generator().manual_seed(cfg.seed))
+    progress = restore(last, built.model, built.task.optimizer)
+    summary["resumed_at"] = [*(summary.get("resumed_at") or []), progress.epoch]
+    log.info("resuming after epoch %d from %s", progress.epoch, last)
+    return progress
+
+
+def train_and_test(cfg: DictConfig, run_dir: Path, summary: dict[str, Any]) -> None:
+    """Build dataset, loss, model and optimizer; train; test; write every artefact."""
+    settings = trainer_settings(cfg)
+    built = build(cfg, summary)
+    progress = start(cfg, run_dir, built, summary)
+    samples = samples_per_epoch(len(built.splits.train), settings)
+    recorder = EpochRecorder(run_dir, summary, settings, samples, built, progress)
+    fit(built.task, built.splits, settings, progress, recorder)
+    if progress.stopped_early:
+        log.info(
+            "stopped early after epoch %d: no better val_acc since epoch %d",
+            progress.epoch,
+            progress.best_epoch,
+        )
+    test_and_save(run_dir, built, settings, progress, summary)
+
+
+def test_and_save(
+    run_dir: Path, built: Built, settings: TrainerSettings, progress: Progress, summary: dict
+) -> None:
+    """Test the weights `trainer.test_on` names, save them as model.pt, draw the pictures."""
+    tested_epoch = progress.epoch
+    if settings.test_on == "best" and progress.best_epoch is not None:
+        content = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
+        built.model.load_state_dict(content["state_dict"])
+        tested_epoch = progress.best_epoch
+    splits, head = built.splits, built.task.head
+    tested = evaluate(built.task, Examples.of(splits.test, head), settings.eval_batch_size)
     summary.update(test_acc=tested.acc, test_loss=tested.loss, test_error=1 - tested.acc)
-    save_checkpoint(
-        run_dir / "model.pt", model, cfg.model, cfg.loss, splits.input_shape, splits.class_names
-    )
-    summary["weights_sha256"] = weights_sha256(model)
-    if cfg.plots:
-        draw(run_dir, task, splits, history, tested, settings.eval_batch_size)
-    summary.update(versions=versions(), git_commit=git_commit())
+    summary.update(tested="best" if tested_epoch != progress.epoch else "last")
+    summary["tested_epoch"] = tested_epoch
+    built.save_model(run_dir / "model.pt")
+    summary["weights_sha256"] = weights_sha256(built.model)
+    if built.cfg.plots:
+        draw(run_dir, built.task, splits, progress.history, tested, settings.eval_batch_size)
+    commit, dirty = git_state()
+    summary.update(versions=versions(), git_commit=commit, git_dirty=dirty, command=command_line())
     log.info(
         "test_acc %.4f  test_loss %.4f  (%s, %d samples)  -> %s",
         tested.acc,
@@ -175,29 +257,67 @@ def describe_data(splits: Splits) -> dict[str, Any]:
 
 
 class EpochRecorder:
-    """Called as each epoch ends: a metrics.csv row, a log line, and the running summary."""
+    """Called as each epoch ends: a metrics.csv row, the running summary, best.pt when the
+    epoch is the best so far, last.pt always (in that order: a kill between them loses
+    nothing a resume needs), and a log line."""
 
     def __init__(
-        self, path: Path, summary: dict[str, Any], settings: TrainerSettings, samples_per_epoch: int
+        self,
+        run_dir: Path,
+        summary: dict[str, Any],
+        settings: TrainerSettings,
+        samples_per_epoch: int,
+        built: Built,
+        progress: Progress,
     ) -> None:
-        self.metrics = MetricsLog(path)
+        self.run_dir = run_dir
+        self.metrics = MetricsLog(run_dir / "metrics.csv")
+        self.metrics.rewrite(progress.history)  # a resumed run's rows as last.pt saved them
         self.summary = summary
-        self.epochs = settings.epochs
-        self.log_every = settings.log_every
+        self.settings = settings
         self.samples_per_epoch = samples_per_epoch
-        summary.update(epochs=0, train_time_s=0.0)
+        self.built = built
+        self.progress = progress
+        self.last_saved = time.monotonic()
+        self.train_time, self.timed_epochs = 0.0, 0
+        self.summarise()
 
-    def __call__(self, row: EpochMetrics) -> None:
+    def checkpoint_due(self, epoch: int) -> bool:
+        """Every epoch by default; with `checkpoint_every_s`, once that long has passed, and
+        always after the last (or an early-stopping) epoch."""
+        interval = self.settings.checkpoint_every_s
+        final = epoch == self.settings.epochs or self.progress.stopped_early
+        return final or time.monotonic() - self.last_saved >= interval
+
+    def __call__(self, row: EpochMetrics, improved: bool) -> None:
         self.metrics.append(row)
-        summary = self.summary
-        summary.update(epochs=row.epoch, train_loss=row.train_loss, train_acc=row.train_acc)
-        summary["train_time_s"] += row.train_seconds
-        summary["samples_per_s"] = row.epoch * self.samples_per_epoch / summary["train_time_s"]
-        best = summary["best_val_acc"]
-        if row.val_acc is not None and (best is None or row.val_acc > best):
-            summary.update(best_val_acc=row.val_acc, best_epoch=row.epoch)
-        if row.epoch % self.log_every == 0 or row.epoch == self.epochs:
-            log.info("epoch %d/%d  %s", row.epoch, self.epochs, describe_epoch(row))
+        self.summarise()
+        if improved:
+            self.built.save_model(self.run_dir / "best.pt")
+        if self.checkpoint_due(row.epoch):
+            save_last(
+                self.run_dir / LAST, self.built.model, self.built.task.optimizer, self.progress
+            )
+            self.last_saved = time.monotonic()
+        if row.epoch % self.settings.log_every == 0 or row.epoch == self.settings.epochs:
+            log.info("epoch %d/%d  %s", row.epoch, self.settings.epochs, describe_epoch(row))
+
+    def summarise(self) -> None:
+        history, progress = self.progress.history, self.progress
+        if len(history) != self.timed_epochs:  # a running total: runs can have 10,000 epochs
+            self.train_time += sum(row.train_seconds for row in history[self.timed_epochs :])
+            self.timed_epochs = len(history)
+        train_time = self.train_time
+        self.summary.update(
+            epochs=len(history),
+            train_loss=history[-1].train_loss if history else None,
+            train_acc=history[-1].train_acc if history else None,
+            train_time_s=train_time,
+            samples_per_s=len(history) * self.samples_per_epoch / train_time if history else None,
+            best_val_acc=progress.best_val_acc,
+            best_epoch=progress.best_epoch,
+            stopped_early=progress.stopped_early,
+        )
 
 
 def describe_epoch(row: EpochMetrics) -> str:

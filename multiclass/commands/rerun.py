@@ -1,0 +1,92 @@
+"""multiclass-rerun RUN_DIR [key=value ...]: run again exactly the config a run (or a sweep's
+job) used, into a new directory, and say whether it came out the same: identical weights
+(`weights_sha256`) and every metrics.csv column but the times. Exit 0 when reproduced, else 1.
+Where the source commit, uncommitted changes, library versions, device or threads differ from
+what the run recorded, it says so (without failing): they may explain a difference."""
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from multiclass.errors import UserError
+
+log = logging.getLogger("multiclass")
+LOG_FORMAT = "[%(asctime)s][%(levelname)s] %(message)s"
+ABSENT = object()
+
+
+def rerun_config(run_dir: Path, overrides: list[str]) -> DictConfig:
+    """The resolved config.yaml the run wrote as it started, with `overrides` of its values."""
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / "summary.json").is_file():
+        raise UserError(f"{run_dir} is not a run directory (no config.yaml and summary.json)")
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg.resume = None
+    for override in overrides:
+        key, equals, value = override.partition("=")
+        current = OmegaConf.select(cfg, key, default=ABSENT) if equals else ABSENT
+        if current is ABSENT or isinstance(current, DictConfig):
+            raise UserError(f"{override!r}: a rerun changes values of the run's config, key=value")
+        OmegaConf.update(cfg, key, OmegaConf.from_dotlist([f"value={value}"]).value)
+    return cfg
+
+
+@contextmanager
+def logging_into(run_dir: Path) -> Iterator[None]:
+    """The run's lines on stderr and in its train.log, as multiclass-train logs them."""
+    run_dir.mkdir(parents=True)
+    handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(run_dir / "train.log")]
+    root, level = logging.getLogger(), logging.getLogger().level
+    root.setLevel(logging.INFO)
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
+
+
+def default_out() -> Path:
+    now = datetime.now()
+    return Path("outputs") / f"{now:%Y-%m-%d}" / f"{now:%H-%M-%S-%f}-rerun"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="multiclass-rerun", description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir", type=Path, help="a run directory, or one job of a sweep")
+    parser.add_argument("overrides", nargs="*", help="key=value changes to the run's config")
+    parser.add_argument("--out", type=Path, help="the new run's directory (default: outputs/...)")
+    args = parser.parse_args(argv)
+    out = args.out or default_out()
+    try:
+        cfg = rerun_config(args.run_dir, args.overrides)
+        if out.exists():
+            raise UserError(f"{out} exists already: a rerun writes into a new directory")
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    from multiclass.lifecycle.compare import compare_runs
+    from multiclass.lifecycle.run import execute
+
+    with logging_into(out):
+        outcome = execute(cfg, out)
+        if outcome.status != "completed":
+            sys.exit(outcome.exit_code)
+        comparison = compare_runs(args.run_dir, out)
+        for note in comparison.provenance:
+            log.warning("differs from the original run: %s", note)
+    print(comparison.verdict())
+    sys.exit(0 if comparison.reproduced else 1)
+
+
+if __name__ == "__main__":
+    main()

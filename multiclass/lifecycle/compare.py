@@ -1,0 +1,79 @@
+"""Whether two runs of one config came out the same: their weights' digests and every
+metrics.csv column but the times, epoch by epoch; and where their provenance differs
+(source commit, uncommitted changes, library versions, device, threads), which may explain it."""
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TIMES = ("train_seconds", "epoch_seconds")
+PROVENANCE = ("git_commit", "git_dirty", "versions", "device", "num_threads")
+
+
+@dataclass
+class Comparison:
+    identical_weights: bool
+    first_difference: str | None  # "epoch 3 val_loss: 0.2311 then 0.2312 (+1e-04)"
+    provenance: list[str] = field(default_factory=list)  # "device: cuda then cpu"
+
+    @property
+    def reproduced(self) -> bool:
+        return self.identical_weights and self.first_difference is None
+
+    def verdict(self) -> str:
+        if self.reproduced:
+            return "reproduced: identical weights and metrics"
+        parts = [self.first_difference or "identical metrics"]
+        parts.append("identical weights" if self.identical_weights else "different weights")
+        return "not reproduced: " + "; ".join(parts)
+
+
+def compare_runs(original: Path, rerun: Path) -> Comparison:
+    before, after = read_summary(original), read_summary(rerun)
+    digest = after.get("weights_sha256")
+    same_weights = digest is not None and before.get("weights_sha256") == digest
+    return Comparison(
+        identical_weights=same_weights,
+        first_difference=first_metric_difference(original, rerun),
+        provenance=provenance_differences(before, after),
+    )
+
+
+def first_metric_difference(original: Path, rerun: Path) -> str | None:
+    before, after = read_rows(original / "metrics.csv"), read_rows(rerun / "metrics.csv")
+    for row_before, row_after in zip(before, after, strict=False):
+        for column, value in row_before.items():
+            if column in TIMES or row_after.get(column) == value:
+                continue
+            change = describe_change(value, row_after.get(column))
+            return f"epoch {row_before['epoch']} {column}: {change}"
+    if len(before) != len(after):
+        return f"{len(before)} epochs then {len(after)}"
+    return None
+
+
+def describe_change(before: str | None, after: str | None) -> str:
+    try:
+        delta = float(after) - float(before)
+    except (TypeError, ValueError):
+        return f"{before} then {after}"
+    return f"{before} then {after} ({delta:+.1e})"
+
+
+def provenance_differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    notes = []
+    for key in PROVENANCE:
+        if before.get(key) != after.get(key):
+            notes.append(f"{key}: {before.get(key)} then {after.get(key)}")
+    return notes
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))

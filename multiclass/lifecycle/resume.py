@@ -1,0 +1,175 @@
+"""Resuming a run in its own directory: last.pt holds what a killed run needs to go on as if it
+had never stopped (model, optimizer, every random generator, the batch order and the progress
+so far), written whole after every epoch and read back with `weights_only=True`; the config a
+resumed run uses is the one it saved, so a resume cannot quietly train something else."""
+
+import csv
+import dataclasses
+import io
+import json
+import random
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from torch import nn
+
+from multiclass.engine import EpochMetrics, Progress
+from multiclass.errors import UserError
+from multiclass.lifecycle.artifacts import write_atomic
+
+LAST = "last.pt"
+# What may change when a run is resumed: how long it trains and what it shows, never what.
+RESUMABLE_KEYS = (
+    "resume",
+    "plots",
+    "trainer.epochs",
+    "trainer.progress",
+    "trainer.log_every",
+    "trainer.early_stopping.patience",
+)
+
+
+def save_last(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, progress: Progress
+) -> None:
+    content = {
+        "epoch": progress.epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "random": random_states(),
+        "order": progress.order.get_state(),
+        "best_val_acc": progress.best_val_acc,
+        "best_epoch": progress.best_epoch,
+        "stopped_early": progress.stopped_early,
+    }
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    write_atomic(path, buffer.getvalue())
+
+
+def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> Progress:
+    """Load last.pt into `model` and `optimizer`, reset every generator; the progress saved,
+    with the epochs' rows from metrics.csv (written before last.pt, so it has them all)."""
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(content["model"])
+        optimizer.load_state_dict(content["optimizer"])
+    except Exception as error:  # truncated, not a checkpoint, or of another model
+        raise UserError(
+            f"cannot resume from {path}: {' '.join(str(error).split())[:200]}"
+        ) from None
+    set_random_states(content["random"])
+    order = torch.Generator()
+    order.set_state(content["order"])
+    return Progress(
+        order=order,
+        history=read_history(path.with_name("metrics.csv"), content["epoch"]),
+        best_val_acc=content["best_val_acc"],
+        best_epoch=content["best_epoch"],
+        stopped_early=content["stopped_early"],
+    )
+
+
+def read_history(path: Path, epochs: int) -> list[EpochMetrics]:
+    """The first `epochs` rows of metrics.csv as the run recorded them (floats round-trip)."""
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))[:epochs]
+    if len(rows) < epochs:
+        raise UserError(f"cannot resume: {path} has {len(rows)} rows, last.pt {epochs} epochs")
+    fields = {field.name: field.type for field in dataclasses.fields(EpochMetrics)}
+    return [EpochMetrics(**{k: parse(v, fields[k]) for k, v in row.items()}) for row in rows]
+
+
+def parse(text: str, kind: Any) -> Any:
+    if text == "":
+        return None
+    return int(text) if kind in (int, "int") else float(text)
+
+
+def random_states() -> dict[str, Any]:
+    """Python's, numpy's and torch's generators (every CUDA device's too), as plain data."""
+    _, keys, position, has_gauss, cached = np.random.get_state()
+    states = {
+        "python": python_state(),
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def python_state() -> list[Any]:
+    """Python's generator state with its 625 words as one tensor: pickled 40 times faster."""
+    version, internal, gauss = random.getstate()
+    return [version, torch.tensor(internal, dtype=torch.int64), gauss]
+
+
+def set_random_states(states: dict[str, Any]) -> None:
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal.tolist()), gauss))
+    numpy = states["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            numpy["keys"].numpy().astype(np.uint32),
+            numpy["position"],
+            numpy["has_gauss"],
+            numpy["cached_gaussian"],
+        )
+    )
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def already_complete(run_dir: Path, epochs: int) -> dict[str, Any] | None:
+    """The summary of a run that completed `epochs` epochs (or stopped early), else None."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    done = summary.get("status") == "completed"
+    if done and (summary.get("stopped_early") or (summary.get("epochs") or 0) >= epochs):
+        return summary
+    return None
+
+
+def resumed_config(cfg: DictConfig, run_dir: Path, overrides: Iterable[str]) -> DictConfig:
+    """The config `run_dir` saved, with only the RESUMABLE_KEYS of `cfg` laid over it; any other
+    command-line override that would change the saved config is an error. A run directory
+    without a saved config (a sweep job that never started) starts afresh from `cfg`."""
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.exists():
+        return cfg
+    saved = OmegaConf.load(saved_path)
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key.startswith("hydra.") or key.startswith("hydra/"):
+            continue
+        now, before = plain(OmegaConf.select(cfg, key)), plain(OmegaConf.select(saved, key))
+        if key in RESUMABLE_KEYS:
+            OmegaConf.update(saved, key, now, force_add=True)
+        elif now != before:
+            raise UserError(
+                f"a resume continues {run_dir}'s own config: {key} was {before}, not {now}"
+                f" (only {', '.join(RESUMABLE_KEYS[1:])} may change)"
+            )
+    OmegaConf.update(saved, "resume", cfg.resume, force_add=True)
+    return saved
+
+
+def plain(value: Any) -> Any:
+    """A config node as plain, resolved data, so that nodes compare by content."""
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value

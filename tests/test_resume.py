@@ -1,0 +1,116 @@
+"""Resume after a crash (a real kill -9), best.pt and early stopping, and what a resume refuses."""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+from multiclass.config import compose_config
+from multiclass.lifecycle.artifacts import weights_sha256
+from multiclass.lifecycle.checkpoint import load_classifier
+from multiclass.lifecycle.run import execute
+from tests.conftest import QUIET
+
+# 180 single-sample steps an epoch: slow enough to kill between epochs, fast enough to test.
+SLOW = ["dataset.limit=200", "trainer.batch_size=1", "model.dropout=0.2", "trainer.epochs=6"]
+TIMED = ("train_seconds", "epoch_seconds")
+
+
+def metrics_without_times(run_dir):
+    with open(run_dir / "metrics.csv") as file:
+        return [{k: v for k, v in row.items() if k not in TIMED} for row in csv.DictReader(file)]
+
+
+def summary(run_dir):
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def resume(run_dir, *overrides):
+    cfg = compose_config(*QUIET, f"resume={run_dir}", *overrides)
+    return execute(cfg, run_dir, [f"resume={run_dir}", *overrides])
+
+
+def kill_after_epochs(run_dir, epochs, *overrides):
+    """Start `multiclass-train` in a subprocess and SIGKILL it once `epochs` rows exist."""
+    command = [sys.executable, "-m", "multiclass", *QUIET, f"hydra.run.dir={run_dir}", *overrides]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        metrics = run_dir / "metrics.csv"
+        if metrics.exists() and len(metrics.read_text().splitlines()) > epochs:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    assert process.wait(timeout=60) == -signal.SIGKILL, "the run ended before it was killed"
+
+
+def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_runs_weights(train, tmp_path):
+    straight = train(*SLOW, run_dir=tmp_path / "straight")
+    killed = tmp_path / "killed"
+    kill_after_epochs(killed, 2, *SLOW)
+    assert not (killed / "summary.json").exists()
+    saved = torch.load(killed / "last.pt", weights_only=True)
+    assert 1 <= saved["epoch"] < 6  # the kill may land before the second epoch's last.pt
+
+    outcome = resume(killed)
+    assert outcome.status == "completed"
+    assert outcome.summary["resumed_at"] == [saved["epoch"]]
+    assert outcome.summary["weights_sha256"] == straight.summary["weights_sha256"]
+    assert metrics_without_times(killed) == metrics_without_times(tmp_path / "straight")
+    assert summary(killed)["test_acc"] == straight.summary["test_acc"]
+
+
+def test_a_resume_can_train_longer_and_a_finished_run_is_left_alone(train, tmp_path):
+    train("dataset.limit=300", "trainer.epochs=2", run_dir=tmp_path / "short")
+    longer = train("dataset.limit=300", "trainer.epochs=4", run_dir=tmp_path / "long")
+    outcome = resume(tmp_path / "short", "trainer.epochs=4")
+    assert outcome.summary["weights_sha256"] == longer.summary["weights_sha256"]
+    assert metrics_without_times(tmp_path / "short") == metrics_without_times(tmp_path / "long")
+
+    before = (tmp_path / "short" / "summary.json").read_text()
+    again = resume(tmp_path / "short", "trainer.epochs=4")
+    assert again.status == "completed" and again.summary["epochs"] == 4
+    assert (tmp_path / "short" / "summary.json").read_text() == before
+
+
+def test_a_resume_that_would_change_the_run_is_refused_and_writes_nothing(train, tmp_path):
+    run_dir = tmp_path / "run"
+    train("dataset.limit=300", "trainer.epochs=2", run_dir=run_dir)
+    files = {path.name: path.read_bytes() for path in run_dir.iterdir()}
+    outcome = resume(run_dir, "model.depth=3", "trainer.epochs=3")
+    assert outcome.status == "failed" and outcome.exit_code == 1
+    assert "model.depth was 2, not 3" in outcome.summary["error"]
+    assert {path.name: path.read_bytes() for path in run_dir.iterdir()} == files
+
+
+def test_early_stopping_stops_and_says_where(train, tmp_path):
+    # Four well-separated blobs: validation accuracy reaches its best and stays there.
+    run_dir = tmp_path / "run"
+    overrides = ["dataset=blobs", "trainer.epochs=200", "trainer.early_stopping.patience=3"]
+    outcome = train(*overrides, run_dir=run_dir)
+    result = outcome.summary
+    assert result["stopped_early"] is True
+    assert result["epochs"] == result["best_epoch"] + 3 < 200
+    assert len(metrics_without_times(run_dir)) == result["epochs"]
+
+
+def test_the_best_epochs_weights_are_kept_and_tested_when_asked(train, tmp_path):
+    run_dir = tmp_path / "run"
+    overrides = [
+        "dataset.limit=300",
+        "trainer.epochs=6",
+        "optimizer.lr=0.05",
+        "trainer.test_on=best",
+    ]
+    result = train(*overrides, "trainer.test_on=best", run_dir=run_dir).summary
+    rows = metrics_without_times(run_dir)
+    best_epoch = 1 + max(range(len(rows)), key=lambda i: (float(rows[i]["val_acc"]), -i))
+    assert result["best_epoch"] == best_epoch and result["tested_epoch"] == best_epoch
+    assert result["tested"] == ("best" if best_epoch != 6 else "last")
+    best_model, _, _ = load_classifier(run_dir / "best.pt")
+    tested_model, _, _ = load_classifier(run_dir / "model.pt")
+    assert weights_sha256(best_model) == weights_sha256(tested_model) == result["weights_sha256"]
