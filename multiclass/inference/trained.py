@@ -1,0 +1,123 @@
+"""A finished run's model, rebuilt from its run directory, predicting class indices and the
+probability of every class by its head's own rule (multiclass.heads)."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from multiclass.engine import Task, batched_outputs
+from multiclass.errors import UserError
+from multiclass.heads import Head
+from multiclass.lifecycle.checkpoint import read_checkpoint, rebuild
+from multiclass.lifecycle.runtime import Runtime
+
+CHECKPOINT = "model.pt"
+CONFIG = "config.yaml"
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """The model of `run_dir` with what it was trained on; `predict` and `predict_proba` take
+    an array or tensor of inputs (N, *input_shape), or one input (*input_shape)."""
+
+    run_dir: Path
+    checkpoint: Path
+    config: DictConfig
+    task: Task  # the engine's view of the model: evaluate and batched_outputs take it
+    class_names: list[str]
+    input_shape: tuple[int, ...]
+
+    @property
+    def head(self) -> Head:
+        return self.task.head
+
+    @property
+    def batch_size(self) -> int:
+        return int(OmegaConf.select(self.config, "trainer.eval_batch_size", default=1024))
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Class indices (N,), by the head's rule; `class_names[i]` names class i."""
+        return self.head.predict(self.outputs(x)).numpy()
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """(N, k) probabilities of the k classes; their argmax is `predict`'s class."""
+        return self.head.probabilities(self.outputs(x)).numpy()
+
+    @torch.no_grad()
+    def outputs(self, x: Any) -> torch.Tensor:
+        """The model's float outputs (N, head width), computed as training evaluated them."""
+        batches = batched_outputs(self.task, self.as_inputs(x), self.batch_size)
+        return torch.cat([outputs for _, outputs in batches]).cpu()
+
+    def as_inputs(self, x: Any) -> torch.Tensor:
+        """`x` as a batch the model takes: uint8 pixels stay (scaled to [0, 1] batch by batch,
+        as training stored them), other numbers become float32 as they are."""
+        try:
+            tensor = torch.as_tensor(x if isinstance(x, torch.Tensor) else np.asarray(x))
+        except (TypeError, ValueError, RuntimeError):
+            raise UserError(f"inputs must be numbers, got {type(x).__name__}") from None
+        if tuple(tensor.shape) == self.input_shape:
+            tensor = tensor.unsqueeze(0)
+        if tuple(tensor.shape[1:]) != self.input_shape:
+            raise UserError(
+                f"inputs of shape {tuple(tensor.shape)}: the model takes"
+                f" (N, {', '.join(map(str, self.input_shape))})"
+            )
+        if tensor.dtype != torch.uint8:
+            tensor = tensor.float()
+        return tensor.to(self.task.runtime.device)
+
+
+def load_run(run_dir: Path | str, checkpoint: str = CHECKPOINT) -> TrainedRun:
+    """The model a run saved (model.pt, or another checkpoint of the same format, such as
+    best.pt), on the CPU in eval mode; a one-line UserError if it cannot be had safely."""
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, checkpoint)
+    path = run_dir / checkpoint
+    content = read_checkpoint(path)
+    model, criterion, head = rebuild(path, content)
+    runtime = Runtime(torch.device("cpu"))
+    # No optimizer: evaluating and predicting never step one.
+    task = Task(runtime.place(model), criterion, head, None, runtime)  # type: ignore[arg-type]
+    return TrainedRun(
+        run_dir=run_dir,
+        checkpoint=path,
+        config=read_config(run_dir / CONFIG),
+        task=task,
+        class_names=list(content["class_names"]),
+        input_shape=tuple(content["input_shape"]),
+    )
+
+
+def check_run_dir(run_dir: Path, checkpoint: str) -> None:
+    """A run directory holds its config and the checkpoint; say why one does not."""
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: not a run directory (no such directory)")
+    for name in (CONFIG, checkpoint):
+        if not (run_dir / name).is_file():
+            raise UserError(f"{run_dir}: not a finished run directory (no {name}){ended(run_dir)}")
+
+
+def ended(run_dir: Path) -> str:
+    """How the run ended, from its summary.json, for a run that left no checkpoint."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        status, error = summary["status"], summary.get("error")
+    except (OSError, ValueError, TypeError, KeyError):  # no summary, or not one of ours
+        return ""
+    return f"; the run {status}" + (f": {error}" if error else "")
+
+
+def read_config(path: Path) -> DictConfig:
+    try:
+        config = OmegaConf.load(path)
+    except Exception as error:
+        raise UserError(f"{path}: not a readable config ({type(error).__name__})") from None
+    if not isinstance(config, DictConfig) or "dataset" not in config:
+        raise UserError(f"{path}: not a run's config (no dataset node)")
+    return config
