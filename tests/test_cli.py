@@ -73,6 +73,18 @@ def test_a_sweep_over_depth_and_width_runs_every_job_under_outputs(tmp_path):
         rerun_main([str(dirs[1]), "--out", str(tmp_path / "rerun")])
     assert rerun.value.code == 0
 
+    # Resuming the sweep skips the completed jobs and resumes one that was cut short.
+    (dirs[2] / "summary.json").unlink()
+    untouched = (dirs[0] / "summary.json").read_bytes()
+    script = Path(sys.executable).parent / "multiclass-resume"
+    resumed = subprocess.run(
+        [script, str(dirs[0].parent)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert (dirs[0] / "summary.json").read_bytes() == untouched
+    summary = json.loads((dirs[2] / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["resumed_at"] == [1]
+
 
 def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path):
     result = run_cli("dataset.classes=[0,42]", cwd=tmp_path)
