@@ -66,7 +66,7 @@ def predict(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)  # before the imports that load torch: --help stays quick
-    from multiclass.inference.cli import exit_on_error
+    from multiclass.commands.exits import exit_on_error
 
     exit_on_error(predict, args)
 

@@ -1,4 +1,4 @@
-"""What multiclass-predict and multiclass-eval share: bad input is one line on stderr and
+"""What the commands share: bad input is one line on stderr and
 exit status 1, never a traceback."""
 
 import sys
