@@ -126,6 +126,8 @@ def test_unknown_options_and_keys_fail_at_composition(override):
 def test_each_job_sets_the_threads_its_launcher_granted(monkeypatch):
     from multiclass.lifecycle.runtime import prepare, threads_per_job
 
+    for name in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
+        monkeypatch.delenv(name, raising=False)
     cores = threads_per_job()
     try:
         monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as joblib's loky sets it: cores // n_jobs
@@ -134,8 +136,10 @@ def test_each_job_sets_the_threads_its_launcher_granted(monkeypatch):
         prepare("cpu", num_threads=2)  # a value in the config wins
         assert torch.get_num_threads() == 2
         monkeypatch.delenv("OMP_NUM_THREADS")
-        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
-        assert threads_per_job() == 3
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+        assert threads_per_job() == 1
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "999")  # never more than this process's cores
+        assert threads_per_job() == cores
         monkeypatch.delenv("SLURM_CPUS_PER_TASK")
         torch.set_num_threads(1)  # what a reused worker's last job left behind
         prepare("cpu")

@@ -48,7 +48,9 @@ class SweepReport(Callback):
 
         sweep_dir = Path(config.hydra.sweep.dir)
         report = report_sweep([sweep_dir], sweep_dir, plots=config.get("plots", True))
-        unfinished = [r for r in report.records if r.status != "completed"] if report else []
+        if report is None:  # no job wrote under the sweep dir: nothing to show for the sweep
+            sys.exit(1)
+        unfinished = [r for r in report.records if r.status != "completed"]
         if unfinished and self.fail_on_unfinished:
             names = ", ".join(f"{r.path.relative_to(sweep_dir)} ({r.status})" for r in unfinished)
             log.error("error: %d job(s) did not complete: %s", len(unfinished), names)

@@ -78,12 +78,15 @@ THREAD_LIMITS = ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK")
 def threads_per_job() -> int:
     """The cores this job may use: what its launcher granted (joblib's loky workers get
     OMP_NUM_THREADS = cores // n_jobs, Ray tasks their num_cpus, Slurm its cpus_per_task),
-    else every core this process may run on. Concurrent jobs then never oversubscribe."""
+    never more than the cores this process may run on. Concurrent jobs then never
+    oversubscribe."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    available = available or os.cpu_count() or 1
     for name in THREAD_LIMITS:
         value = os.environ.get(name, "")
         if value.isdigit() and int(value) > 0:
-            return int(value)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            return min(int(value), available)
+    return available
 
 
 def select_device(kind: str) -> torch.device:
