@@ -1,7 +1,7 @@
 """The typed schema of the top-level config, so that Hydra rejects wrong types when it composes.
 
-The groups (dataset, model, loss, optimizer, device) stay free-form: each is checked by the
-signature of the component it instantiates.
+The groups (dataset, model, loss, optimizer, scheduler, device) stay free-form: each is checked
+by the signature of the component it instantiates.
 """
 
 from dataclasses import dataclass, field
@@ -40,6 +40,7 @@ class TrainerSettings:
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
     test_on: str = "last"  # the weights the test figures and model.pt come from: last or best
     checkpoint_every_s: float = 0.0  # last.pt after an epoch once this long since the last one
+    layer_stats: bool = True  # layers.csv/.png: per-layer gradients and activations, each log_every
 
     def __post_init__(self) -> None:
         if isinstance(self.early_stopping, dict):
@@ -63,6 +64,7 @@ class TrainConfig:
     model: Any = None
     loss: Any = None
     optimizer: Any = None
+    scheduler: Any = None  # null: no lr schedule (conf/scheduler/none.yaml)
     device: Any = None
     seed: int = 0
     plots: bool = True

@@ -16,6 +16,7 @@ from multiclass.datasets import Split, Splits, as_float
 from multiclass.errors import TrainingDiverged, UserError
 from multiclass.heads import Head
 from multiclass.lifecycle.runtime import Runtime
+from multiclass.schedulers import Interval, Schedule
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,15 @@ class Task:
     head: Head
     optimizer: torch.optim.Optimizer
     runtime: Runtime
+    schedule: Schedule | None = None  # None: the optimizer's lr throughout
+
+    def step_schedule(self, interval: Interval) -> float:
+        """The lr the last optimizer step used; then the scheduler steps, if it steps after
+        each `interval` (batch or epoch)."""
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.schedule is not None and self.schedule.interval == interval:
+            self.schedule.scheduler.step()
+        return lr
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ class EpochMetrics:
     train_acc: float
     val_loss: float | None
     val_acc: float | None
-    lr: float
+    lr: float  # the lr of the epoch's last step (under a schedule, the next may differ)
     train_seconds: float
     epoch_seconds: float
 
@@ -109,7 +119,7 @@ def fit(
     with TrainingDiverged when the loss is no longer finite."""
     train = Examples.of(splits.train, task.head)
     val = None if splits.val is None else Examples.of(splits.val, task.head)
-    steps = math.ceil(samples_per_epoch(len(train), settings) / settings.batch_size)
+    steps = batches_per_epoch(len(train), settings)
     bar = tqdm(
         total=max(0, settings.epochs - progress.epoch) * steps,
         unit="step",
@@ -119,7 +129,10 @@ def fit(
     with bar, logging_redirect_tqdm():
         for epoch in range(progress.epoch + 1, settings.epochs + 1):
             started = time.perf_counter()
-            train_loss, train_acc = train_epoch(task, train, settings, progress.order, bar.update)
+            train_loss, train_acc, lr = train_epoch(
+                task, train, settings, progress.order, bar.update
+            )
+            task.step_schedule("epoch")
             trained = time.perf_counter()
             checked = None if val is None else evaluate(task, val, settings.eval_batch_size)
             metrics = EpochMetrics(
@@ -128,7 +141,7 @@ def fit(
                 train_acc=train_acc,
                 val_loss=None if checked is None else checked.loss,
                 val_acc=None if checked is None else checked.acc,
-                lr=task.optimizer.param_groups[0]["lr"],
+                lr=lr,
                 train_seconds=trained - started,
                 epoch_seconds=time.perf_counter() - started,
             )
@@ -155,6 +168,11 @@ def samples_per_epoch(num_samples: int, settings: TrainerSettings) -> int:
     return num_samples - num_samples % settings.batch_size
 
 
+def batches_per_epoch(num_samples: int, settings: TrainerSettings) -> int:
+    """How many optimizer steps an epoch takes."""
+    return math.ceil(samples_per_epoch(num_samples, settings) / settings.batch_size)
+
+
 def model_inputs(task: Task, stored: torch.Tensor) -> torch.Tensor:
     """A batch as stored (uint8 images, float tables) as the model takes it."""
     return task.runtime.layout(as_float(stored))
@@ -166,8 +184,9 @@ def train_epoch(
     settings: TrainerSettings,
     order: torch.Generator,
     advance: Callable[[], object],
-) -> tuple[float, float]:
-    """One pass over a seeded permutation; returns mean loss and accuracy over the samples seen."""
+) -> tuple[float, float, float]:
+    """One pass over a seeded permutation; returns mean loss and accuracy over the samples seen
+    and the lr of its last step."""
     task.model.train()
     device = data.x.device
     permutation = torch.randperm(len(data), generator=order).to(device)
@@ -182,10 +201,11 @@ def train_epoch(
         task.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         task.optimizer.step()
+        lr = task.step_schedule("batch")
         loss_sum += loss.detach() * len(batch)
         correct += (task.head.predict(outputs.detach()) == data.labels[batch]).sum()
         advance()
-    return loss_sum.item() / seen, correct.item() / seen
+    return loss_sum.item() / seen, correct.item() / seen, lr
 
 
 @torch.no_grad()

@@ -21,6 +21,8 @@ RUN_FILES = (
     "curves.png",
     "confusion_matrix.png",
     "predictions.png",
+    "layers.csv",
+    "layers.png",
 )
 
 

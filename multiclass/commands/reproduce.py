@@ -14,13 +14,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from multiclass.config import CONFIG_DIR, compose_config
 
 
 def experiment_names() -> list[str]:
-    return sorted(path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml"))
+    """The experiments with a `reproduces` node: the others (seed000_vanishing, a sweep to
+    look at) have no figure to check."""
+    paths = (CONFIG_DIR / "experiment").glob("*.yaml")
+    return sorted(path.stem for path in paths if OmegaConf.load(path).get("reproduces"))
 
 
 def data_options(cfg: DictConfig, data_root: Path) -> dict[str, Any]:

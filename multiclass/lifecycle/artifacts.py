@@ -38,16 +38,21 @@ class MetricsLog:
     def rewrite(self, rows: list[Any]) -> None:
         """The file as exactly `rows` (a resumed run's, as its last.pt saved them)."""
         self.started = False
-        for row in rows:
-            self.append(row)
+        self.extend(rows)
 
     def append(self, row: Any) -> None:
-        values = dataclasses.asdict(row)
+        self.extend([row])
+
+    def extend(self, rows: list[Any]) -> None:
+        """Add `rows` (dataclasses of one kind) in one write: an epoch's rows come whole."""
+        if not rows:
+            return
+        values = [dataclasses.asdict(row) for row in rows]
         text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=list(values), lineterminator="\n")
+        writer = csv.DictWriter(text, fieldnames=list(values[0]), lineterminator="\n")
         if not self.started:
             writer.writeheader()
-        writer.writerow(values)
+        writer.writerows(values)
         if self.started:
             with open(self.path, "a") as file:
                 file.write(text.getvalue())

@@ -1,7 +1,8 @@
 """Resuming a run in its own directory: last.pt holds what a killed run needs to go on as if it
-had never stopped (model, optimizer, every random generator, the batch order and the progress
-so far), written whole after every epoch and read back with `weights_only=True`; the config a
-resumed run uses is the one it saved, so a resume cannot quietly train something else."""
+had never stopped (model, optimizer, lr scheduler, every random generator, the batch order and
+the progress so far), written whole after every epoch and read back with `weights_only=True`;
+the config a resumed run uses is the one it saved, so a resume cannot quietly train something
+else."""
 
 import csv
 import dataclasses
@@ -17,9 +18,10 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
-from multiclass.engine import EpochMetrics, Progress
+from multiclass.engine import EpochMetrics, Progress, Task
 from multiclass.errors import UserError
 from multiclass.lifecycle.artifacts import write_atomic
+from multiclass.schedulers import spans_the_run
 
 LAST = "last.pt"
 # What may change when a run is resumed: how long it trains and what it shows, never what.
@@ -33,13 +35,12 @@ RESUMABLE_KEYS = (
 )
 
 
-def save_last(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, progress: Progress
-) -> None:
+def save_last(path: Path, model: nn.Module, task: Task, progress: Progress) -> None:
     content = {
         "epoch": progress.epoch,
         "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "optimizer": task.optimizer.state_dict(),
+        "scheduler": None if task.schedule is None else task.schedule.scheduler.state_dict(),
         "random": random_states(),
         "order": progress.order.get_state(),
         "best_val_acc": progress.best_val_acc,
@@ -51,13 +52,16 @@ def save_last(
     write_atomic(path, buffer.getvalue())
 
 
-def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> Progress:
-    """Load last.pt into `model` and `optimizer`, reset every generator; the progress saved,
-    with the epochs' rows from metrics.csv (written before last.pt, so it has them all)."""
+def restore(path: Path, model: nn.Module, task: Task) -> Progress:
+    """Load last.pt into `model`, the optimizer and the scheduler of `task`, reset every
+    generator; the progress saved, with the epochs' rows from metrics.csv (written before
+    last.pt, so it has them all)."""
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(content["model"])
-        optimizer.load_state_dict(content["optimizer"])
+        task.optimizer.load_state_dict(content["optimizer"])
+        if task.schedule is not None:
+            task.schedule.scheduler.load_state_dict(content["scheduler"])
     except Exception as error:  # truncated, not a checkpoint, or of another model
         raise UserError(
             f"cannot resume from {path}: {' '.join(str(error).split())[:200]}"
@@ -152,6 +156,7 @@ def resumed_config(cfg: DictConfig, run_dir: Path, overrides: Iterable[str]) -> 
     if not saved_path.exists():
         return cfg
     saved = OmegaConf.load(saved_path)
+    epochs = saved.trainer.epochs
     for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")
         if key.startswith("hydra.") or key.startswith("hydra/"):
@@ -164,8 +169,20 @@ def resumed_config(cfg: DictConfig, run_dir: Path, overrides: Iterable[str]) -> 
                 f"a resume continues {run_dir}'s own config: {key} was {before}, not {now}"
                 f" (only {', '.join(RESUMABLE_KEYS[1:])} may change)"
             )
+    keep_schedule_length(saved, epochs, run_dir)
     OmegaConf.update(saved, "resume", cfg.resume, force_add=True)
     return saved
+
+
+def keep_schedule_length(saved: DictConfig, epochs: int, run_dir: Path) -> None:
+    """Refuse a new trainer.epochs when the lr schedule was laid out over the run's `epochs`
+    (onecycle, cosine): it would be bent mid-way, and OneCycleLR fails past its last step."""
+    if saved.trainer.epochs != epochs and spans_the_run(saved.get("scheduler")):
+        raise UserError(
+            f"a resume cannot change trainer.epochs of {run_dir} from {epochs} to"
+            f" {saved.trainer.epochs}: its lr schedule ({saved.scheduler._target_}) is laid"
+            " out over the run's length"
+        )
 
 
 def plain(value: Any) -> Any:

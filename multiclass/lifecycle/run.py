@@ -24,6 +24,7 @@ from multiclass.engine import (
     Examples,
     Progress,
     Task,
+    batches_per_epoch,
     evaluate,
     fit,
     predict,
@@ -44,7 +45,8 @@ from multiclass.lifecycle.resume import (
 from multiclass.lifecycle.runtime import seed_everything
 from multiclass.models import build_classifier
 from multiclass.optimizers import build_optimizer
-from multiclass.reporting import plots
+from multiclass.reporting import layers, plots
+from multiclass.schedulers import build_schedule
 
 log = logging.getLogger("multiclass")
 
@@ -168,8 +170,8 @@ class Built:
         )
 
 
-def build(cfg: DictConfig, summary: dict[str, Any]) -> Built:
-    """Device, data, loss, model (seeded) and optimizer, as the config says."""
+def build(cfg: DictConfig, settings: TrainerSettings, summary: dict[str, Any]) -> Built:
+    """Device, data, loss, model (seeded), optimizer and lr schedule, as the config says."""
     runtime = instantiate(cfg.device)
     summary.update(seed=cfg.seed, device=str(runtime.device), num_threads=torch.get_num_threads())
     splits: Splits = instantiate(cfg.dataset).to(runtime.device)
@@ -178,8 +180,10 @@ def build(cfg: DictConfig, summary: dict[str, Any]) -> Built:
     seed_everything(cfg.seed)
     model = runtime.place(build_classifier(cfg.model, splits.input_shape, head))
     optimizer = build_optimizer(instantiate(cfg.optimizer), model.parameters(), runtime.device)
+    batches = batches_per_epoch(len(splits.train), settings)
+    schedule = build_schedule(cfg.get("scheduler"), optimizer, settings.epochs, batches)
     summary["num_params"] = sum(p.numel() for p in model.parameters())
-    task = Task(runtime.compiled(model), criterion, head, optimizer, runtime)
+    task = Task(runtime.compiled(model), criterion, head, optimizer, runtime, schedule)
     return Built(cfg, splits, model, task)
 
 
@@ -188,16 +192,16 @@ def start(cfg: DictConfig, run_dir: Path, built: Built, summary: dict[str, Any])
     last = run_dir / LAST
     if not (cfg.get("resume") and last.exists()):
         return Progress(order=torch.Generator().manual_seed(cfg.seed))
-    progress = restore(last, built.model, built.task.optimizer)
+    progress = restore(last, built.model, built.task)
     summary["resumed_at"] = [*(summary.get("resumed_at") or []), progress.epoch]
     log.info("resuming after epoch %d from %s", progress.epoch, last)
     return progress
 
 
 def train_and_test(cfg: DictConfig, run_dir: Path, summary: dict[str, Any]) -> None:
-    """Build dataset, loss, model and optimizer; train; test; write every artefact."""
+    """Build dataset, loss, model, optimizer and schedule; train; test; write every artefact."""
     settings = trainer_settings(cfg)
-    built = build(cfg, summary)
+    built = build(cfg, settings, summary)
     progress = start(cfg, run_dir, built, summary)
     samples = samples_per_epoch(len(built.splits.train), settings)
     recorder = EpochRecorder(run_dir, summary, settings, samples, built, progress)
@@ -229,6 +233,8 @@ def test_and_save(
     summary["weights_sha256"] = weights_sha256(built.model)
     if built.cfg.plots:
         draw(run_dir, built.task, splits, progress.history, tested, settings.eval_batch_size)
+        if settings.layer_stats:
+            layers.draw(run_dir)
     commit, dirty = git_state()
     summary.update(versions=versions(), git_commit=commit, git_dirty=dirty, command=command_line())
     log.info(
@@ -257,9 +263,9 @@ def describe_data(splits: Splits) -> dict[str, Any]:
 
 
 class EpochRecorder:
-    """Called as each epoch ends: a metrics.csv row, the running summary, best.pt when the
-    epoch is the best so far, last.pt always (in that order: a kill between them loses
-    nothing a resume needs), and a log line."""
+    """Called as each epoch ends: a metrics.csv row (and the layers.csv rows), the running
+    summary, best.pt when the epoch is the best so far, last.pt always (in that order: a kill
+    between them loses nothing a resume needs), and a log line."""
 
     def __init__(
         self,
@@ -273,6 +279,10 @@ class EpochRecorder:
         self.run_dir = run_dir
         self.metrics = MetricsLog(run_dir / "metrics.csv")
         self.metrics.rewrite(progress.history)  # a resumed run's rows as last.pt saved them
+        self.layer_stats: layers.LayerStats | None = None
+        if settings.layer_stats:
+            probe = layers.LayerProbe(built.task, built.model, built.splits.train)
+            self.layer_stats = layers.LayerStats(run_dir, probe, progress.epoch)
         self.summary = summary
         self.settings = settings
         self.samples_per_epoch = samples_per_epoch
@@ -291,16 +301,21 @@ class EpochRecorder:
 
     def __call__(self, row: EpochMetrics, improved: bool) -> None:
         self.metrics.append(row)
+        if self.layer_stats and self.reported(row.epoch):
+            self.layer_stats(row.epoch)
         self.summarise()
         if improved:
             self.built.save_model(self.run_dir / "best.pt")
         if self.checkpoint_due(row.epoch):
-            save_last(
-                self.run_dir / LAST, self.built.model, self.built.task.optimizer, self.progress
-            )
+            save_last(self.run_dir / LAST, self.built.model, self.built.task, self.progress)
             self.last_saved = time.monotonic()
-        if row.epoch % self.settings.log_every == 0 or row.epoch == self.settings.epochs:
+        if self.reported(row.epoch):
             log.info("epoch %d/%d  %s", row.epoch, self.settings.epochs, describe_epoch(row))
+
+    def reported(self, epoch: int) -> bool:
+        """Every `log_every` epochs and the last: a log line and the layers.csv rows (a probe
+        costs about 2 ms, as much as a whole epoch of the seeds' XOR and toy runs)."""
+        return epoch % self.settings.log_every == 0 or epoch == self.settings.epochs
 
     def summarise(self) -> None:
         history, progress = self.progress.history, self.progress

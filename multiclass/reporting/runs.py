@@ -33,8 +33,9 @@ class RunRecord:
     def value(self, key: str) -> Any:
         """A swept key's value, typed as the run saw it: from the resolved config where the key
         is a value there, else (a config group such as `model=cnn`) as the override named it."""
-        if key not in self.config or isinstance(self.config[key], dict):
-            return self.overrides.get(key)
+        configured = self.config.get(key)
+        if configured is None or isinstance(configured, dict):  # a group (or its null option)
+            return self.overrides.get(key, configured)
         value = self.config[key]
         return json.dumps(value) if isinstance(value, list) else value
 
