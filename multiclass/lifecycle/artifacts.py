@@ -72,3 +72,20 @@ def weights_sha256(model: "nn.Module") -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON file of a run, or None when it is absent (atomic writes leave none half written)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a run's CSV file (metrics.csv, layers.csv) as text; none when it is absent."""
+    try:
+        with open(path, newline="") as file:
+            return list(csv.DictReader(file))
+    except OSError:
+        return []

@@ -2,11 +2,11 @@
 metrics.csv column but the times, epoch by epoch; and where their provenance differs
 (source commit, uncommitted changes, library versions, device, threads), which may explain it."""
 
-import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from multiclass.lifecycle.artifacts import read_csv_rows, read_json
 
 TIMES = ("train_seconds", "epoch_seconds")
 PROVENANCE = ("git_commit", "git_dirty", "versions", "device", "num_threads")
@@ -31,7 +31,8 @@ class Comparison:
 
 
 def compare_runs(original: Path, rerun: Path) -> Comparison:
-    before, after = read_summary(original), read_summary(rerun)
+    before = read_json(original / "summary.json") or {}
+    after = read_json(rerun / "summary.json") or {}
     digest = after.get("weights_sha256")
     same_weights = digest is not None and before.get("weights_sha256") == digest
     return Comparison(
@@ -42,7 +43,7 @@ def compare_runs(original: Path, rerun: Path) -> Comparison:
 
 
 def first_metric_difference(original: Path, rerun: Path) -> str | None:
-    before, after = read_rows(original / "metrics.csv"), read_rows(rerun / "metrics.csv")
+    before, after = read_csv_rows(original / "metrics.csv"), read_csv_rows(rerun / "metrics.csv")
     for row_before, row_after in zip(before, after, strict=False):
         for column, value in row_before.items():
             if column in TIMES or row_after.get(column) == value:
@@ -68,12 +69,3 @@ def provenance_differences(before: dict[str, Any], after: dict[str, Any]) -> lis
         if before.get(key) != after.get(key):
             notes.append(f"{key}: {before.get(key)} then {after.get(key)}")
     return notes
-
-
-def read_summary(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / "summary.json").read_text())
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as file:
-        return list(csv.DictReader(file))

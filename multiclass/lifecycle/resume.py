@@ -4,10 +4,8 @@ the progress so far), written whole after every epoch and read back with `weight
 the config a resumed run uses is the one it saved, so a resume cannot quietly train something
 else."""
 
-import csv
 import dataclasses
 import io
-import json
 import random
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,7 +18,7 @@ from torch import nn
 
 from multiclass.engine import EpochMetrics, Progress, Task
 from multiclass.errors import UserError
-from multiclass.lifecycle.artifacts import write_atomic
+from multiclass.lifecycle.artifacts import read_csv_rows, read_json, write_atomic
 from multiclass.schedulers import spans_the_run
 
 LAST = "last.pt"
@@ -80,8 +78,7 @@ def restore(path: Path, model: nn.Module, task: Task) -> Progress:
 
 def read_history(path: Path, epochs: int) -> list[EpochMetrics]:
     """The first `epochs` rows of metrics.csv as the run recorded them (floats round-trip)."""
-    with open(path, newline="") as file:
-        rows = list(csv.DictReader(file))[:epochs]
+    rows = read_csv_rows(path)[:epochs]
     if len(rows) < epochs:
         raise UserError(f"cannot resume: {path} has {len(rows)} rows, last.pt {epochs} epochs")
     fields = {field.name: field.type for field in dataclasses.fields(EpochMetrics)}
@@ -138,10 +135,7 @@ def set_random_states(states: dict[str, Any]) -> None:
 
 def already_complete(run_dir: Path, epochs: int) -> dict[str, Any] | None:
     """The summary of a run that completed `epochs` epochs (or stopped early), else None."""
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
+    summary = read_json(run_dir / "summary.json") or {}
     done = summary.get("status") == "completed"
     if done and (summary.get("stopped_early") or (summary.get("epochs") or 0) >= epochs):
         return summary

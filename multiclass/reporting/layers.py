@@ -18,7 +18,6 @@ random numbers are drawn), gradients come from `torch.autograd.grad` (no `.grad`
 optimizer never sees them), and its forward hooks exist only while it runs.
 """
 
-import csv
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -28,7 +27,7 @@ from torch import nn
 
 from multiclass.datasets import Split
 from multiclass.engine import Task, model_inputs
-from multiclass.lifecycle.artifacts import MetricsLog
+from multiclass.lifecycle.artifacts import MetricsLog, read_csv_rows
 from multiclass.reporting.plots import new_figure, save
 
 LAYERS_CSV = "layers.csv"
@@ -152,10 +151,7 @@ class LayerStats:
 
 def read_rows(path: Path, last_epoch: float = math.inf) -> list[LayerRow]:
     """The rows of layers.csv up to `last_epoch`, as written (floats round-trip exactly)."""
-    if not path.exists():
-        return []
-    with open(path, newline="") as file:
-        return [parse(row) for row in csv.DictReader(file) if int(row["epoch"]) <= last_epoch]
+    return [parse(row) for row in read_csv_rows(path) if int(row["epoch"]) <= last_epoch]
 
 
 def parse(row: dict[str, str]) -> LayerRow:

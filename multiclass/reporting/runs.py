@@ -2,7 +2,6 @@
 launcher ran it and however far it got (a job still running or killed has no summary.json yet,
 so its figures come from the metrics.csv rows it wrote)."""
 
-import csv
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any
 import yaml
 
 from multiclass.errors import UserError
+from multiclass.lifecycle.artifacts import read_csv_rows, read_json
 
 # Files that mark a run directory: the run writes config.yaml first, Hydra writes .hydra/.
 RUN_MARKERS = ("config.yaml", "summary.json", ".hydra/overrides.yaml")
@@ -64,7 +64,7 @@ def run_dir_of(marker: Path) -> Path:
 
 
 def read_run(run_dir: Path) -> RunRecord:
-    rows = read_metrics(run_dir / "metrics.csv")
+    rows = read_csv_rows(run_dir / "metrics.csv")
     return RunRecord(
         path=run_dir,
         job=job_number(run_dir),
@@ -122,18 +122,3 @@ def read_yaml(path: Path) -> Any:
         return yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError):
         return None
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # absent, or (never with atomic writes) unreadable
-
-
-def read_metrics(path: Path) -> list[dict[str, str]]:
-    try:
-        with open(path, newline="") as file:
-            return list(csv.DictReader(file))
-    except OSError:
-        return []
