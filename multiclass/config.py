@@ -1,7 +1,7 @@
 """The typed schema of the top-level config, so that Hydra rejects wrong types when it composes.
 
-The groups (dataset, model, loss, optimizer, scheduler, device) stay free-form: each is checked
-by the signature of the component it instantiates.
+The groups (dataset, model, loss, optimizer, scheduler, device, logger) stay free-form: each is
+checked by the signature of the component it instantiates.
 """
 
 from dataclasses import dataclass, field
@@ -66,6 +66,7 @@ class TrainConfig:
     optimizer: Any = None
     scheduler: Any = None  # null: no lr schedule (conf/scheduler/none.yaml)
     device: Any = None
+    logger: Any = None  # a tracker besides the run directory (conf/logger)
     seed: int = 0
     plots: bool = True
     trainer: TrainerSettings = field(default_factory=TrainerSettings)

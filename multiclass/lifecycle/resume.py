@@ -30,6 +30,7 @@ RESUMABLE_KEYS = (
     "trainer.progress",
     "trainer.log_every",
     "trainer.early_stopping.patience",
+    "logger",
 )
 
 
@@ -156,7 +157,7 @@ def resumed_config(cfg: DictConfig, run_dir: Path, overrides: Iterable[str]) -> 
         if key.startswith("hydra.") or key.startswith("hydra/"):
             continue
         now, before = plain(OmegaConf.select(cfg, key)), plain(OmegaConf.select(saved, key))
-        if key in RESUMABLE_KEYS:
+        if key in RESUMABLE_KEYS or key.startswith("logger."):
             OmegaConf.update(saved, key, now, force_add=True)
         elif now != before:
             raise UserError(

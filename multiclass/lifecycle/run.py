@@ -47,6 +47,7 @@ from multiclass.models import build_classifier
 from multiclass.optimizers import build_optimizer
 from multiclass.reporting import layers, plots
 from multiclass.schedulers import build_schedule
+from multiclass.tracking import Tracker, open_tracker
 
 log = logging.getLogger("multiclass")
 
@@ -113,9 +114,11 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Ou
     run_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = dict.fromkeys(SUMMARY_FIELDS)
     error = None
+    tracker = Tracker()
     try:
         write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        train_and_test(cfg, run_dir, summary)
+        tracker = open_tracker(cfg)
+        train_and_test(cfg, run_dir, summary, tracker)
         status = "completed"
     except TrainingDiverged as diverged:
         status, error = "diverged", str(diverged)
@@ -124,18 +127,22 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Ou
     except Exception as failure:
         status, error = "failed", one_line(failure)
         if not is_user_error(failure) and os.environ.get("HYDRA_FULL_ERROR") == "1":
-            finish(run_dir, summary, status, error)
+            finish(run_dir, summary, status, error, tracker)
             raise
-    finish(run_dir, summary, status, error)
+    finish(run_dir, summary, status, error, tracker)
     return Outcome(status, summary)
 
 
-def finish(run_dir: Path, summary: dict[str, Any], status: str, error: str | None) -> None:
+def finish(
+    run_dir: Path, summary: dict[str, Any], status: str, error: str | None, tracker: Tracker
+) -> None:
+    """summary.json says how the run ended; then the tracker, which gets the finished folder."""
     summary["status"] = status
     if error:
         summary["error"] = error
         log.error("error: %s", error)
     write_json(run_dir / "summary.json", summary)
+    tracker.finish(summary, run_dir)
 
 
 def is_user_error(error: BaseException) -> bool:
@@ -198,13 +205,16 @@ def start(cfg: DictConfig, run_dir: Path, built: Built, summary: dict[str, Any])
     return progress
 
 
-def train_and_test(cfg: DictConfig, run_dir: Path, summary: dict[str, Any]) -> None:
+def train_and_test(
+    cfg: DictConfig, run_dir: Path, summary: dict[str, Any], tracker: Tracker
+) -> None:
     """Build dataset, loss, model, optimizer and schedule; train; test; write every artefact."""
     settings = trainer_settings(cfg)
     built = build(cfg, settings, summary)
     progress = start(cfg, run_dir, built, summary)
+    tracker.start(cfg, run_dir, progress.epoch)
     samples = samples_per_epoch(len(built.splits.train), settings)
-    recorder = EpochRecorder(run_dir, summary, settings, samples, built, progress)
+    recorder = EpochRecorder(run_dir, summary, settings, samples, built, progress, tracker)
     fit(built.task, built.splits, settings, progress, recorder)
     if progress.stopped_early:
         log.info(
@@ -275,14 +285,18 @@ class EpochRecorder:
         samples_per_epoch: int,
         built: Built,
         progress: Progress,
+        tracker: Tracker,
     ) -> None:
         self.run_dir = run_dir
         self.metrics = MetricsLog(run_dir / "metrics.csv")
         self.metrics.rewrite(progress.history)  # a resumed run's rows as last.pt saved them
+        self.tracker = tracker
         self.layer_stats: layers.LayerStats | None = None
         if settings.layer_stats:
             probe = layers.LayerProbe(built.task, built.model, built.splits.train)
             self.layer_stats = layers.LayerStats(run_dir, probe, progress.epoch)
+            if not progress.epoch:
+                tracker.log_layers(0, self.layer_stats.first_rows)
         self.summary = summary
         self.settings = settings
         self.samples_per_epoch = samples_per_epoch
@@ -301,8 +315,9 @@ class EpochRecorder:
 
     def __call__(self, row: EpochMetrics, improved: bool) -> None:
         self.metrics.append(row)
+        self.tracker.log_epoch(row)
         if self.layer_stats and self.reported(row.epoch):
-            self.layer_stats(row.epoch)
+            self.tracker.log_layers(row.epoch, self.layer_stats(row.epoch))
         self.summarise()
         if improved:
             self.built.save_model(self.run_dir / "best.pt")

@@ -144,9 +144,12 @@ class LayerStats:
         self.log = MetricsLog(run_dir / LAYERS_CSV)
         start = read_rows(self.log.path, resumed_epoch) if resumed_epoch else probe(0)
         self.log.rewrite(start)
+        self.first_rows = start
 
-    def __call__(self, epoch: int) -> None:
-        self.log.extend(self.probe(epoch))
+    def __call__(self, epoch: int) -> list[LayerRow]:
+        rows = self.probe(epoch)
+        self.log.extend(rows)
+        return rows
 
 
 def read_rows(path: Path, last_epoch: float = math.inf) -> list[LayerRow]:
