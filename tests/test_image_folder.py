@@ -109,7 +109,7 @@ def test_an_unreadable_image_is_skipped_and_counted(folder, caplog):
     with caplog.at_level(logging.INFO, logger="multiclass"):
         splits = image_folder(str(folder), val_fraction=0, test_fraction=0.5)
     assert len(splits.train) + len(splits.test) == 30  # 31 files, one unreadable
-    assert f"skipped 1 unreadable image files (first: {bad})" in caplog.text
+    assert f"left out 1 unreadable files (first: {bad})" in caplog.text
     assert "30 images decoded, 3x28x28" in caplog.text
 
 

@@ -48,7 +48,7 @@ def image_folder(
     splits = [split.x for split in (rows.train, rows.val, rows.test) if split is not None]
     wanted = sorted(set(torch.cat(splits).tolist()))  # the rows of the files to decode
     size = (image_size, image_size) if image_size else reader.common_size(wanted)
-    check_memory(len(wanted), channels, size, max_bytes)
+    check_memory(len(wanted) - len(reader.bad), channels, size, max_bytes)
     decoded = reader.decode_splits(rows, size, len(wanted), progress)
     log.info(
         "%s: %d images decoded, %dx%dx%d, %s as uint8",
@@ -60,7 +60,7 @@ def image_folder(
     )
     if reader.bad:
         log.warning(
-            "%s: skipped %d unreadable image files (first: %s)",
+            "%s: left out %d unreadable files (first: %s)",
             folder,
             len(reader.bad),
             reader.bad[0],

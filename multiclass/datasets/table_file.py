@@ -73,8 +73,8 @@ def fitted_splits(rows: Splits, data: list["pd.DataFrame"], transformer: Any) ->
     x = torch.from_numpy(transformer.transform(every_row)).float()
     parts = column_parts(transformer)
     log.info(
-        "%s: %d rows, %d numeric columns (standardised) and %d text columns (one-hot)"
-        " -> %d features, fitted on the %d training rows",
+        "%s: %d rows; columns standardised: %d, one-hot encoded: %d; %d features, fitted on"
+        " the %d training rows",
         rows.name,
         len(every_row),
         len(parts[NUMERIC]),
