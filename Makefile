@@ -5,8 +5,8 @@ DATA_ROOT ?= ../shared/data
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Every extra the tests use: dev tools, parallel and cluster launchers, search.
-EXTRAS ?= dev,parallel,cluster,search
+# Every extra the tests use: dev tools, parallel and cluster launchers, search, Parquet files.
+EXTRAS ?= dev,parallel,cluster,search,parquet
 
 .PHONY: run test lint reproduce bench
 

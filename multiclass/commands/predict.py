@@ -38,7 +38,7 @@ def predictions_csv(args: argparse.Namespace) -> tuple[str, int]:
     from multiclass.inference.inputs import read_inputs
 
     run = load_run(args.run_dir, args.checkpoint)
-    inputs = read_inputs(args.inputs, run.input_shape, args.invert)
+    inputs = read_inputs(args.inputs, run.input_shape, args.invert, run.preprocess)
     outputs = run.outputs(inputs.x)
     predicted = run.head.predict(outputs).tolist()
     probabilities = run.head.probabilities(outputs).tolist()

@@ -1,7 +1,8 @@
 """What every data set shares: a class subset, a limit, and seeded validation and test splits."""
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,6 +52,9 @@ class Splits:
     test: Split
     class_names: list[str]
     evaluated_on: str  # "test": a held-out split; "train": the tiny tables, as their seeds do
+    # A table's fitted input transform (scikit-learn), saved with the model so that prediction
+    # applies it too; None where the inputs need none.
+    preprocess: Any = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -60,20 +64,23 @@ class Splits:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def to(self, device: torch.device) -> "Splits":
-        """Move every split to `device` once; a split that is reused (train as test) moves once."""
-        moved: dict[int, Split] = {}
+    def map(self, change: Callable[[Split], Split]) -> "Splits":
+        """These splits with each one changed by `change`; a split that is reused (train as
+        test) is changed once and stays shared."""
+        changed: dict[int, Split] = {}
         for split in (self.train, self.val, self.test):
-            if split is not None and id(split) not in moved:
-                moved[id(split)] = split.to(device)
-        return Splits(
-            name=self.name,
-            train=moved[id(self.train)],
-            val=None if self.val is None else moved[id(self.val)],
-            test=moved[id(self.test)],
-            class_names=self.class_names,
-            evaluated_on=self.evaluated_on,
+            if split is not None and id(split) not in changed:
+                changed[id(split)] = change(split)
+        return replace(
+            self,
+            train=changed[id(self.train)],
+            val=None if self.val is None else changed[id(self.val)],
+            test=changed[id(self.test)],
         )
+
+    def to(self, device: torch.device) -> "Splits":
+        """Move every split to `device` once."""
+        return self.map(lambda split: split.to(device))
 
 
 def make_splits(
@@ -111,6 +118,22 @@ def make_splits(
     train_idx, val_idx = split_indices(y, val_fraction, seed)
     train, val = Split(x[train_idx], y[train_idx]), Split(x[val_idx], y[val_idx])
     return Splits(source.name, train, val, test, names, evaluated_on="test")
+
+
+def row_splits(
+    name: str,
+    y: torch.Tensor,
+    class_names: list[str],
+    test_y: torch.Tensor | None = None,
+    **split_options: Any,
+) -> Splits:
+    """`make_splits` over row numbers (x[i] = i; an official test set's rows follow the
+    training rows): which rows go where, decided before any input is decoded or any statistic
+    fitted. `Splits.map` then fills in the inputs."""
+    rows = torch.arange(len(y) + (0 if test_y is None else len(test_y)))
+    test_rows = None if test_y is None else rows[len(y) :]
+    source = Source(name, rows[: len(y)], y, class_names, test_rows, test_y)
+    return make_splits(source, **split_options)
 
 
 def check_fraction(name: str, value: float) -> None:

@@ -1,9 +1,11 @@
 """Files a person has, as the inputs a model was trained on: images (PNG, JPEG) for image
-models, CSV rows of features for models with 1-D inputs."""
+models, CSV rows of features for models with 1-D inputs (for a run on a table, its columns
+by name, transformed as in training)."""
 
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,14 +23,21 @@ class Inputs:
     x: torch.Tensor
 
 
-def read_inputs(paths: list[Path], input_shape: tuple[int, ...], invert: str = "auto") -> Inputs:
-    """Every file read whole before anything is predicted: a bad one stops all, with one line."""
+def read_inputs(
+    paths: list[Path], input_shape: tuple[int, ...], invert: str = "auto", preprocess: Any = None
+) -> Inputs:
+    """Every file read whole before anything is predicted: a bad one stops all, with one line.
+    `preprocess`: a table run's fitted transform, which reads CSV columns by name."""
+    from multiclass.datasets.table_file import read_rows
+
     names: list[str] = []
     batches: list[torch.Tensor] = []
     for path in paths:
         if not path.is_file():
             raise UserError(f"{path}: no such file")
-        if path.suffix.lower() == ".csv":
+        if path.suffix.lower() == ".csv" and preprocess is not None:
+            file_names, x = read_rows(path, preprocess)
+        elif path.suffix.lower() == ".csv":
             file_names, x = read_csv(path, input_shape)
         else:
             file_names, x = [str(path)], read_image(path, input_shape, invert).unsqueeze(0)

@@ -10,10 +10,12 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from multiclass.datasets.table_file import is_frame, transform_rows
 from multiclass.engine import Task, batched_outputs
 from multiclass.errors import UserError
 from multiclass.heads import Head
 from multiclass.lifecycle.checkpoint import read_checkpoint, rebuild
+from multiclass.lifecycle.preprocess import load_preprocess
 from multiclass.lifecycle.runtime import Runtime
 
 CHECKPOINT = "model.pt"
@@ -23,7 +25,8 @@ CONFIG = "config.yaml"
 @dataclass(frozen=True)
 class TrainedRun:
     """The model of `run_dir` with what it was trained on; `predict` and `predict_proba` take
-    an array or tensor of inputs (N, *input_shape), or one input (*input_shape)."""
+    an array or tensor of inputs (N, *input_shape), or one input (*input_shape), and for a
+    run on a table (dataset=table) a pandas DataFrame of its columns, transformed first."""
 
     run_dir: Path
     checkpoint: Path
@@ -31,6 +34,7 @@ class TrainedRun:
     task: Task  # the engine's view of the model: evaluate and batched_outputs take it
     class_names: list[str]
     input_shape: tuple[int, ...]
+    preprocess: Any = None  # a table run's fitted transform (preprocess.pkl)
 
     @property
     def head(self) -> Head:
@@ -56,7 +60,10 @@ class TrainedRun:
 
     def as_inputs(self, x: Any) -> torch.Tensor:
         """`x` as a batch the model takes: uint8 pixels stay (scaled to [0, 1] batch by batch,
-        as training stored them), other numbers become float32 as they are."""
+        as training stored them), other numbers become float32 as they are, and a table's
+        rows are transformed as its training rows were."""
+        if self.preprocess is not None and is_frame(x):
+            x = transform_rows(self.preprocess, x, "inputs")
         try:
             tensor = torch.as_tensor(x if isinstance(x, torch.Tensor) else np.asarray(x))
         except (TypeError, ValueError, RuntimeError):
@@ -91,6 +98,7 @@ def load_run(run_dir: Path | str, checkpoint: str = CHECKPOINT) -> TrainedRun:
         task=task,
         class_names=list(content["class_names"]),
         input_shape=tuple(content["input_shape"]),
+        preprocess=load_preprocess(run_dir, content),
     )
 
 

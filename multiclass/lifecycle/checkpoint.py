@@ -31,7 +31,9 @@ def save_checkpoint(
     loss_cfg: DictConfig,
     input_shape: tuple[int, ...],
     class_names: list[str],
+    **extra: str,
 ) -> None:
+    """`extra`: plain data to record beside them (a table's preprocess.pkl digest)."""
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     content = {
         "state_dict": state,
@@ -39,6 +41,7 @@ def save_checkpoint(
         "loss": OmegaConf.to_container(loss_cfg, resolve=True),
         "input_shape": list(input_shape),
         "class_names": list(class_names),
+        **extra,
     }
     buffer = io.BytesIO()
     torch.save(content, buffer)

@@ -34,6 +34,7 @@ from multiclass.errors import TrainingDiverged, UserError
 from multiclass.heads import build_loss
 from multiclass.lifecycle.artifacts import MetricsLog, weights_sha256, write_atomic, write_json
 from multiclass.lifecycle.checkpoint import save_checkpoint
+from multiclass.lifecycle.preprocess import save_preprocess
 from multiclass.lifecycle.provenance import command_line, git_state, versions
 from multiclass.lifecycle.resume import (
     LAST,
@@ -171,9 +172,17 @@ class Built:
     task: Task
 
     def save_model(self, path: Path) -> None:
+        """The weights, and a table's fitted transform beside them (its digest in the file)."""
         splits = self.splits
+        saved_with = save_preprocess(path.parent, splits.preprocess)
         save_checkpoint(
-            path, self.model, self.cfg.model, self.cfg.loss, splits.input_shape, splits.class_names
+            path,
+            self.model,
+            self.cfg.model,
+            self.cfg.loss,
+            splits.input_shape,
+            splits.class_names,
+            **saved_with,
         )
 
 

@@ -1,0 +1,284 @@
+"""Your own table: a CSV or Parquet file, one row per sample, the class in a `target` column.
+
+Numeric columns are standardised and text columns one-hot encoded by a scikit-learn
+ColumnTransformer fitted on the training split alone, so no statistic of the validation or
+test rows leaks into training. The fitted transformer travels with the splits
+(`Splits.preprocess`) into the run directory, and prediction transforms new rows with it."""
+
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from multiclass.datasets.splits import Split, Splits, row_splits
+from multiclass.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger("multiclass")
+
+IMPUTE = (None, "mean", "most_frequent")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+NUMERIC, TEXT = "numeric", "text"  # the names of the ColumnTransformer's two parts
+
+
+def table(
+    path: str | None = None,
+    target: str | None = None,
+    features: Sequence[str] | None = None,
+    numeric: Sequence[str] | None = None,
+    impute: str | None = None,
+    test_path: str | None = None,
+    **split_options: Any,
+) -> Splits:
+    """The rows of `path` (and of `test_path`, the test split, if given) as standardised and
+    one-hot encoded features, the classes being `target`'s values in sorted order."""
+    if path is None or target is None:
+        raise UserError(
+            "dataset=table needs dataset.path (a CSV or Parquet file) and dataset.target"
+            " (the column that holds the class)"
+        )
+    if impute not in IMPUTE:
+        raise UserError(f"dataset.impute must be mean, most_frequent or null, got {impute!r}")
+    paths = [Path(p).expanduser() for p in (path, test_path) if p is not None]
+    frames = [read_frame(p) for p in paths]
+    columns = feature_columns(frames[0], paths[0], target, features)
+    for frame, where in zip(frames[1:], paths[1:], strict=True):
+        check_columns(frame, where, [target, *columns])
+    numbers = numeric_columns(frames[0], columns, numeric or [])
+    texts = [c for c in columns if c not in numbers]
+    labels, class_names = class_labels(frames, paths, target)
+    data = [typed(f, numbers, texts, where) for f, where in zip(frames, paths, strict=True)]
+    if impute is None:
+        fix = "fill them in, or set dataset.impute=mean or dataset.impute=most_frequent"
+        for features_of, where in zip(data, paths, strict=True):
+            check_complete(features_of, where, fix)
+    test_y = labels[1] if test_path is not None else None
+    rows = row_splits(paths[0].stem, labels[0], class_names, test_y, **split_options)
+    return fitted_splits(rows, data, build_transformer(numbers, texts, impute))
+
+
+def fitted_splits(rows: Splits, data: list["pd.DataFrame"], transformer: Any) -> Splits:
+    """Row-number splits filled with the transformed features of their rows, the transformer
+    fitted on the training rows alone."""
+    import pandas as pd
+
+    every_row = pd.concat(data, ignore_index=True)
+    transformer.fit(every_row.iloc[rows.train.x.numpy()])
+    x = torch.from_numpy(transformer.transform(every_row)).float()
+    parts = column_parts(transformer)
+    log.info(
+        "%s: %d rows; columns standardised: %d, one-hot encoded: %d; %d features, fitted on"
+        " the %d training rows",
+        rows.name,
+        len(every_row),
+        len(parts[NUMERIC]),
+        len(parts[TEXT]),
+        x.shape[1],
+        len(rows.train),
+    )
+    filled = rows.map(lambda split: Split(x[split.x], split.y))
+    return replace(filled, preprocess=transformer)
+
+
+def read_frame(path: Path, text_columns: Sequence[str] = ()) -> "pd.DataFrame":
+    """A CSV or Parquet file (by its suffix) as a DataFrame; `text_columns` are read as text
+    even where they look like numbers."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    parquet = path.suffix.lower() in PARQUET_SUFFIXES
+    try:
+        if parquet:
+            require_pyarrow(path)
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path, dtype=dict.fromkeys(text_columns, str) or None)
+    except (ValueError, OSError) as error:  # parser, encoding, Arrow and I/O errors alike
+        reason = " ".join(str(error).split())[:200]
+        kind = "Parquet" if parquet else "CSV"
+        raise UserError(f"{path}: not a readable {kind} file ({reason})") from None
+    if frame.empty:
+        raise UserError(f"{path}: no rows")
+    return frame
+
+
+def require_pyarrow(path: Path) -> None:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise UserError(
+            f"{path}: reading Parquet needs pyarrow: pip install 'multiclass[parquet]'"
+        ) from None
+
+
+def feature_columns(
+    frame: "pd.DataFrame", path: Path, target: str, features: Sequence[str] | None
+) -> list[str]:
+    """The columns the model reads: `features`, or every column but the target."""
+    if target not in frame.columns:
+        raise UserError(
+            f"dataset.target: no column {target!r} in {path}; its columns: {names(frame.columns)}"
+        )
+    chosen = [c for c in frame.columns if c != target] if features is None else list(features)
+    check_columns(frame, path, chosen)
+    if target in chosen:
+        raise UserError(f"dataset.features lists the target column {target!r}")
+    if not chosen:
+        raise UserError(f"{path}: no feature columns besides the target {target!r}")
+    return chosen
+
+
+def check_columns(frame: "pd.DataFrame", where: Path | str, wanted: Sequence[str]) -> None:
+    absent = [c for c in wanted if c not in frame.columns]
+    if absent:
+        raise UserError(f"{where}: no column {names(absent)}; its columns: {names(frame.columns)}")
+
+
+def names(columns: Sequence[Any]) -> str:
+    return ", ".join(str(c) for c in columns)
+
+
+def numeric_columns(frame: "pd.DataFrame", columns: list[str], numeric: Sequence[str]) -> list[str]:
+    """The numeric columns: those pandas read as numbers, and those `numeric` lists (which
+    must hold numbers, checked as they are converted)."""
+    from pandas.api.types import is_numeric_dtype
+
+    unknown = [c for c in numeric if c not in columns]
+    if unknown:
+        raise UserError(
+            f"dataset.numeric: {names(unknown)} is not a feature column ({names(columns)})"
+        )
+    return [c for c in columns if c in numeric or is_numeric_dtype(frame[c])]
+
+
+def class_labels(
+    frames: list["pd.DataFrame"], paths: list[Path], target: str
+) -> tuple[list[torch.Tensor], list[str]]:
+    """Each frame's labels, indices into the class names: the training file's target values,
+    sorted (numbers by value), as text."""
+    for frame, path in zip(frames, paths, strict=True):
+        unlabelled = int(frame[target].isna().sum())
+        if unlabelled:
+            raise UserError(f"{path}: {unlabelled} of {len(frame)} rows have no {target!r}")
+    values = list(frames[0][target].unique())
+    if len(values) < 2:
+        raise UserError(
+            f"dataset.target {target!r} has one value ({values[0]!r}) in {paths[0]}: a"
+            " classifier needs at least two classes"
+        )
+    try:
+        values.sort()
+    except TypeError:  # numbers and text in one column
+        values.sort(key=str)
+    index = {value: i for i, value in enumerate(values)}
+    labels = []
+    for frame, path in zip(frames, paths, strict=True):
+        mapped = frame[target].map(index)
+        if mapped.isna().any():
+            unseen = frame[target][mapped.isna()].unique()
+            raise UserError(
+                f"{path}: {target!r} values {names(unseen[:5])} are not in {paths[0]}'s classes"
+            )
+        labels.append(torch.tensor(mapped.to_numpy(dtype="int64")))
+    return labels, [str(v) for v in values]
+
+
+def typed(
+    frame: "pd.DataFrame", numbers: list[str], texts: list[str], where: Path | str
+) -> "pd.DataFrame":
+    """The feature columns as the transformer takes them: numbers as float64, text as Python
+    strings, anything missing as NaN."""
+    import numpy as np
+    import pandas as pd
+
+    columns: dict[str, pd.Series] = {}
+    for column in numbers:
+        values = frame[column]
+        converted = pd.to_numeric(values, errors="coerce")
+        bad = converted.isna() & values.notna()
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy()))
+            raise UserError(
+                f"{where}: column {column!r} is not numeric ({values.iloc[row]!r} in row {row + 1})"
+            )
+        columns[column] = converted.astype("float64")
+    for column in texts:
+        values = frame[column]
+        text = pd.Series(np.nan, index=frame.index, dtype=object)
+        present = values.notna()
+        text[present] = values[present].astype(str).astype(object)
+        columns[column] = text
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def check_complete(features: "pd.DataFrame", where: Path | str, fix: str) -> None:
+    """A one-line error naming the columns with missing values and how many rows have any."""
+    missing = features.isna()
+    counts = missing.sum()
+    if counts.any():
+        named = ", ".join(f"{c} ({n})" for c, n in counts[counts > 0].items())
+        rows = int(missing.any(axis=1).sum())
+        raise UserError(
+            f"{where}: missing values in {named}; {rows} of {len(features)} rows affected: {fix}"
+        )
+
+
+def build_transformer(numbers: list[str], texts: list[str], impute: str | None) -> Any:
+    """Standardise numbers and one-hot encode text (a category unseen in training encodes as
+    all zeros), each part first imputed when `impute` is set (text by its most frequent)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    fill_numbers = [SimpleImputer(strategy=impute)] if impute else []
+    fill_text = [SimpleImputer(strategy="most_frequent")] if impute else []
+    encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+    parts = [
+        (NUMERIC, make_pipeline(*fill_numbers, StandardScaler()), numbers),
+        (TEXT, make_pipeline(*fill_text, encoder), texts),
+    ]
+    return ColumnTransformer([part for part in parts if part[2]], sparse_threshold=0)
+
+
+def column_parts(transformer: Any) -> dict[str, list[str]]:
+    """A fitted transformer's numeric and text columns."""
+    parts: dict[str, list[str]] = {NUMERIC: [], TEXT: []}
+    for name, _, columns in transformer.transformers_:
+        if name in parts:
+            parts[name] = list(columns)
+    return parts
+
+
+def transform_rows(transformer: Any, frame: "pd.DataFrame", where: Path | str) -> torch.Tensor:
+    """New rows (extra columns, such as the target, are ignored) as the model's inputs,
+    transformed as the training rows were."""
+    from sklearn.impute import SimpleImputer
+
+    parts = column_parts(transformer)
+    check_columns(frame, where, parts[NUMERIC] + parts[TEXT])
+    features = typed(frame, parts[NUMERIC], parts[TEXT], where)
+    if not any(isinstance(v, SimpleImputer) for v in transformer.get_params().values()):
+        check_complete(features, where, "the model was trained without dataset.impute")
+    return torch.from_numpy(transformer.transform(features)).float()
+
+
+def read_rows(path: Path, transformer: Any) -> tuple[list[str], torch.Tensor]:
+    """A CSV file of new rows, with a header of column names, as model inputs, each named
+    path:line (the header is line 1)."""
+    frame = read_frame(path, column_parts(transformer)[TEXT])
+    x = transform_rows(transformer, frame, path)
+    return [f"{path}:{line}" for line in range(2, len(frame) + 2)], x
+
+
+def is_frame(x: Any) -> bool:
+    """Whether `x` is a pandas DataFrame (without importing pandas where nobody has)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(x, pandas.DataFrame)

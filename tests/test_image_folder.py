@@ -1,0 +1,156 @@
+"""dataset=image_folder: root/<class>/<image> decoded once to uint8, class names from the
+folders, unreadable files skipped or named, and too many pixels refused before decoding."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import multiclass
+from multiclass.datasets import image_folder as module
+from multiclass.datasets.image_folder import image_folder
+from multiclass.errors import UserError
+
+COLOURS = {"blue": (0, 0, 255), "green": (0, 255, 0), "red": (255, 0, 0)}
+
+
+def draw_folder(root: Path, per_class: int = 10, size: tuple[int, int] = (12, 10)) -> Path:
+    """PNGs (width x height = `size`) of one bright colour per class, on a noisy background."""
+    rng = np.random.default_rng(0)
+    for name, colour in COLOURS.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 40, (size[1], size[0], 3), dtype=np.uint8)
+            pixels[2:-2, 2:-2] = colour
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return draw_folder(tmp_path / "colours")
+
+
+def test_a_png_folder_trains_with_folder_names_as_classes(train, folder, tmp_path):
+    run_dir = tmp_path / "run"
+    overrides = ["dataset=image_folder", f"dataset.root={folder}", "dataset.image_size=8"]
+    outcome = train(*overrides, "model=cnn", "trainer.epochs=2", run_dir=run_dir)
+
+    assert outcome.status == "completed"
+    assert outcome.summary["input_shape"] == [3, 8, 8]
+    assert outcome.summary["split_sizes"] == {"train": 21, "val": 3, "test": 6}
+    assert multiclass.load_run(run_dir).class_names == ["blue", "green", "red"]
+
+
+def test_pixels_are_uint8_resized_grey_or_colour(folder):
+    colour = image_folder(str(folder), image_size=8, seed=0)
+    grey = image_folder(str(folder), image_size=8, grayscale=True, seed=0)
+    kept = image_folder(str(folder), image_size=None, seed=0)
+
+    assert colour.train.x.dtype == torch.uint8 and colour.train.x.shape[1:] == (3, 8, 8)
+    assert grey.train.x.shape[1:] == (1, 8, 8)
+    assert kept.train.x.shape[1:] == (3, 10, 12)  # height 10, width 12, as drawn
+    red = kept.class_names.index("red")
+    centre = kept.train.x[kept.train.y == red][:, :, 5, 6]
+    assert (centre == torch.tensor([255, 0, 0], dtype=torch.uint8)).all()
+
+
+def test_images_of_different_sizes_need_an_image_size(folder):
+    Image.new("RGB", (30, 20)).save(folder / "red" / "big.png")
+
+    with pytest.raises(UserError, match=r"images differ in size .*set dataset.image_size"):
+        image_folder(str(folder), image_size=None)
+    assert image_folder(str(folder), image_size=16).train.x.shape[1:] == (3, 16, 16)
+
+
+def test_the_split_is_seeded_and_stratified_and_classes_go_by_name(folder):
+    splits = image_folder(str(folder), classes=["red", "blue"], val_fraction=0, test_fraction=0.5)
+
+    assert splits.class_names == ["red", "blue"]
+    assert torch.bincount(splits.test.y).tolist() == [5, 5]
+    assert torch.equal(splits.test.x, image_folder(str(folder), seed=0, **subset()).test.x)
+    assert not torch.equal(splits.test.x, image_folder(str(folder), seed=1, **subset()).test.x)
+
+
+def subset() -> dict:
+    return {"classes": ["red", "blue"], "val_fraction": 0, "test_fraction": 0.5}
+
+
+def test_train_and_test_folders_are_the_official_split(tmp_path):
+    draw_folder(tmp_path / "root" / "train", per_class=6)
+    draw_folder(tmp_path / "root" / "test", per_class=2)
+
+    splits = image_folder(str(tmp_path / "root"), val_fraction=0)
+    assert (len(splits.train), len(splits.test)) == (18, 6)
+    assert splits.class_names == ["blue", "green", "red"]
+
+
+def test_only_the_kept_images_are_decoded(folder, monkeypatch):
+    decoded = []
+    real = module.pixels_of
+    monkeypatch.setattr(module, "pixels_of", lambda *a: decoded.append(1) or real(*a))
+
+    splits = image_folder(str(folder), limit=10, val_fraction=0.2)
+    assert len(decoded) == len(splits.train) + len(splits.val) + len(splits.test) == 16
+
+
+def corrupt(folder: Path) -> Path:
+    path = folder / "green" / "broken.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\nnot an image at all")
+    return path
+
+
+def test_an_unreadable_image_is_skipped_and_counted(folder, caplog):
+    bad = corrupt(folder)
+
+    with caplog.at_level(logging.INFO, logger="multiclass"):
+        splits = image_folder(str(folder), val_fraction=0, test_fraction=0.5)
+    assert len(splits.train) + len(splits.test) == 30  # 31 files, one unreadable
+    assert f"left out 1 unreadable files (first: {bad})" in caplog.text
+    assert "30 images decoded, 3x28x28" in caplog.text
+
+
+def test_an_unreadable_image_is_named_when_asked_to_stop(folder, train):
+    bad = corrupt(folder)
+
+    with pytest.raises(UserError, match=rf"{bad}: not a readable image \(UnidentifiedImage"):
+        image_folder(str(folder), on_bad_image="error")
+    outcome = train("dataset=image_folder", f"dataset.root={folder}", "dataset.on_bad_image=error")
+    assert outcome.status == "failed" and str(bad) in outcome.summary["error"]
+
+
+def test_too_many_pixels_are_refused_before_decoding(folder, monkeypatch):
+    monkeypatch.setattr(module, "pixels_of", lambda *a: pytest.fail("decoded"))
+
+    with pytest.raises(UserError) as refused:
+        image_folder(str(folder), image_size=100, max_bytes=100_000)
+    assert str(refused.value) == (
+        "30 images of 3x100x100 need 900.0 kB as uint8, more than dataset.max_bytes (100.0 kB):"
+        " lower dataset.image_size, set dataset.grayscale=true or dataset.limit, or raise"
+        " dataset.max_bytes"
+    )
+    monkeypatch.setattr(module, "physical_memory", lambda: 1_000_000)
+    with pytest.raises(UserError, match=r"more than half of this machine's memory \(500.0 kB\)"):
+        image_folder(str(folder), image_size=100)
+
+
+@pytest.mark.parametrize(
+    ("make", "options", "message"),
+    [
+        (lambda root: None, {}, r"no such directory"),
+        (lambda root: root.mkdir(), {}, r"no class folders"),
+        (lambda root: (root / "cat").mkdir(parents=True), {}, r"Found no valid file"),
+        (draw_folder, {"on_bad_image": "ignore"}, r"on_bad_image must be skip or error"),
+        (draw_folder, {"image_size": 0}, r"image_size must be a positive integer or null"),
+        (draw_folder, {"classes": ["red", "pink"]}, r"no class 'pink'"),
+    ],
+)
+def test_bad_folders_and_options_get_one_line(tmp_path, make, options, message):
+    root = tmp_path / "images"
+    make(root)
+    with pytest.raises(UserError, match=message) as refused:
+        image_folder(str(root), **options)
+    assert "\n" not in str(refused.value)
