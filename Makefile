@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Every extra the tests use: dev tools, parallel and cluster launchers, search, Parquet files.
 EXTRAS ?= dev,parallel,cluster,search,parquet
 
-.PHONY: run test lint reproduce bench
+.PHONY: run test lint reproduce bench wheel
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,3 +31,7 @@ bench: $(STAMP)  ## the speed benchmark (about 12 minutes on 2 cores)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+wheel:  ## the installable wheel, configs inside, in dist/: pip install dist/multiclass-*.whl
+	rm -rf build
+	$(PYTHON) -m pip wheel . --no-deps --wheel-dir dist

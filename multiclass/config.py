@@ -80,7 +80,12 @@ OmegaConf.register_new_resolver("first_set", lambda *values: next((v for v in va
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+# The configs: conf/ at the top of a checkout (run in place or installed editable); an
+# installed wheel carries them inside the package as multiclass/conf (pyproject.toml).
+PACKAGED_CONFIG_DIR = Path(__file__).resolve().parent / "conf"
+CONFIG_DIR = (
+    PACKAGED_CONFIG_DIR if PACKAGED_CONFIG_DIR.is_dir() else PACKAGED_CONFIG_DIR.parents[1] / "conf"
+)
 
 
 def compose_config(*overrides: str) -> DictConfig:

@@ -2,9 +2,9 @@
 `torch.load(weights_only=True)`; `load_classifier` gives back a ready model.
 
 Loading treats the file as untrusted: weights_only refuses a pickle that would run code, and
-the builders it names (`_target_`s, which Hydra calls) must be a torch loss and one of ours."""
+the builders it names (`_target_`s, which Hydra calls) must be a torch loss and a model builder
+as build_classifier calls it: ours, or a user's whose module is importable here."""
 
-import inspect
 import io
 import pickle
 import re
@@ -82,12 +82,16 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
 
 
 def check_builders(path: Path, content: dict[str, Any]) -> None:
-    """Hydra calls whatever a `_target_` names: allow a torch loss class and a model builder of
-    multiclass.models only, and no builder nested in their options."""
+    """Hydra calls whatever a `_target_` names: allow a torch loss class and an importable model
+    builder taking (input_shape, num_outputs), and no builder nested in their options."""
     for node, allowed in (("loss", is_torch_loss), ("model", is_model_builder)):
         config = content[node]
         target = config.get("_target_") if isinstance(config, dict) else None
-        if not (isinstance(target, str) and allowed(target)):
+        try:
+            builds = isinstance(target, str) and allowed(target)
+        except UserError as why:  # a model builder that is not importable, or not called so
+            raise UserError(f"{path}: refused, {why}") from None
+        if not builds:
             raise UserError(f"{path}: refused, its {node} would be built by {target!r}")
         if any(names_builder(value) for value in config.values()):
             raise UserError(f"{path}: refused, its {node} options name builders of their own")
@@ -100,13 +104,9 @@ def is_torch_loss(target: str) -> bool:
 
 
 def is_model_builder(target: str) -> bool:
-    """A function of multiclass.models taking (input_shape, num_outputs, ...), as
-    build_classifier calls it."""
-    module, _, name = target.rpartition(".")
-    found = getattr(models, name, None) if module == models.__name__ else None
-    if not inspect.isfunction(found) or found.__module__ != models.__name__:
-        return False
-    return list(inspect.signature(found).parameters)[:2] == ["input_shape", "num_outputs"]
+    """A function or class build_classifier would call, ours or a user's; else a UserError
+    saying why not (not importable, or not taking input_shape and num_outputs)."""
+    return callable(models.model_builder(target))
 
 
 def names_builder(value: Any) -> bool:
