@@ -5,8 +5,9 @@ DATA_ROOT ?= ../shared/data
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Every extra the tests use: dev tools, parallel and cluster launchers, search, Parquet files.
-EXTRAS ?= dev,parallel,cluster,search,parquet
+# Every extra the tests use: dev tools, parallel and cluster launchers, search, Parquet files,
+# trackers.
+EXTRAS ?= dev,parallel,cluster,search,parquet,tensorboard,mlflow
 
 .PHONY: run test lint reproduce bench wheel
 
