@@ -36,7 +36,7 @@ def error_lines(caplog) -> list[str]:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 # 1. An output folder that cannot be created or written.
@@ -47,9 +47,9 @@ def test_an_output_folder_that_cannot_be_created_is_one_line_and_exit_1(where, t
     (tmp_path / "afile").write_text("not a folder")
     folder = tmp_path / "afile" / "x" if where == "under_a_file" else Path("/proc/x")
     config = OmegaConf.create({"hydra": {"run": {"dir": str(folder)}}})
-    with pytest.raises(SystemExit) as exit:
+    with pytest.raises(SystemExit) as stopped:
         OutputCheck().on_run_start(config)
-    assert exit.value.code == 1
+    assert stopped.value.code == 1
     reason = "not a directory" if where == "under_a_file" else "no such file or directory"
     expected = f"error: cannot write the output folder {folder} (hydra.run.dir): {reason}\n"
     assert capsys.readouterr().err == expected
