@@ -41,6 +41,7 @@ class TrainerSettings:
     test_on: str = "last"  # the weights the test figures and model.pt come from: last or best
     checkpoint_every_s: float = 0.0  # last.pt after an epoch once this long since the last one
     layer_stats: bool = True  # layers.csv/.png: per-layer gradients and activations, each log_every
+    divergence_factor: float | None = 1e3  # diverged: train loss over this x chance's; null: off
 
     def __post_init__(self) -> None:
         if isinstance(self.early_stopping, dict):
@@ -54,6 +55,9 @@ class TrainerSettings:
             raise UserError(f"trainer.early_stopping.patience must be positive, got {patience}")
         if self.test_on not in TEST_ON:
             raise UserError(f"trainer.test_on must be last or best, got {self.test_on!r}")
+        factor = self.divergence_factor
+        if factor is not None and not factor > 1:
+            raise UserError(f"trainer.divergence_factor must be above 1 or null, got {factor}")
 
 
 @dataclass
@@ -93,6 +97,14 @@ def compose_config(*overrides: str) -> DictConfig:
     it in-process (the tests, multiclass-bench, multiclass-reproduce)."""
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=list(overrides))
+
+
+SEEDS = range(2**32)  # what numpy and scikit-learn take (torch takes more)
+
+
+def check_seed(seed: int) -> None:
+    if seed not in SEEDS:
+        raise UserError(f"seed must be an integer from 0 to {SEEDS[-1]}, got {seed}")
 
 
 def trainer_settings(cfg: DictConfig) -> TrainerSettings:

@@ -116,9 +116,10 @@ def fit(
 ) -> None:
     """Train from `progress` up to `settings.epochs`, validating after each epoch and telling
     `on_epoch_end` the row and whether it is the best; stops early when patience is spent,
-    with TrainingDiverged when the loss is no longer finite."""
+    with TrainingDiverged when the loss is no longer finite or passes `divergence_bound`."""
     train = Examples.of(splits.train, task.head)
     val = None if splits.val is None else Examples.of(splits.val, task.head)
+    bound = divergence_bound(task.criterion, task.head, train.targets, settings.divergence_factor)
     steps = batches_per_epoch(len(train), settings)
     bar = tqdm(
         total=max(0, settings.epochs - progress.epoch) * steps,
@@ -152,8 +153,28 @@ def fit(
             for loss in (metrics.train_loss, metrics.val_loss):
                 if loss is not None and not math.isfinite(loss):
                     raise TrainingDiverged(epoch, loss)
+            if train_loss > bound:
+                raise TrainingDiverged(epoch, train_loss, bound)
             if progress.stopped_early:
                 break
+
+
+def divergence_bound(
+    criterion: nn.Module, head: Head, targets: torch.Tensor, factor: float | None
+) -> float:
+    """The train loss past which a run has diverged: `factor` times the loss of outputs that
+    favour no class (ln k for k-class cross entropy, ln 2 a unit for BCE); inf when off.
+
+    Why this reference: a network starts near it and a healthy run stays within a few times
+    it, while a too-high lr sends the loss up by orders of magnitude, then back down to a loss
+    that is finite but useless (lr 1e6 on digits: 4e20 in epoch 1, 6e5 by epoch 5, at chance
+    accuracy). The first epoch's own loss is no reference: the blow-up happens inside it.
+    BCE's loss, which torch caps at 100 a unit, never passes 1000 x ln 2."""
+    if factor is None:
+        return math.inf
+    with torch.no_grad():
+        logits = torch.zeros(len(targets), head.width, device=targets.device)
+        return factor * criterion(head.output_layer()(logits), targets).item()
 
 
 def samples_per_epoch(num_samples: int, settings: TrainerSettings) -> int:

@@ -6,10 +6,22 @@ class UserError(Exception):
 
 
 class TrainingDiverged(Exception):
-    """The loss became NaN or infinite; training stopped at `epoch`."""
+    """The loss became NaN or infinite, or grew past `bound`; training stopped at `epoch`."""
 
-    def __init__(self, epoch: int, loss: float) -> None:
-        super().__init__(
-            f"loss became {loss} at epoch {epoch}: lower optimizer.lr or check the data"
-        )
+    def __init__(self, epoch: int, loss: float, bound: float | None = None) -> None:
+        what = f"loss became {loss}"
+        if bound is not None:
+            what = (
+                f"train loss {loss:.4g} passed {bound:.4g} (trainer.divergence_factor times the"
+                " loss of chance-level outputs)"
+            )
+        super().__init__(f"{what} at epoch {epoch}: lower optimizer.lr or check the data")
         self.epoch = epoch
+
+
+def describe_os_error(error: OSError) -> str:
+    """What the system said and about which file, e.g. 'no space left on device: <path>'."""
+    if error.errno is None or error.strerror is None:
+        return " ".join(str(error).split())
+    text = error.strerror[0].lower() + error.strerror[1:]
+    return f"{text}: {error.filename}" if error.filename else text

@@ -13,7 +13,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from multiclass.commands.exits import exit_on_error
 from multiclass.config import CONFIG_DIR  # importing it registers the train.yaml schema
+from multiclass.lifecycle.artifacts import lock_run_dir, writable_folder
 
 log = logging.getLogger("multiclass")
 
@@ -24,6 +26,7 @@ def main(cfg: DictConfig) -> float | None:
     None for a run that did not complete (a search records it as a failed trial)."""
     from multiclass.lifecycle.run import execute  # torch and friends load only when a run starts
 
+    logging.raiseExceptions = False  # a train.log on a full disk: the one line, no tracebacks
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     if cfg.resume and hydra_cfg.mode == RunMode.RUN and not (run_dir / "config.yaml").exists():
@@ -55,3 +58,23 @@ class SweepReport(Callback):
             names = ", ".join(f"{r.path.relative_to(sweep_dir)} ({r.status})" for r in unfinished)
             log.error("error: %d job(s) did not complete: %s", len(unfinished), names)
             sys.exit(1)
+
+
+class OutputCheck(Callback):
+    """Before Hydra creates the run (or sweep) directory and writes its .hydra/ there: a folder
+    that cannot be created or written, or a run directory another run is writing to, is one
+    line and exit status 1, not Hydra's traceback or a second run's files in the first's."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        exit_on_error(check_run_dir, Path(config.hydra.run.dir))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        exit_on_error(
+            lambda path: writable_folder(path, "hydra.sweep.dir"), Path(config.hydra.sweep.dir)
+        )
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """Writable and free: the lock is only tried here; the run takes it when it starts."""
+    writable_folder(run_dir, "hydra.run.dir")
+    lock_run_dir(run_dir).close()

@@ -1,9 +1,11 @@
 """MNIST and Fashion-MNIST through torchvision, read straight from its IDX files into uint8
 tensors (no per-sample transforms), with a one-line error that names the folder when files
-are missing."""
+are missing and the file when one is cut short or is no IDX file."""
 
 import contextlib
 import io
+import math
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ def load_idx(dataset_class: type, root: str, download: bool) -> Source:
     root_path = Path(root).expanduser().resolve()
     name = dataset_class.__name__
     raw_folder = root_path / name / "raw"
+    for file_name, _ in dataset_class.resources:
+        check_idx_file(raw_folder / Path(file_name).stem, download)
     chatter = io.StringIO()
     try:
         with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
@@ -54,4 +58,39 @@ def load_idx(dataset_class: type, root: str, download: bool) -> Source:
         class_names=list(dataset_class.classes),
         test_x=test.data.unsqueeze(1),
         test_y=test.targets.long(),
+    )
+
+
+def check_idx_file(path: Path, download: bool) -> None:
+    """A UserError naming `path` when its size is not what its own header declares (a copy or
+    download cut short) or it is no IDX file of bytes; torchvision would call it "not found",
+    or a failed download. A file that is not there is torchvision's to report or download."""
+    if not path.is_file():
+        return
+    problem = idx_problem(path)
+    if problem:
+        again = "run again to download it" if download else "set dataset.download=true"
+        raise UserError(f"{path} is {problem}: delete it and {again}, or replace it")
+
+
+def idx_problem(path: Path) -> str | None:
+    """What is wrong with an IDX file of unsigned bytes, judged by its header and size."""
+    size = path.stat().st_size
+    with open(path, "rb") as file:
+        magic = file.read(4)
+        if not magic:
+            return "empty"
+        if len(magic) < 4 or magic[:3] != b"\0\0\x08" or not 1 <= magic[3] <= 3:
+            return f"not an IDX file of bytes (it starts {magic.hex()})"
+        dims = file.read(4 * magic[3])
+    if len(dims) < 4 * magic[3]:
+        return f"truncated: {size} bytes, less than its header"
+    shape = struct.unpack(f">{magic[3]}I", dims)
+    expected = 4 + len(dims) + math.prod(shape)
+    if size == expected:
+        return None
+    state = "truncated" if size < expected else "corrupt"
+    declared = "x".join(map(str, shape))
+    return (
+        f"{state}: {size:,} bytes where its header declares {declared} values ({expected:,} bytes)"
     )

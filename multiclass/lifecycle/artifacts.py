@@ -1,14 +1,20 @@
-"""The files of a run directory, each written whole or not at all (write, then rename)."""
+"""The files of a run directory, each written whole or not at all (write, then rename), and
+the folder itself: writable, and written by one run at a time."""
 
 import csv
 import dataclasses
+import errno
+import fcntl
 import hashlib
 import io
 import json
 import os
+import tempfile
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
+
+from multiclass.errors import UserError, describe_os_error
 
 if TYPE_CHECKING:  # torch loads only where weights are digested
     from torch import nn
@@ -22,9 +28,31 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         with open(temporary, "xb") as file:
             file.write(payload)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        name_file(error, path)
         raise
+
+
+def append_whole(path: Path, data: str) -> None:
+    """Append `data` in one write; if the write fails or falls short (a full disk), cut the
+    file back to where it was, so no row is left torn."""
+    payload = data.encode()
+    with open(path, "ab", buffering=0) as file:
+        size = file.seek(0, os.SEEK_END)
+        try:
+            if file.write(payload) != len(payload):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as error:
+            file.truncate(size)
+            name_file(error, path)
+            raise
+
+
+def name_file(error: BaseException, path: Path) -> None:
+    """Let an OSError name `path`, the file being written, not its temporary (gone now)."""
+    if isinstance(error, OSError) and error.errno is not None:
+        error.filename = str(path)
 
 
 class MetricsLog:
@@ -54,11 +82,45 @@ class MetricsLog:
             writer.writeheader()
         writer.writerows(values)
         if self.started:
-            with open(self.path, "a") as file:
-                file.write(text.getvalue())
+            append_whole(self.path, text.getvalue())
         else:
             write_atomic(self.path, text.getvalue())
             self.started = True
+
+
+LOCK = ".lock"
+
+
+def writable_folder(path: Path, setting: str) -> None:
+    """Create `path` if it is not there and check that a file can be written in it; a
+    UserError naming `setting`, the config key that chose the folder, if not (a byte is
+    written, so a disk already full is one too)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path) as probe:
+            probe.write(b"0")
+            probe.flush()
+    except OSError as error:
+        error.filename = None  # the message names the folder already
+        raise UserError(
+            f"cannot write the output folder {path} ({setting}): {describe_os_error(error)}"
+        ) from None
+
+
+def lock_run_dir(run_dir: Path) -> IO[bytes]:
+    """An exclusive lock on `run_dir` (its .lock file), held while the returned file is open.
+    The system drops it when the process ends, so a killed run leaves no stale lock behind;
+    a UserError when another process holds it."""
+    file = open(run_dir / LOCK, "ab")  # noqa: SIM115 (the caller holds the lock by holding it)
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.close()
+        raise UserError(
+            f"{run_dir} is in use by another run: wait until it ends, or choose another"
+            " directory (hydra.run.dir)"
+        ) from None
+    return file
 
 
 def write_json(path: Path, content: dict[str, Any]) -> None:

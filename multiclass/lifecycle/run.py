@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from multiclass.config import TrainerSettings, trainer_settings
+from multiclass.config import TrainerSettings, check_seed, trainer_settings
 from multiclass.datasets import Splits
 from multiclass.engine import (
     EpochMetrics,
@@ -30,9 +30,15 @@ from multiclass.engine import (
     predict,
     samples_per_epoch,
 )
-from multiclass.errors import TrainingDiverged, UserError
+from multiclass.errors import TrainingDiverged, UserError, describe_os_error
 from multiclass.heads import build_loss
-from multiclass.lifecycle.artifacts import MetricsLog, weights_sha256, write_atomic, write_json
+from multiclass.lifecycle.artifacts import (
+    MetricsLog,
+    lock_run_dir,
+    weights_sha256,
+    write_atomic,
+    write_json,
+)
 from multiclass.lifecycle.checkpoint import save_checkpoint
 from multiclass.lifecycle.preprocess import save_preprocess
 from multiclass.lifecycle.provenance import command_line, git_state, versions
@@ -113,6 +119,17 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Ou
             log.info("%s completed %s epochs already: nothing to resume", run_dir, done["epochs"])
             return Outcome("completed", done)
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = lock_run_dir(run_dir)
+    except UserError as busy:  # another process writes there: leave its files alone
+        log.error("error: %s", busy)
+        return Outcome("failed", {"status": "failed", "error": str(busy)})
+    with lock:
+        return run_locked(cfg, run_dir)
+
+
+def run_locked(cfg: DictConfig, run_dir: Path) -> Outcome:
+    """`execute` once `run_dir` is this process's alone."""
     summary: dict[str, Any] = dict.fromkeys(SUMMARY_FIELDS)
     error = None
     tracker = Tracker()
@@ -130,20 +147,29 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Ou
         if not is_user_error(failure) and os.environ.get("HYDRA_FULL_ERROR") == "1":
             finish(run_dir, summary, status, error, tracker)
             raise
-    finish(run_dir, summary, status, error, tracker)
+    status = finish(run_dir, summary, status, error, tracker)
     return Outcome(status, summary)
 
 
 def finish(
     run_dir: Path, summary: dict[str, Any], status: str, error: str | None, tracker: Tracker
-) -> None:
-    """summary.json says how the run ended; then the tracker, which gets the finished folder."""
+) -> str:
+    """Write summary.json and log the error, if any, then tell the tracker, which gets the
+    finished folder; returns the status, which cannot be `completed` when summary.json itself
+    is not written (a full disk): the one line says so."""
     summary["status"] = status
     if error:
         summary["error"] = error
+    try:
+        write_json(run_dir / "summary.json", summary)
+    except OSError as unwritten:
+        error = "; ".join(filter(None, [error, describe_os_error(unwritten)]))
+        status = "failed" if status == "completed" else status
+        summary.update(status=status, error=error)  # what the caller reports, unwritten
+    if error:
         log.error("error: %s", error)
-    write_json(run_dir / "summary.json", summary)
     tracker.finish(summary, run_dir)
+    return status
 
 
 def is_user_error(error: BaseException) -> bool:
@@ -158,6 +184,8 @@ def one_line(error: BaseException) -> str:
             return str(cause)
         target = str(error).splitlines()[0].removeprefix("Error in call to target ").rstrip(":")
         error = type(cause)(f"cannot build {target}: {cause}")
+    if isinstance(error, OSError) and error.filename:  # e.g. no space left on device: <path>
+        return describe_os_error(error)
     text = " ".join(str(error).split())
     return text if isinstance(error, UserError) else f"{type(error).__name__}: {text}"
 
@@ -218,6 +246,7 @@ def train_and_test(
     cfg: DictConfig, run_dir: Path, summary: dict[str, Any], tracker: Tracker
 ) -> None:
     """Build dataset, loss, model, optimizer and schedule; train; test; write every artefact."""
+    check_seed(cfg.seed)
     settings = trainer_settings(cfg)
     built = build(cfg, settings, summary)
     progress = start(cfg, run_dir, built, summary)
