@@ -13,7 +13,7 @@ from multiclass.config import compose_config
 from multiclass.lifecycle.artifacts import weights_sha256
 from multiclass.lifecycle.checkpoint import load_classifier
 from multiclass.lifecycle.run import execute
-from tests.conftest import QUIET
+from tests.conftest import QUIET, run_cli
 
 # 180 single-sample steps an epoch: slow enough to kill between epochs, fast enough to test.
 SLOW = ["dataset.limit=200", "trainer.batch_size=1", "model.dropout=0.2", "trainer.epochs=6"]
@@ -114,3 +114,11 @@ def test_the_best_epochs_weights_are_kept_and_tested_when_asked(train, tmp_path)
     best_model, _, _ = load_classifier(run_dir / "best.pt")
     tested_model, _, _ = load_classifier(run_dir / "model.pt")
     assert weights_sha256(best_model) == weights_sha256(tested_model) == result["weights_sha256"]
+
+
+def test_resuming_a_folder_with_no_run_is_one_line_and_creates_nothing(tmp_path):
+    missing = tmp_path / "no-such-run"
+    result = run_cli(*QUIET, f"resume={missing}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: nothing to resume: {missing} is not a run directory"
+    assert not missing.exists()

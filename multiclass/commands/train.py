@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from multiclass.commands.exits import exit_on_error
 from multiclass.config import CONFIG_DIR  # importing it registers the train.yaml schema
+from multiclass.errors import UserError
 from multiclass.lifecycle.artifacts import lock_run_dir, writable_folder
 
 log = logging.getLogger("multiclass")
@@ -29,9 +30,6 @@ def main(cfg: DictConfig) -> float | None:
     logging.raiseExceptions = False  # a train.log on a full disk: the one line, no tracebacks
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    if cfg.resume and hydra_cfg.mode == RunMode.RUN and not (run_dir / "config.yaml").exists():
-        log.error("error: nothing to resume: %s is not a run directory", cfg.resume)
-        sys.exit(1)
     outcome = execute(cfg, run_dir, hydra_cfg.overrides.task)
     if outcome.exit_code and (hydra_cfg.mode == RunMode.RUN or outcome.status == "interrupted"):
         sys.exit(outcome.exit_code)
@@ -63,15 +61,23 @@ class SweepReport(Callback):
 class OutputCheck(Callback):
     """Before Hydra creates the run (or sweep) directory and writes its .hydra/ there: a folder
     that cannot be created or written, or a run directory another run is writing to, is one
-    line and exit status 1, not Hydra's traceback or a second run's files in the first's."""
+    line and exit status 1, not Hydra's traceback or a second run's files in the first's; nor
+    a `resume` of a folder that holds no run, which would be left behind empty."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.get("resume"):
+            exit_on_error(check_resumable, Path(config.hydra.run.dir))
         exit_on_error(check_run_dir, Path(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         exit_on_error(
             lambda path: writable_folder(path, "hydra.sweep.dir"), Path(config.hydra.sweep.dir)
         )
+
+
+def check_resumable(run_dir: Path) -> None:
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"nothing to resume: {run_dir} is not a run directory")
 
 
 def check_run_dir(run_dir: Path) -> None:
