@@ -93,26 +93,27 @@ class MlflowTracker(Tracker):
             )
 
 
-def sweep_name() -> str | None:
-    """The sweep's folder when this run is a job of a Hydra multirun: one experiment a sweep."""
+def sweep_job() -> Any:
+    """Hydra's config when this run is a job of a multirun (any launcher), else None."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     if not HydraConfig.initialized():
         return None
     hydra_cfg = HydraConfig.get()
-    return str(hydra_cfg.sweep.dir) if hydra_cfg.mode == RunMode.MULTIRUN else None
+    return hydra_cfg if hydra_cfg.mode == RunMode.MULTIRUN else None
+
+
+def sweep_name() -> str | None:
+    """The sweep's folder: one MLflow experiment a sweep."""
+    job = sweep_job()
+    return None if job is None else str(job.sweep.dir)
 
 
 def job_name(run_dir: Path) -> str:
     """A sweep job by its overrides (`model.depth=2,model.width=32`), a run by its folder."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        overrides = HydraConfig.get().overrides.task
-        if overrides and HydraConfig.get().mode.name == "MULTIRUN":
-            return ",".join(overrides)
-    return run_dir.name
+    job = sweep_job()
+    return ",".join(job.overrides.task) if job and job.overrides.task else run_dir.name
 
 
 def sqlite_path(tracking_uri: str) -> Path | None:
