@@ -2,12 +2,24 @@
 model it says it does. Its numbers are measured by running it, not here."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from hydra.utils import instantiate
 
-from multiclass.commands.bench import Workload, build_model, framework_overrides, main
+from multiclass.commands import bench
+from multiclass.commands.bench import (
+    CONTESTANTS,
+    Workload,
+    build_model,
+    framework_overrides,
+    installed_rivals,
+    main,
+    markdown,
+    worker,
+)
+from multiclass.commands.bench_compile import pays_back
 from multiclass.config import compose_config
 from multiclass.heads import build_loss
 from multiclass.models import build_classifier
@@ -44,10 +56,92 @@ def test_the_smoke_run_writes_a_table_and_json(tmp_path):
     report = json.loads((tmp_path / "bench.json").read_text())
     assert list(report["workloads"]) == ["mlp-b32", "mlp-b256", "cnn-b256"]
     for workload in report["workloads"].values():
-        assert list(workload["contestants"]) == ["seed-style", "minimal", "framework"]
+        assert list(workload["contestants"]) == [*CONTESTANTS, *installed_rivals()[0]]
         for row in workload["contestants"].values():
             assert row["seconds"] > 0 and row["peak_rss_mb"] > 0
     assert report["cnn_floor"]["flops_per_sample"] > 0
     table = (tmp_path / "bench.md").read_text()
     assert table.startswith("Smoke run")
     assert table.count("| framework |") == 3
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path: Path) -> Path:
+    from multiclass.datasets.synthetic import write_idx_dataset
+
+    write_idx_dataset(tmp_path / "MNIST" / "raw", num_train=256, num_test=64)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("contestant", "module"), [("lightning", "pytorch_lightning"), ("fastai", "fastai")]
+)
+def test_other_frameworks_train_an_epoch_when_installed(contestant, module, tiny_mnist):
+    pytest.importorskip(module)
+    result = worker(contestant, Workload("w", "mlp", 32, 256), tiny_mnist)
+    assert 0 < result["seconds"] <= result["fit_seconds"]  # the epoch, within the whole fit
+    assert 0 <= result["test_acc"] <= 1 and result["peak_rss_mb"] > 0
+
+
+def test_a_run_without_the_other_frameworks_says_what_it_skipped(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(bench, "installed", lambda module: False)
+    main(["--smoke", "--samples", "256", "--repeats", "1", "--workloads", "mlp-b256",
+          "--output", str(tmp_path)])  # fmt: skip
+    line = "Skipped lightning, fastai: not installed (pip install -e '.[bench]')."
+    assert line in capsys.readouterr().err
+    assert line in (tmp_path / "bench.md").read_text()
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert list(report["workloads"]["mlp-b256"]["contestants"]) == list(CONTESTANTS)
+
+
+def row(seconds: float, fit_seconds: float | None = None) -> dict:
+    summary = {"seconds": seconds, "all_seconds": [seconds], "peak_rss_mb": 900, "test_acc": None}
+    return summary if fit_seconds is None else {**summary, "fit_seconds": fit_seconds}
+
+
+def test_the_table_compares_the_framework_with_each_other_framework():
+    contestants = {"framework": row(1.0), "lightning": row(2.0, 2.5), "fastai": row(4.0, 4.2)}
+    report = {
+        "machine": "m",
+        "repeats": 1,
+        "data": "d",
+        "smoke": False,
+        "workloads": {"mlp-b256": {"samples": 256, "batch_size": 256, "contestants": contestants}},
+        "cnn_floor": {},
+    }
+    table = markdown(report)
+    assert "| mlp-b256 | lightning | 2.00 | 2.00-2.00 | 128 | 900 | - | 0.50 |" in table
+    assert "| mlp-b256 | fastai | 4.00 | 4.00-4.00 | 64 | 900 | - | 0.25 |" in table
+    assert (
+        "- mlp-b256: framework / Lightning = 0.50, framework / fastai = 0.25 (target <= 0.5); "
+        "whole fit call, set-up included: `trainer.fit` 2.50 s, `learn.fit` 4.20 s." in table
+    )
+
+
+def test_the_compile_run_times_whole_seed_runs_both_ways(monkeypatch, tmp_path):
+    # Compiling here would take minutes; the test checks the runs and the report, not torch.
+    monkeypatch.setenv("TORCH_COMPILE_DISABLE", "1")
+    main(["--compile-run", "--samples", "256", "--compile-epochs", "2", "--repeats", "1",
+          "--output", str(tmp_path)])  # fmt: skip
+    report = json.loads((tmp_path / "compile-run.json").read_text())
+    assert report["experiment"] == "seed000_mnist_mlp" and report["batch_size"] == 256
+    for setting, result in report["settings"].items():
+        assert f"device.compile={setting}" in result["overrides"]
+        assert "trainer.epochs=2" in result["overrides"]
+        assert 0 < result["train_time_s"] < result["wall_s"]
+        assert result["later_epoch_s"] is not None
+    table = (tmp_path / "compile-run.md").read_text()
+    assert "| false |" in table and "| true |" in table and "pays for itself" in table
+
+
+def test_compiling_pays_back_once_its_faster_epochs_repay_the_first():
+    def settings(first_off, later_off, first_on, later_on):
+        return {
+            "settings": {
+                "false": {"first_epoch_s": first_off, "later_epoch_s": later_off},
+                "true": {"first_epoch_s": first_on, "later_epoch_s": later_on},
+            }
+        }
+
+    assert pays_back(settings(1.0, 1.0, 5.0, 0.5)) == "after about 9 epochs"
+    assert pays_back(settings(1.0, 1.0, 5.0, 1.0)).startswith("never")

@@ -7,14 +7,18 @@ Contestants train the same model on the same MNIST-shaped data for one epoch, in
   `.item()` every step;
 - minimal: a hand-written loop over slices of a seeded permutation, nothing else;
 - framework: `multiclass.lifecycle.run.execute`, the code path of `multiclass-train`, timed by the
-  `train_seconds` its metrics.csv records (the training pass alone, as for the others).
+  `train_seconds` its metrics.csv records (the training pass alone, as for the others);
+- lightning and fastai, where installed (the `bench` extra): the frameworks users would pick
+  instead, set up as their docs advise (bench_lightning.py, bench_fastai.py).
 
 It also times whole `multiclass-train` processes (start-up, an 8-job sweep) and, for the CNN,
 compares the speed reached with the floor that its FLOP count and this machine's measured
-matrix-multiply rate give. It writes bench.md and bench.json.
+matrix-multiply rate give. It writes bench.md and bench.json. `--compile-run` instead times
+whole seed runs with and without torch.compile (bench_compile.py).
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -24,11 +28,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 CONTESTANTS = ("seed-style", "minimal", "framework")
+# Other frameworks' contestants: the module each needs, and how to install it.
+RIVALS = {"lightning": "pytorch_lightning", "fastai": "fastai"}
+RIVALS_INSTALL = "pip install -e '.[bench]'"
 LEARNING_RATE = 1e-3
 
 
@@ -41,15 +49,29 @@ class Workload:
     contestants: tuple[str, ...] = CONTESTANTS
 
 
-def workloads(samples: int, cnn_steps: int, variants: bool) -> list[Workload]:
+def workloads(
+    samples: int, cnn_steps: int, variants: bool, rivals: tuple[str, ...] = ()
+) -> list[Workload]:
     """The MLP at batch 32 and 256 (the framework also with torch.compile and with bf16 at 256
-    when `variants`), and the CNN at batch 256 for `cnn_steps` steps."""
-    at_256 = (*CONTESTANTS, "framework+compile", "framework+bf16") if variants else CONTESTANTS
+    when `variants`), and the CNN at batch 256 for `cnn_steps` steps; every one also with the
+    `rivals` (other frameworks' contestants)."""
+    everywhere = (*CONTESTANTS, *rivals)
+    at_256 = (*everywhere, "framework+compile", "framework+bf16") if variants else everywhere
     return [
-        Workload("mlp-b32", "mlp", 32, samples),
+        Workload("mlp-b32", "mlp", 32, samples, everywhere),
         Workload("mlp-b256", "mlp", 256, samples, at_256),
-        Workload("cnn-b256", "cnn", 256, min(samples, cnn_steps * 256)),
+        Workload("cnn-b256", "cnn", 256, min(samples, cnn_steps * 256), everywhere),
     ]
+
+
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def installed_rivals() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The other frameworks' contestants whose library imports here, and those that do not."""
+    present = tuple(name for name, module in RIVALS.items() if installed(module))
+    return present, tuple(name for name in RIVALS if name not in present)
 
 
 # ---------------------------------------------------------------------------- the contestants
@@ -135,13 +157,19 @@ def run_seed_style(workload: Workload, root: Path) -> dict[str, Any]:
     return {"seconds": seconds, "test_acc": accuracy_on_test_set(model, workload, root)}
 
 
-def run_minimal(workload: Workload, root: Path) -> dict[str, Any]:
-    import torch
+def mnist_tensors(workload: Workload, root: Path):
+    """The workload's training images as one float tensor in [0, 1], and their labels."""
     from torchvision.datasets import MNIST
 
     train = MNIST(str(root), train=True)
-    x = train.data[: workload.samples].unsqueeze(1).float() / 255
-    y = train.targets[: workload.samples]
+    images, labels = train.data[: workload.samples], train.targets[: workload.samples]
+    return images.unsqueeze(1).float() / 255, labels
+
+
+def run_minimal(workload: Workload, root: Path) -> dict[str, Any]:
+    import torch
+
+    x, y = mnist_tensors(workload, root)
     torch.manual_seed(0)
     model = build_model(workload.model)
     loss_function = torch.nn.CrossEntropyLoss()
@@ -177,6 +205,14 @@ def worker(contestant: str, workload: Workload, root: Path) -> dict[str, Any]:
         result = run_seed_style(workload, root)
     elif contestant == "minimal":
         result = run_minimal(workload, root)
+    elif contestant == "lightning":
+        from multiclass.commands.bench_lightning import run_lightning
+
+        result = run_lightning(workload, root)
+    elif contestant == "fastai":
+        from multiclass.commands.bench_fastai import run_fastai
+
+        result = run_fastai(workload, root)
     else:
         result = run_framework(workload, root, contestant)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -204,7 +240,9 @@ def measure(contestant: str, workload: Workload, root: Path) -> dict[str, Any]:
 
 def timed_process(command: list[str], cwd: Path) -> float:
     started = time.perf_counter()
-    subprocess.run(command, cwd=cwd, capture_output=True, check=True)
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[1:])} failed: {done.stderr[-2000:]}")
     return time.perf_counter() - started
 
 
@@ -291,12 +329,33 @@ def cnn_floor(batch_size: int) -> dict[str, float]:
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     seconds = statistics.median(run["seconds"] for run in runs)
     accuracies = [run["test_acc"] for run in runs if run["test_acc"] is not None]
-    return {
+    summary = {
         "seconds": seconds,
         "all_seconds": [run["seconds"] for run in runs],
         "peak_rss_mb": statistics.median(run["peak_rss_mb"] for run in runs),
         "test_acc": statistics.median(accuracies) if accuracies else None,
     }
+    if "fit_seconds" in runs[0]:  # other frameworks' whole fit call, set-up included
+        summary["fit_seconds"] = statistics.median(run["fit_seconds"] for run in runs)
+    return summary
+
+
+RIVAL_NAMES = {"lightning": ("Lightning", "`trainer.fit`"), "fastai": ("fastai", "`learn.fit`")}
+
+
+def rivals_line(name: str, result: dict[str, Any]) -> str | None:
+    """framework / each other framework's epoch time, and their whole fit calls' time."""
+    contestants = result["contestants"]
+    present = [rival for rival in RIVAL_NAMES if rival in contestants]
+    if not present:
+        return None
+    framework = contestants["framework"]["seconds"]
+    ratios = ", ".join(
+        f"framework / {RIVAL_NAMES[r][0]} = {framework / contestants[r]['seconds']:.2f}"
+        for r in present
+    )
+    fits = ", ".join(f"{RIVAL_NAMES[r][1]} {contestants[r]['fit_seconds']:.2f} s" for r in present)
+    return f"- {name}: {ratios} (target <= 0.5); whole fit call, set-up included: {fits}."
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -320,6 +379,12 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{accuracy} | {framework / row['seconds']:.2f} |"
             )
     lines.append("")
+    for name, result in report["workloads"].items():
+        line = rivals_line(name, result)
+        if line:
+            lines.append(line)
+    if report.get("skipped"):
+        lines.append(skipped_line(report["skipped"]))
     floor, cnn = report["cnn_floor"], report["workloads"].get("cnn-b256")
     if cnn:
         reached = cnn["samples"] / cnn["contestants"]["framework"]["seconds"]
@@ -346,6 +411,10 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def skipped_line(skipped: tuple[str, ...] | list[str]) -> str:
+    return f"- Skipped {', '.join(skipped)}: not installed ({RIVALS_INSTALL})."
+
+
 def prepare_data(data_root: Path | None, samples: int, scratch: Path) -> tuple[Path, str]:
     """The real MNIST when `data_root` holds it, else synthetic IDX files of the same shape."""
     if data_root is not None and (data_root / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
@@ -360,6 +429,9 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Every measurement; `args.smoke` runs the contestants in this process and skips the
     compile and bf16 variants and the whole-process timings: a check that it works, no more."""
     run_one = worker if args.smoke else measure
+    rivals, skipped = installed_rivals()
+    if skipped:
+        print(skipped_line(skipped)[2:], file=sys.stderr)
     with tempfile.TemporaryDirectory() as scratch:
         root, data = prepare_data(args.data_root, args.samples, Path(scratch))
         report: dict[str, Any] = {
@@ -367,9 +439,10 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "repeats": args.repeats,
             "data": data,
             "smoke": args.smoke,
+            "skipped": list(skipped),
             "workloads": {},
         }
-        for workload in workloads(args.samples, args.cnn_steps, variants=not args.smoke):
+        for workload in workloads(args.samples, args.cnn_steps, not args.smoke, rivals):
             if args.workloads is not None and workload.name not in args.workloads:
                 continue
             runs: dict[str, list] = {c: [] for c in workload.contestants}
@@ -426,12 +499,35 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="skip the whole-process timings (start-up, sweep)",
     )
+    parser.add_argument(
+        "--compile-run",
+        action="store_true",
+        help="instead, time whole seed runs with device.compile=false and true",
+    )
+    parser.add_argument("--compile-epochs", type=int, default=20, help="epochs of --compile-run")
     args = parser.parse_args(argv)
-    report = benchmark(args)
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.output / "bench.md").write_text(markdown(report))
-    print(markdown(report))
+    if min(args.repeats, args.samples, args.compile_epochs) < 1:
+        parser.error("--repeats, --samples and --compile-epochs must be positive")
+    if args.compile_run:
+        from multiclass.commands import bench_compile
+
+        write_report(
+            bench_compile.compile_run(args), bench_compile.markdown, args.output, "compile-run"
+        )
+    else:
+        write_report(benchmark(args), markdown, args.output, "bench")
+
+
+def write_report(
+    report: dict[str, Any], to_markdown: Callable[[dict[str, Any]], str], output: Path, name: str
+) -> None:
+    """`name`.json and `name`.md in `output`; the Markdown also on the screen."""
+    from multiclass.lifecycle.artifacts import write_atomic, write_json
+
+    output.mkdir(parents=True, exist_ok=True)
+    write_json(output / f"{name}.json", report)
+    write_atomic(output / f"{name}.md", to_markdown(report))
+    print(to_markdown(report))
 
 
 if __name__ == "__main__":
