@@ -15,6 +15,8 @@ from multiclass.errors import UserError
 from multiclass.heads import build_loss
 from multiclass.models import build_classifier
 from multiclass.optimizers import build_optimizer, has_fused
+from tests.test_image_folder import draw_folder
+from tests.test_table_dataset import animals
 
 
 def options(group: str) -> list[str]:
@@ -26,28 +28,44 @@ def test_the_groups_hold_the_documented_options():
         "blobs",
         "digits",
         "fashion_mnist",
+        "image_folder",
         "mnist",
         "moons",
+        "table",
         "toy",
         "xor",
     ]
     assert options("model") == ["cnn", "linear", "mlp"]
     assert options("loss") == ["bce", "bce_with_logits", "cross_entropy", "nll"]
     assert options("optimizer") == ["adam", "adamw", "sgd"]
+    assert options("scheduler") == ["cosine", "none", "onecycle", "step"]
     assert options("device") == ["auto", "cpu", "cuda"]
+    assert options("logger") == ["mlflow", "none", "tensorboard"]
+
+
+def own_data(tmp_path) -> dict[str, list[str]]:
+    """What the data sets that read a user's files need: a CSV, a folder of PNGs."""
+    table = tmp_path / "animals.csv"
+    animals(90, seed=0).to_csv(table, index=False)
+    folder = draw_folder(tmp_path / "colours")
+    return {
+        "table": [f"dataset.path={table}", "dataset.target=label"],
+        "image_folder": [f"dataset.root={folder}", "dataset.image_size=8"],
+    }
 
 
 @pytest.mark.parametrize("name", options("dataset"))
 def test_every_dataset_builds_splits(name, tmp_path):
     for folder in ("MNIST", "FashionMNIST"):
         write_idx_dataset(tmp_path / folder / "raw", num_train=60, num_test=20)
-    overrides = [f"dataset={name}"]
+    overrides = [f"dataset={name}", *own_data(tmp_path).get(name, [])]
     if "mnist" in name:
         overrides += [f"dataset.root={tmp_path}", "dataset.download=false"]
     splits = instantiate(compose_config(*overrides).dataset)
     assert isinstance(splits, Splits)
     assert splits.num_classes >= 2
-    assert splits.train.x.dtype == (torch.uint8 if "mnist" in name else torch.float32)
+    stored_as_pixels = "mnist" in name or name == "image_folder"
+    assert splits.train.x.dtype == (torch.uint8 if stored_as_pixels else torch.float32)
     assert splits.train.x.shape[1:] == splits.test.x.shape[1:]
     assert len(splits.train) > 0 and len(splits.test) > 0
 
