@@ -49,6 +49,7 @@ def test_two_runs_started_together_each_fill_their_own_directory(tmp_path):
 
 
 def test_a_sweep_over_depth_and_width_runs_every_job_under_outputs(tmp_path):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = run_cli(
         "-m",
         "model.depth=1,2",
@@ -56,6 +57,8 @@ def test_a_sweep_over_depth_and_width_runs_every_job_under_outputs(tmp_path):
         "dataset.limit=200",
         "trainer.epochs=1",
         "plots=false",
+        "logger=mlflow",
+        f"logger.tracking_uri={store}",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
@@ -84,6 +87,22 @@ def test_a_sweep_over_depth_and_width_runs_every_job_under_outputs(tmp_path):
     assert (dirs[0] / "summary.json").read_bytes() == untouched
     summary = json.loads((dirs[2] / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["resumed_at"] == [1]
+
+    # The sweep is one MLflow experiment, named after its folder, with every job's metrics;
+    # the resumed job went on in its own MLflow run.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store)
+    experiment = client.get_experiment_by_name(str(dirs[0].parent.relative_to(tmp_path)))
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+    for run in runs:
+        job = Path(run.data.tags["multiclass.run_dir"])
+        assert f"model.width={run.data.params['model.width']}" in run.info.run_name
+        assert run.data.metrics["test_acc"] == pytest.approx(
+            json.loads((job / "summary.json").read_text())["test_acc"]
+        )
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [1]
 
 
 def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path):

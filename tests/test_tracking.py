@@ -13,7 +13,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from multiclass.config import compose_config
 from multiclass.lifecycle.run import execute
 from multiclass.tracking.mlflow import MlflowTracker
-from tests.conftest import QUIET, run_cli
+from tests.conftest import QUIET
 
 BLOBS = ["dataset=blobs", "trainer.epochs=2", "model.depth=1"]
 
@@ -96,24 +96,7 @@ def test_a_resumed_run_goes_on_in_its_mlflow_run(train, tmp_path):
     assert steps == [1, 2, 3]
 
 
-def test_a_sweep_is_one_mlflow_experiment_with_every_job(tmp_path):
-    sweep_dir = tmp_path / "sweep"
-    result = run_cli(
-        "-m", *QUIET, *BLOBS, "model.width=4,8", "logger=mlflow",
-        f"logger.tracking_uri={mlflow_uri(tmp_path)}", f"hydra.sweep.dir={sweep_dir}",
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    client = MlflowClient(mlflow_uri(tmp_path))
-    experiment = client.get_experiment_by_name(str(sweep_dir))
-    runs = client.search_runs([experiment.experiment_id])
-    assert sorted(r.data.params["model.width"] for r in runs) == ["4", "8"]
-    for run in runs:
-        assert run.info.status == "FINISHED"
-        assert "model.width=" in run.info.run_name
-        job = sweep_dir / run.data.tags["multiclass.run_dir"].rsplit("/", 1)[-1]
-        assert run.data.metrics["test_acc"] == pytest.approx(summary(job)["test_acc"])
-        assert len(client.get_metric_history(run.info.run_id, "val_acc")) == 2
+# A sweep as one MLflow experiment: tests/test_cli.py, with the sweep the CLI runs there.
 
 
 def test_an_unwritable_store_is_one_warning_and_the_run_completes(train, tmp_path, caplog):
