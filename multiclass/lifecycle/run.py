@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -199,10 +199,16 @@ class Built:
     model: nn.Module  # as built (the task may hold a compiled wrapper of it)
     task: Task
 
+    # preprocess.pkl's record per folder: the transform never changes during a run, so it is
+    # written once, not with every best.pt.
+    preprocess_saved: dict[Path, dict[str, str]] = field(default_factory=dict, repr=False)
+
     def save_model(self, path: Path) -> None:
         """The weights, and a table's fitted transform beside them (its digest in the file)."""
         splits = self.splits
-        saved_with = save_preprocess(path.parent, splits.preprocess)
+        if path.parent not in self.preprocess_saved:
+            self.preprocess_saved[path.parent] = save_preprocess(path.parent, splits.preprocess)
+        saved_with = self.preprocess_saved[path.parent]
         save_checkpoint(
             path,
             self.model,
