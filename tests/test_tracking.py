@@ -145,3 +145,14 @@ def test_a_logger_whose_library_is_missing_is_one_line_before_training(
         "logger=tensorboard needs tensorboard: pip install 'multiclass[tensorboard]'"
     )
     assert not (tmp_path / "run" / "metrics.csv").exists()
+
+
+def test_a_resume_may_switch_the_logger_on(train, tmp_path):
+    run_dir = tmp_path / "run"
+    train(*BLOBS, run_dir=run_dir)
+    overrides = ["trainer.epochs=3", "logger=tensorboard"]
+    cfg = compose_config(*QUIET, *BLOBS, f"resume={run_dir}", *overrides)
+    assert execute(cfg, run_dir, [f"resume={run_dir}", *overrides]).status == "completed"
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [3]
