@@ -12,6 +12,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from multiclass.datasets import as_float, images, tables
+from multiclass.datasets.splits import split_indices
 from multiclass.datasets.synthetic import IDX_FILES, write_idx_dataset
 from multiclass.errors import UserError
 
@@ -26,6 +27,49 @@ def test_digits_default_split_is_stratified_and_disjoint():
     rows = {tuple(x.flatten().tolist()) for split in (splits.train, splits.val) for x in split.x}
     overlap = sum(tuple(x.flatten().tolist()) in rows for x in splits.test.x)
     assert overlap <= 3  # digits has a few duplicate images; the split itself shares none
+
+
+def test_digits_are_scikit_learns_without_importing_it():
+    images, labels = tables.bundled_digits()
+    raw = load_digits()
+    assert np.array_equal(images, raw.images) and np.array_equal(labels, raw.target)
+
+
+def random_split_case(seed: int) -> tuple[np.ndarray, float]:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 300))
+    labels = rng.integers(0, int(rng.integers(1, 12)), n)  # classes of every size, 1 included
+    return labels, float(rng.choice([0.1, 0.2, 0.25, 1 / 3, 0.5, 0.9]))
+
+
+EDGE_CASES = [
+    (np.array([0, 0, 1, 1, 1]), 0.5),  # stratified
+    (np.array([0, 0, 0, 1]), 0.5),  # class 1 has one sample: a plain shuffle
+    (np.array([0, 1, 2, 0, 1, 2]), 0.2),  # 2 holdout samples for 3 classes: a plain shuffle
+    (np.array([0, 1]), 0.9),  # nothing left to train on: an error
+]
+
+
+@pytest.mark.parametrize(
+    "labels, fraction", [random_split_case(seed) for seed in range(40)] + EDGE_CASES
+)
+def test_splits_are_the_indices_scikit_learns_train_test_split_gives(labels, fraction):
+    """Stratified where it can be, a plain shuffle where a class is too small: the same
+    indices as scikit-learn's for the same seed, so every figure measured before stands."""
+    from sklearn.model_selection import train_test_split
+
+    seed, indices = len(labels), np.arange(len(labels))
+    try:
+        expected = train_test_split(indices, test_size=fraction, random_state=seed, stratify=labels)
+    except ValueError:
+        try:
+            expected = train_test_split(indices, test_size=fraction, random_state=seed)
+        except ValueError:
+            with pytest.raises(UserError, match="cannot split"):
+                split_indices(torch.from_numpy(labels), fraction, seed)
+            return
+    train, holdout = split_indices(torch.from_numpy(labels), fraction, seed)
+    assert np.array_equal(train, expected[0]) and np.array_equal(holdout, expected[1])
 
 
 def test_classes_keeps_a_subset_and_relabels_in_the_order_given():

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from multiclass.datasets.shuffle_split import shuffle_split, stratified_split
 from multiclass.errors import UserError
 
 
@@ -176,15 +177,12 @@ def keep_classes(
 
 def split_indices(y: torch.Tensor, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A seeded split of 0..N-1, stratified by label when every class has enough samples."""
-    from sklearn.model_selection import train_test_split
-
-    indices = np.arange(len(y))
     labels = y.numpy()
     try:
-        return train_test_split(indices, test_size=fraction, random_state=seed, stratify=labels)
+        return stratified_split(labels, fraction, seed)
     except ValueError:  # a class too small to stratify: fall back to a plain shuffle split
         pass
     try:
-        return train_test_split(indices, test_size=fraction, random_state=seed)
+        return shuffle_split(len(labels), fraction, seed)
     except ValueError as error:
         raise UserError(f"dataset: cannot split {len(y)} samples: {error}") from None

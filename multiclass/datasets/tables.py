@@ -1,13 +1,18 @@
 """Small data sets that need no download: scikit-learn's digits, blobs and moons, and the seeds'
 XOR points and 8x4 toy table. Each returns `Splits`; `split_options` go to `make_splits`."""
 
+import gzip
+import importlib.util
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from multiclass.datasets.splits import Source, Splits, make_splits
 
+DIGITS_FILE = Path("datasets", "data", "digits.csv.gz")  # in scikit-learn's package folder
 # Seed 003's table: four features, three classes, eight rows.
 TOY_X = [
     [1, 2, 1, 1],
@@ -30,12 +35,26 @@ def class_names(k: int) -> list[str]:
 
 def digits(**split_options: Any) -> Splits:
     """scikit-learn's bundled 8x8 handwritten digits: 1797 images, 10 classes, scaled to [0, 1]."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = torch.from_numpy(bunch.images).float().div_(16).unsqueeze(1)
-    source = Source("digits", x, torch.from_numpy(bunch.target).long(), class_names(10))
+    images, target = bundled_digits()
+    x = torch.from_numpy(images).float().div_(16).unsqueeze(1)
+    source = Source("digits", x, torch.from_numpy(target).long(), class_names(10))
     return make_splits(source, **split_options)
+
+
+def bundled_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The (1797, 8, 8) images and the labels, read from the file scikit-learn ships, as its
+    `load_digits` reads it, but without importing scikit-learn: that import is 1.5 s of the
+    default run's start-up. `load_digits` itself where the file is not where it used to be."""
+    spec = importlib.util.find_spec("sklearn")
+    path = Path(spec.origin).parent / DIGITS_FILE if spec and spec.origin else None
+    if path is None or not path.is_file():
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        return bunch.images, bunch.target
+    with gzip.open(path, "rt", encoding="utf-8") as file:
+        data = np.loadtxt(file, delimiter=",")
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
 
 
 def blobs(
