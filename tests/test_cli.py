@@ -131,6 +131,10 @@ def test_a_sweep_with_a_failed_job_reports_every_job_then_fails(tmp_path):
     (sweep_dir,) = {d.parent for d in run_dirs(tmp_path)}
     for name in ("sweep.csv", "sweep.md", "sweep.png"):
         assert (sweep_dir / name).stat().st_size > 0, name
+    for run_dir in run_dirs(tmp_path):  # pictures drawn by helpers while the next job trained
+        completed = json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+        for name in ("curves.png", "confusion_matrix.png", "predictions.png", "layers.png"):
+            assert (run_dir / name).exists() == completed, (run_dir, name)
 
     with open(sweep_dir / "sweep.csv") as file:
         rows = list(csv.DictReader(file))

@@ -17,23 +17,44 @@ from multiclass.commands.exits import exit_on_error
 from multiclass.config import CONFIG_DIR  # importing it registers the train.yaml schema
 from multiclass.errors import UserError
 from multiclass.lifecycle.artifacts import lock_run_dir, writable_folder
+from multiclass.reporting.painter import painter
 
 log = logging.getLogger("multiclass")
 
 
+def main() -> None:
+    """The command line: the painter's helper processes start before torch is imported (they
+    draw the pictures meanwhile: reporting/painter.py), then Hydra runs `train`."""
+    painter.start()
+    train()
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def train(cfg: DictConfig) -> float | None:
     """Train one configuration into Hydra's output directory; returns the sweep objective,
-    None for a run that did not complete (a search records it as a failed trial)."""
+    None for a run that did not complete (a search records it as a failed trial). A single
+    run waits for its pictures; a sweep's jobs go on while theirs are drawn."""
     from multiclass.lifecycle.run import execute  # torch and friends load only when a run starts
 
     logging.raiseExceptions = False  # a train.log on a full disk: the one line, no tracebacks
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     outcome = execute(cfg, run_dir, hydra_cfg.overrides.task)
-    if outcome.exit_code and (hydra_cfg.mode == RunMode.RUN or outcome.status == "interrupted"):
+    if hydra_cfg.mode == RunMode.RUN:
+        undrawn = report_undrawn()
+        if outcome.exit_code or undrawn:
+            sys.exit(outcome.exit_code or 1)
+    elif outcome.status == "interrupted":
         sys.exit(outcome.exit_code)
     return outcome.summary.get("best_val_acc") if outcome.status == "completed" else None
+
+
+def report_undrawn() -> bool:
+    """Wait for the pictures handed to the painter; log each that failed. True if any did."""
+    failures = painter.wait()
+    for failure in failures:
+        log.error("error: %s", failure)
+    return bool(failures)
 
 
 class SweepReport(Callback):
@@ -47,6 +68,7 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from multiclass.commands.report import report_sweep
 
+        undrawn = report_undrawn()  # every job's pictures, before the sweep's own
         sweep_dir = Path(config.hydra.sweep.dir)
         report = report_sweep([sweep_dir], sweep_dir, plots=config.get("plots", True))
         if report is None:  # no job wrote under the sweep dir: nothing to show for the sweep
@@ -55,6 +77,8 @@ class SweepReport(Callback):
         if unfinished and self.fail_on_unfinished:
             names = ", ".join(f"{r.path.relative_to(sweep_dir)} ({r.status})" for r in unfinished)
             log.error("error: %d job(s) did not complete: %s", len(unfinished), names)
+            sys.exit(1)
+        if undrawn:
             sys.exit(1)
 
 

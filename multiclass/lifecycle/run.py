@@ -2,6 +2,7 @@
 run directory. `execute` adds what a command line needs: a status, an exit code and a one-line
 error that never loses what the run already wrote."""
 
+import dataclasses
 import logging
 import os
 import time
@@ -52,7 +53,8 @@ from multiclass.lifecycle.resume import (
 from multiclass.lifecycle.runtime import seed_everything
 from multiclass.models import build_classifier
 from multiclass.optimizers import build_optimizer
-from multiclass.reporting import layers, plots
+from multiclass.reporting import layer_rows, layers, plots
+from multiclass.reporting.painter import painter
 from multiclass.schedulers import build_schedule
 from multiclass.tracking import Tracker, open_tracker
 
@@ -168,6 +170,9 @@ def finish(
         summary.update(status=status, error=error)  # what the caller reports, unwritten
     if error:
         log.error("error: %s", error)
+    if tracker.reads_run_dir:  # it copies the folder: the pictures must be there first
+        for failure in painter.wait():
+            log.error("error: %s", failure)
     tracker.finish(summary, run_dir)
     return status
 
@@ -288,7 +293,7 @@ def test_and_save(
     if built.cfg.plots:
         draw(run_dir, built.task, splits, progress.history, tested, settings.eval_batch_size)
         if settings.layer_stats:
-            layers.draw(run_dir)
+            painter.draw(layer_rows.LAYERS_PNG, layer_rows.draw, run_dir)
     commit, dirty = git_state()
     summary.update(versions=versions(), git_commit=commit, git_dirty=dirty, command=command_line())
     log.info(
@@ -409,15 +414,23 @@ def draw(
     tested: Evaluation,
     batch_size: int,
 ) -> None:
-    """The run's pictures; which ones depends on the shape of the inputs."""
+    """The run's pictures; which ones depends on the shape of the inputs. The painter draws
+    them from plain data, in a helper process where the command line started one."""
     labels = splits.test.y.cpu().numpy()
     predictions = tested.predictions.numpy()
-    plots.curves(history, run_dir / "curves.png")
+    rows = [dataclasses.asdict(row) for row in history]
+    painter.draw("curves.png", plots.curves, rows, run_dir / "curves.png")
     title = f"{splits.name}, {splits.evaluated_on} set: accuracy {tested.acc:.4f}"
-    plots.confusion_matrix(
-        labels, predictions, splits.class_names, title, run_dir / "confusion_matrix.png"
+    painter.draw(
+        "confusion_matrix.png",
+        plots.confusion_matrix,
+        labels,
+        predictions,
+        splits.class_names,
+        title,
+        run_dir / "confusion_matrix.png",
     )
-    if splits.input_shape == (2,):
+    if splits.input_shape == (2,):  # it asks the model for a grid of predictions: drawn here
         plots.decision_boundary(
             splits.train.x.cpu().numpy(),
             splits.train.y.cpu().numpy(),
@@ -426,7 +439,9 @@ def draw(
             run_dir / "decision_boundary.png",
         )
     if len(splits.input_shape) == 3:
-        plots.prediction_grid(
+        painter.draw(
+            "predictions.png",
+            plots.prediction_grid,
             splits.test.x.cpu().numpy(),
             labels,
             predictions,

@@ -2,16 +2,13 @@
 a grid of test predictions (images). Each takes plain arrays and writes one PNG atomically."""
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from multiclass.lifecycle.artifacts import write_atomic
-
-if TYPE_CHECKING:  # torch loads only where a run trains
-    from multiclass.engine import EpochMetrics
 
 
 def new_figure(width: float, height: float, cols: int = 1, margins: dict | None = None):
@@ -29,15 +26,15 @@ def save(figure, path: Path) -> None:
     write_atomic(path, buffer.getvalue())
 
 
-def curves(history: Sequence["EpochMetrics"], path: Path) -> None:
-    """Loss and accuracy per epoch, train and validation."""
+def curves(history: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """Loss and accuracy per epoch, train and validation, from metrics.csv's rows as dicts."""
     from matplotlib.ticker import MaxNLocator
 
     figure, axes = new_figure(10, 4, cols=2, margins={"left": 0.07, "right": 0.98, "wspace": 0.25})
-    epochs = [row.epoch for row in history]
+    epochs = [row["epoch"] for row in history]
     for ax, metric in zip(axes, ("loss", "acc"), strict=True):
-        ax.plot(epochs, [getattr(row, f"train_{metric}") for row in history], label="train")
-        val = [getattr(row, f"val_{metric}") for row in history]
+        ax.plot(epochs, [row[f"train_{metric}"] for row in history], label="train")
+        val = [row[f"val_{metric}"] for row in history]
         if val and val[0] is not None:
             ax.plot(epochs, val, label="validation")
         ax.set_xlabel("epoch")

@@ -27,6 +27,8 @@ FINAL_METRICS = ("test_acc", "test_loss", "best_val_acc", "best_epoch", "train_t
 class Tracker:
     """Where a run reports besides its directory; this one (`logger=none`) reports nowhere."""
 
+    reads_run_dir = False  # whether `finish` reads the run directory's files (the pictures too)
+
     def start(self, cfg: DictConfig, run_dir: Path, resumed_epoch: int) -> None:
         """`resumed_epoch`: the epochs already done when a run is resumed, else 0."""
 
@@ -45,6 +47,10 @@ class Guarded(Tracker):
 
     def __init__(self, tracker: Tracker) -> None:
         self.tracker: Tracker | None = tracker
+
+    @property
+    def reads_run_dir(self) -> bool:  # type: ignore[override]
+        return self.tracker is not None and self.tracker.reads_run_dir
 
     def start(self, cfg: DictConfig, run_dir: Path, resumed_epoch: int) -> None:
         self.call("start", cfg, run_dir, resumed_epoch)

@@ -1,0 +1,103 @@
+"""layers.csv's rows, and layers.png drawn from them: the part of the layer statistics that
+needs no torch, so that a process drawing pictures never imports it (reporting/painter.py).
+reporting/layers.py measures the rows."""
+
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from multiclass.lifecycle.artifacts import read_csv_rows
+from multiclass.reporting.plots import new_figure, save
+
+LAYERS_CSV = "layers.csv"
+LAYERS_PNG = "layers.png"
+PROBE_SAMPLES = 256  # the first training samples, the same every epoch: epochs compare alike
+STATISTICS = ("grad_norm", "weight_norm", "act_mean", "act_std", "saturated", "dead")
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One row of layers.csv: one layer after one epoch. A weight layer fills the norms, an
+    activation the rest; what does not apply stays empty."""
+
+    epoch: int
+    position: int
+    layer: str
+    grad_norm: float | None = None
+    weight_norm: float | None = None
+    act_mean: float | None = None
+    act_std: float | None = None
+    saturated: float | None = None
+    dead: float | None = None
+
+
+def read_rows(path: Path, last_epoch: float = math.inf) -> list[LayerRow]:
+    """The rows of layers.csv up to `last_epoch`, as written (floats round-trip exactly)."""
+    return [parse(row) for row in read_csv_rows(path) if int(row["epoch"]) <= last_epoch]
+
+
+def parse(row: dict[str, str]) -> LayerRow:
+    values = {f.name: row[f.name] for f in fields(LayerRow)}
+    statistics = {k: None if values[k] == "" else float(values[k]) for k in STATISTICS}
+    return LayerRow(int(values["epoch"]), int(values["position"]), values["layer"], **statistics)
+
+
+def draw(run_dir: Path) -> None:
+    """layers.png from the run's layers.csv."""
+    figure(read_rows(run_dir / LAYERS_CSV), run_dir / LAYERS_PNG)
+
+
+def figure(rows: list[LayerRow], path: Path) -> None:
+    """Gradient norm per weight layer over the epochs (log scale: vanishing gradients sit
+    orders of magnitude below the rest) and, where the network has sigmoid, tanh or ReLU
+    units, the fraction saturated or dead; colours run from the input (dark) to the output."""
+    gradients = series(rows, "grad_norm")
+    stuck = {**series(rows, "saturated"), **series(rows, "dead")}
+    panels = 2 if stuck else 1
+    width = 6.3 * panels  # inches; each panel's legend stands to its right, 1.6 inches wide
+    margins = {"left": 0.75 / width, "right": 1 - 1.6 / width, "wspace": 0.5}
+    figure, axes = new_figure(width, 4.5, cols=panels, margins=margins)
+    last = max((row.position for row in rows), default=1)
+    plot_series(axes[0], gradients, last)
+    axes[0].set_yscale("log", nonpositive="mask")
+    if any(0 in values for _, values in gradients.values()):
+        note = "points missing: gradient exactly 0"
+        axes[0].text(
+            0.98, 0.97, note, ha="right", va="top", fontsize=8, transform=axes[0].transAxes
+        )
+    axes[0].set_ylabel("gradient norm (L2, weights)")
+    axes[0].set_title(f"gradient norm per layer, on {PROBE_SAMPLES} fixed training samples")
+    if stuck:
+        plot_series(axes[1], stuck, last)
+        axes[1].set_ylim(-0.03, 1.03)
+        axes[1].set_ylabel("fraction of units")
+        axes[1].set_title("saturated (sigmoid, tanh) or dead (ReLU) units")
+    save(figure, path)
+
+
+def series(rows: list[LayerRow], statistic: str) -> dict[tuple[int, str], tuple[list, list]]:
+    """Per layer with `statistic`, keyed by (position, label): its epochs and values."""
+    found: dict[tuple[int, str], tuple[list, list]] = {}
+    for row in rows:
+        value = getattr(row, statistic)
+        if value is not None:
+            label = row.layer if statistic == "grad_norm" else f"{row.layer} {statistic}"
+            epochs, values = found.setdefault((row.position, label), ([], []))
+            epochs.append(row.epoch)
+            values.append(value)
+    return dict(sorted(found.items()))
+
+
+def plot_series(ax, found: dict[tuple[int, str], tuple[list, list]], last: int) -> None:
+    from matplotlib import colormaps
+    from matplotlib.ticker import MaxNLocator
+
+    colours = colormaps["viridis"]
+    marker = "o" if max((len(e) for e, _ in found.values()), default=0) <= 30 else None
+    for (position, label), (epochs, values) in found.items():
+        colour = colours(0.9 * (position - 1) / max(1, last - 1))
+        ax.plot(epochs, values, marker=marker, markersize=3, color=colour, label=label)
+    ax.set_xlabel("epoch (0: the initial weights)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)

@@ -1,0 +1,74 @@
+"""Where a run's pictures are drawn. The command line starts two helper processes before it
+imports torch: they import matplotlib while the run imports torch, and draw a sweep job's
+pictures while the next job trains. Everywhere else (a run started from Python, a launcher's
+worker process) the pictures are drawn in place, as they are asked for.
+
+The functions handed over take plain data (numpy arrays, lists, paths) and import no torch,
+so a helper stays light."""
+
+import io
+import multiprocessing
+import signal
+import sys
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+HELPERS = 2  # this machine's two cores: a run's four pictures in two rounds
+
+
+class Painter:
+    """Draws pictures in helper processes once `start` has made them, else at once."""
+
+    def __init__(self) -> None:
+        self.pool: ProcessPoolExecutor | None = None
+        self.pending: list[tuple[str, Future]] = []
+
+    def start(self, helpers: int = HELPERS, method: str = "fork") -> bool:
+        """Start the helpers; not after torch is imported (a fork would copy its thread pools
+        mid-state) nor where the start method does not exist. True when they run."""
+        if self.pool is not None:
+            return True
+        if "torch" in sys.modules and method == "fork":
+            return False
+        if method not in multiprocessing.get_all_start_methods():
+            return False
+        context = multiprocessing.get_context(method)
+        self.pool = ProcessPoolExecutor(helpers, mp_context=context, initializer=prepare_helper)
+        self.pool.submit(int)  # a fork pool starts all its processes at the first task
+        return True
+
+    def draw(self, name: str, function: Callable[..., None], *args: Any) -> None:
+        """Draw the picture `name` with `function(*args)`: in a helper, or now."""
+        if self.pool is None:
+            function(*args)
+        else:
+            self.pending.append((name, self.pool.submit(function, *args)))
+
+    def wait(self) -> list[str]:
+        """Wait for every picture handed out; one line for each that failed."""
+        failures = []
+        while self.pending:
+            name, future = self.pending.pop(0)
+            error = future.exception()
+            if error is not None:
+                failures.append(f"{name} not drawn: {type(error).__name__}: {error}")
+        return failures
+
+
+def prepare_helper() -> None:
+    """A helper ignores Ctrl-C (the command line handles it and waits for the helper) and,
+    while the run imports torch, draws a throwaway figure with what the run's pictures use
+    (text, a legend, a log axis, PNG): matplotlib's first use is its slowest."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from multiclass.reporting.plots import new_figure
+
+    figure, (ax,) = new_figure(2, 2)
+    ax.plot([1, 2], [0.1, 10], label="warm-up")
+    ax.set_yscale("log")
+    ax.set_title("warm-up")
+    ax.legend()
+    figure.savefig(io.BytesIO(), format="png")
+
+
+painter = Painter()  # the process's one painter

@@ -1,0 +1,31 @@
+"""The painter: pictures drawn in helper processes where the command line started them (the
+CLI tests cover that path end to end), in place everywhere else."""
+
+from pathlib import Path
+
+from multiclass.reporting import plots
+from multiclass.reporting.painter import Painter
+
+ROWS = [
+    {"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.1, "val_acc": 0.4},
+    {"epoch": 2, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.7, "val_acc": 0.7},
+]
+
+
+def test_without_helpers_a_picture_is_drawn_at_once(tmp_path: Path):
+    painter = Painter()
+    assert not painter.start()  # torch is imported in this process: no fork after it
+    painter.draw("curves.png", plots.curves, ROWS, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert painter.wait() == []
+
+
+def test_helpers_draw_and_report_what_they_could_not(tmp_path: Path):
+    painter = Painter()
+    assert painter.start(helpers=1, method="spawn")
+    painter.draw("curves.png", plots.curves, ROWS, tmp_path / "curves.png")
+    painter.draw("broken.png", plots.curves, [{"epoch": 1}], tmp_path / "broken.png")
+    assert painter.wait() == ["broken.png not drawn: KeyError: 'train_loss'"]
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+    assert not (tmp_path / "broken.png").exists()
+    assert painter.wait() == []  # nothing pending twice
