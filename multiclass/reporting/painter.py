@@ -6,6 +6,7 @@ worker process) the pictures are drawn in place, as they are asked for.
 The functions handed over take plain data (numpy arrays, lists, paths) and import no torch,
 so a helper stays light."""
 
+import ctypes
 import io
 import multiprocessing
 import signal
@@ -61,6 +62,7 @@ def prepare_helper() -> None:
     while the run imports torch, draws a throwaway figure with what the run's pictures use
     (text, a legend, a log axis, PNG): matplotlib's first use is its slowest."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    end_with_parent()
     from multiclass.reporting.plots import new_figure
 
     figure, (ax,) = new_figure(2, 2)
@@ -69,6 +71,16 @@ def prepare_helper() -> None:
     ax.set_title("warm-up")
     ax.legend()
     figure.savefig(io.BytesIO(), format="png")
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def end_with_parent() -> None:
+    """Ask Linux to end this helper when the command line dies, even by SIGKILL, which leaves
+    no chance to shut the helpers down; elsewhere a helper ends when its queue closes."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 painter = Painter()  # the process's one painter
