@@ -51,7 +51,7 @@ def train(cfg: DictConfig) -> float | None:
 
 def report_undrawn() -> bool:
     """Wait for the pictures handed to the painter; log each that failed. True if any did."""
-    failures = painter.wait()
+    failures = painter.undrawn()
     for failure in failures:
         log.error("error: %s", failure)
     return bool(failures)

@@ -171,8 +171,7 @@ def finish(
     if error:
         log.error("error: %s", error)
     if tracker.reads_run_dir:  # it copies the folder: the pictures must be there first
-        for failure in painter.wait():
-            log.error("error: %s", failure)
+        painter.wait()  # failures are reported where the command line reports them
     tracker.finish(summary, run_dir)
     return status
 

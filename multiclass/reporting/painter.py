@@ -24,6 +24,7 @@ class Painter:
     def __init__(self) -> None:
         self.pool: ProcessPoolExecutor | None = None
         self.pending: list[tuple[str, Future]] = []
+        self.failures: list[str] = []  # pictures that failed, not yet reported
 
     def start(self, helpers: int = HELPERS, method: str = "fork") -> bool:
         """Start the helpers; not after torch is imported (a fork would copy its thread pools
@@ -46,14 +47,18 @@ class Painter:
         else:
             self.pending.append((name, self.pool.submit(function, *args)))
 
-    def wait(self) -> list[str]:
-        """Wait for every picture handed out; one line for each that failed."""
-        failures = []
+    def wait(self) -> None:
+        """Wait for every picture handed out, keeping a line for each that failed."""
         while self.pending:
             name, future = self.pending.pop(0)
             error = future.exception()
             if error is not None:
-                failures.append(f"{name} not drawn: {type(error).__name__}: {error}")
+                self.failures.append(f"{name} not drawn: {type(error).__name__}: {error}")
+
+    def undrawn(self) -> list[str]:
+        """`wait`, then the lines of the pictures that failed since the last call."""
+        self.wait()
+        failures, self.failures = self.failures, []
         return failures
 
 
