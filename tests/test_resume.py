@@ -13,7 +13,7 @@ from multiclass.config import compose_config
 from multiclass.lifecycle.artifacts import weights_sha256
 from multiclass.lifecycle.checkpoint import load_classifier
 from multiclass.lifecycle.run import execute
-from tests.conftest import QUIET, run_cli
+from tests.conftest import QUIET, family, gone, run_cli
 
 # 180 single-sample steps an epoch: slow enough to kill between epochs, fast enough to test.
 SLOW = ["dataset.limit=200", "trainer.batch_size=1", "model.dropout=0.2", "trainer.epochs=6"]
@@ -42,7 +42,9 @@ def kill_after_epochs(run_dir, epochs, *overrides):
     while time.monotonic() < deadline and process.poll() is None:
         metrics = run_dir / "metrics.csv"
         if metrics.exists() and len(metrics.read_text().splitlines()) > epochs:
+            helpers = family(process.pid)  # the training process, the painter's helpers
             process.send_signal(signal.SIGKILL)
+            assert gone(helpers)  # Linux ends them with the command line; the lock is free
             break
         time.sleep(0.01)
     assert process.wait(timeout=60) == -signal.SIGKILL, "the run ended before it was killed"

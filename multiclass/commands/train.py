@@ -17,15 +17,18 @@ from multiclass.commands.exits import exit_on_error
 from multiclass.config import CONFIG_DIR  # importing it registers the train.yaml schema
 from multiclass.errors import UserError
 from multiclass.lifecycle.artifacts import lock_run_dir, writable_folder
-from multiclass.reporting.painter import painter
+from multiclass.lifecycle.training_process import training_process
+from multiclass.sweeps.compose_once import compose_jobs_once
 
 log = logging.getLogger("multiclass")
 
 
 def main() -> None:
-    """The command line: the painter's helper processes start before torch is imported (they
-    draw the pictures meanwhile: reporting/painter.py), then Hydra runs `train`."""
-    painter.start()
+    """The command line: first the process the runs train in, which imports torch while Hydra
+    composes the config here (lifecycle/training_process.py); then Hydra runs `train`,
+    composing each sweep job's config once (sweeps/compose_once.py)."""
+    training_process.start()
+    compose_jobs_once()
     train()
 
 
@@ -34,12 +37,10 @@ def train(cfg: DictConfig) -> float | None:
     """Train one configuration into Hydra's output directory; returns the sweep objective,
     None for a run that did not complete (a search records it as a failed trial). A single
     run waits for its pictures; a sweep's jobs go on while theirs are drawn."""
-    from multiclass.lifecycle.run import execute  # torch and friends load only when a run starts
-
     logging.raiseExceptions = False  # a train.log on a full disk: the one line, no tracebacks
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    outcome = execute(cfg, run_dir, hydra_cfg.overrides.task)
+    outcome = training_process.execute(cfg, run_dir, hydra_cfg.overrides.task)
     if hydra_cfg.mode == RunMode.RUN:
         undrawn = report_undrawn()
         if outcome.exit_code or undrawn:
@@ -51,7 +52,7 @@ def train(cfg: DictConfig) -> float | None:
 
 def report_undrawn() -> bool:
     """Wait for the pictures handed to the painter; log each that failed. True if any did."""
-    failures = painter.undrawn()
+    failures = training_process.undrawn()
     for failure in failures:
         log.error("error: %s", failure)
     return bool(failures)

@@ -17,7 +17,7 @@ def versions() -> dict[str, str]:
 
     return {
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a plain str: reading the summary needs no torch
         "hydra": hydra.__version__,
     }
 

@@ -41,6 +41,7 @@ from multiclass.lifecycle.artifacts import (
     write_json,
 )
 from multiclass.lifecycle.checkpoint import save_checkpoint
+from multiclass.lifecycle.outcome import Outcome
 from multiclass.lifecycle.preprocess import save_preprocess
 from multiclass.lifecycle.provenance import command_line, git_state, versions
 from multiclass.lifecycle.resume import (
@@ -59,8 +60,6 @@ from multiclass.schedulers import build_schedule
 from multiclass.tracking import Tracker, open_tracker
 
 log = logging.getLogger("multiclass")
-
-EXIT_CODES = {"completed": 0, "failed": 1, "diverged": 2, "interrupted": 130}
 
 # summary.json's fields in the order a reader wants them; null until the run gets that far.
 SUMMARY_FIELDS = (
@@ -94,16 +93,6 @@ SUMMARY_FIELDS = (
     "git_dirty",
     "command",
 )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: str
-    summary: dict[str, Any]
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_CODES[self.status]
 
 
 def execute(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Outcome:

@@ -7,8 +7,8 @@ The functions handed over take plain data (numpy arrays, lists, paths) and impor
 so a helper stays light."""
 
 import ctypes
-import io
 import multiprocessing
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -16,6 +16,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 HELPERS = 2  # this machine's two cores: a run's four pictures in two rounds
+NICENESS = 10
 
 
 class Painter:
@@ -55,6 +56,14 @@ class Painter:
             if error is not None:
                 self.failures.append(f"{name} not drawn: {type(error).__name__}: {error}")
 
+    def stop(self) -> None:
+        """Wait for the pictures, then end the helpers (a process joins its children as it
+        ends: a helper waiting for work would keep it waiting)."""
+        self.wait()
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
     def undrawn(self) -> list[str]:
         """`wait`, then the lines of the pictures that failed since the last call."""
         self.wait()
@@ -63,19 +72,22 @@ class Painter:
 
 
 def prepare_helper() -> None:
-    """A helper ignores Ctrl-C (the command line handles it and waits for the helper) and,
-    while the run imports torch, draws a throwaway figure with what the run's pictures use
-    (text, a legend, a log axis, PNG): matplotlib's first use is its slowest."""
+    """A helper ignores Ctrl-C (the command line handles it and waits for the helper), runs at
+    a low priority (it takes only the CPU time the run leaves: on two cores the run's torch
+    import and Hydra's composition are busy when the helpers start) and draws a throwaway
+    figure with what the run's pictures use (text, a legend, a log axis, PNG): matplotlib's
+    first use is its slowest."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     end_with_parent()
-    from multiclass.reporting.plots import new_figure
+    os.nice(NICENESS)
+    from multiclass.reporting.plots import new_figure, render
 
     figure, (ax,) = new_figure(2, 2)
     ax.plot([1, 2], [0.1, 10], label="warm-up")
     ax.set_yscale("log")
     ax.set_title("warm-up")
     ax.legend()
-    figure.savefig(io.BytesIO(), format="png")
+    render(figure)
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
