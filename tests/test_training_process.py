@@ -10,13 +10,14 @@ import sys
 import time
 
 from multiclass.lifecycle.training_process import TrainingProcess, training_process
-from tests.conftest import QUIET, family, gone
+from tests.conftest import family, gone
 
 
 def test_ctrl_c_stops_the_run_as_interrupted_and_every_line_is_written_once(tmp_path):
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "multiclass", *QUIET, f"hydra.run.dir={run_dir}",
-               "dataset.limit=200", "trainer.batch_size=1", "trainer.epochs=1000"]  # fmt: skip
+    overrides = ["trainer.progress=false", "dataset.limit=200", "trainer.batch_size=1"]
+    overrides += [f"hydra.run.dir={run_dir}", "trainer.epochs=1000"]
+    command = [sys.executable, "-m", "multiclass", *overrides]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     metrics = run_dir / "metrics.csv"
     deadline = time.monotonic() + 120

@@ -22,12 +22,18 @@ from multiclass.sweeps.compose_once import compose_jobs_once
 
 log = logging.getLogger("multiclass")
 
+# Hydra's flags that print something (help, the config, its sources) and train nothing
+HYDRA_INFO_FLAGS = {"-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-i", "--info"}
+HYDRA_INFO_FLAGS |= {"-sc", "--shell-completion"}
+
 
 def main() -> None:
     """The command line: first the process the runs train in, which imports torch while Hydra
     composes the config here (lifecycle/training_process.py); then Hydra runs `train`,
     composing each sweep job's config once (sweeps/compose_once.py)."""
-    training_process.start()
+    arguments = set(sys.argv[1:])
+    if not arguments & HYDRA_INFO_FLAGS:  # nothing to train: no torch to load
+        training_process.start(pictures=not arguments & {"plots=false", "plots=False"})
     compose_jobs_once()
     train()
 

@@ -38,22 +38,24 @@ class TrainingProcess:
         self.connection: Connection | None = None
         self.process: BaseProcess | None = None
         self.owner = 0  # the pid that started it: a forked copy of this object is not its owner
+        self.asked = False
 
     def __reduce__(self) -> tuple:
         """A launcher that pickles the task function (joblib, submitit, Ray) gets, in its worker
         process, that process's own training process, not started: its jobs train in place."""
         return (the_training_process, ())
 
-    def start(self) -> bool:
+    def start(self, pictures: bool = True) -> bool:
         """Fork the training process: not after torch is imported (a fork would copy its thread
-        pools mid-state) nor where fork does not exist. True when it runs."""
+        pools mid-state) nor where fork does not exist. True when it runs. With `pictures`
+        false (`plots=false` on the command line) it starts no painter's helpers."""
         if self.running:
             return True
         if "torch" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
             return False
         ours, theirs = multiprocessing.Pipe()
         process = multiprocessing.get_context("fork").Process(
-            target=serve, args=(theirs, ours), name="multiclass-training"
+            target=serve, args=(theirs, ours, pictures), name="multiclass-training"
         )  # not a daemon: it has children, the painter's helpers
         process.start()
         theirs.close()
@@ -62,10 +64,13 @@ class TrainingProcess:
         return True
 
     def stop(self) -> None:
-        """Close the connection: the training process finishes its pictures and ends."""
+        """Close the connection: the training process finishes its pictures and ends. One that
+        was never asked anything (bad input, --cfg) ends at once, not once torch has loaded."""
         if self.running:
             self.connection.close()
             self.connection = None
+            if not self.asked:
+                self.process.terminate()
 
     @property
     def running(self) -> bool:
@@ -87,6 +92,7 @@ class TrainingProcess:
         """Send a request and wait for its answer, logging the records that come meanwhile and
         passing Ctrl-C on (the training process handles it as a run in place would)."""
         assert self.connection is not None and self.process is not None
+        self.asked = True
         try:
             self.connection.send((request, args))
             with interrupts_passed_to(self.process.pid):
@@ -163,13 +169,14 @@ def describe_console(handler: logging.StreamHandler) -> tuple[str, int, str | No
 # ------------------------------------------------------------------- in the training process
 
 
-def serve(connection: Connection, command_lines_end: Connection) -> None:
+def serve(connection: Connection, command_lines_end: Connection, pictures: bool) -> None:
     """Start the painter's helpers, import torch, then answer requests until the command line
     closes the connection (or dies: Linux ends this process then)."""
     command_lines_end.close()  # fork's copy: the connection ends when the command line's does
     os.setpgid(0, 0)  # Ctrl-C reaches the command line alone, which passes it on once
     end_with_parent()
-    painter.start()
+    if pictures:
+        painter.start()
     from multiclass.lifecycle.run import execute  # torch: the import this process is for
 
     sender = QueueHandler(Sender(connection))

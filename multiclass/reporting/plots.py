@@ -20,10 +20,7 @@ def new_figure(width: float, height: float, cols: int = 1, margins: dict | None 
     return figure, figure.subplots(1, cols, squeeze=False)[0]
 
 
-# Text hinted to whole pixels (matplotlib's default renders it 8 times as wide, then shrinks
-# it) and light PNG compression: a fifth less time a picture, no difference to see.
-FAST_RENDERING = {"text.hinting_factor": 1}
-PNG_OPTIONS = {"compress_level": 1}
+PNG_OPTIONS = {"compress_level": 1}  # zlib's fastest: about 15 ms less a picture than its default
 
 
 def save(figure, path: Path) -> None:
@@ -32,11 +29,8 @@ def save(figure, path: Path) -> None:
 
 def render(figure) -> bytes:
     """The figure as PNG bytes."""
-    from matplotlib import rc_context
-
     buffer = io.BytesIO()
-    with rc_context(FAST_RENDERING):
-        figure.savefig(buffer, format="png", dpi=100, pil_kwargs=PNG_OPTIONS)
+    figure.savefig(buffer, format="png", dpi=100, pil_kwargs=PNG_OPTIONS)
     return buffer.getvalue()
 
 
