@@ -36,7 +36,9 @@ def resume(run_dir, *overrides):
 
 def kill_after_epochs(run_dir, epochs, *overrides):
     """Start `multiclass-train` in a subprocess and SIGKILL it once `epochs` rows exist."""
-    command = [sys.executable, "-m", "multiclass", *QUIET, f"hydra.run.dir={run_dir}", *overrides]
+    # pictures on (none is drawn before the kill): the painter's helpers start, and must end
+    quiet = ["trainer.progress=false"]
+    command = [sys.executable, "-m", "multiclass", *quiet, f"hydra.run.dir={run_dir}", *overrides]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
@@ -44,7 +46,7 @@ def kill_after_epochs(run_dir, epochs, *overrides):
         if metrics.exists() and len(metrics.read_text().splitlines()) > epochs:
             helpers = family(process.pid)  # the training process, the painter's helpers
             process.send_signal(signal.SIGKILL)
-            assert gone(helpers)  # Linux ends them with the command line; the lock is free
+            assert len(helpers) == 3 and gone(helpers)  # Linux ends them; the lock is free
             break
         time.sleep(0.01)
     assert process.wait(timeout=60) == -signal.SIGKILL, "the run ended before it was killed"

@@ -24,7 +24,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from multiclass.lifecycle.outcome import Outcome
-from multiclass.reporting.painter import end_with_parent, painter
+from multiclass.reporting.painter import can_start, end_with_parent, painter
 
 
 class TrainingProcessError(RuntimeError):
@@ -46,12 +46,12 @@ class TrainingProcess:
         return (the_training_process, ())
 
     def start(self, pictures: bool = True) -> bool:
-        """Fork the training process: not after torch is imported (a fork would copy its thread
-        pools mid-state) nor where fork does not exist. True when it runs. With `pictures`
+        """Fork the training process (not after torch is imported, nor where fork does not
+        exist: `painter.can_start`). True when it runs. With `pictures`
         false (`plots=false` on the command line) it starts no painter's helpers."""
         if self.running:
             return True
-        if "torch" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
+        if not can_start("fork"):
             return False
         ours, theirs = multiprocessing.Pipe()
         process = multiprocessing.get_context("fork").Process(
@@ -128,9 +128,11 @@ def is_console(handler: logging.Handler) -> bool:
 
 
 def died(request: str, message: str) -> Any:
-    logging.getLogger("multiclass").error("error: %s", message)
+    """The answer of a training process that died: its pictures' failure, which the caller
+    logs, or the run's failed outcome, logged here as the run would have logged it."""
     if request == "undrawn":
         return [message]
+    logging.getLogger("multiclass").error("error: %s", message)
     return Outcome("failed", {"status": "failed", "error": message})
 
 
@@ -177,7 +179,11 @@ def serve(connection: Connection, command_lines_end: Connection, pictures: bool)
     end_with_parent()
     if pictures:
         painter.start()
+    from hydra.core.utils import setup_globals
+
     from multiclass.lifecycle.run import execute  # torch: the import this process is for
+
+    setup_globals()  # Hydra's resolvers (`${now:...}`), registered there after this fork
 
     sender = QueueHandler(Sender(connection))
     answers: dict[str, Callable[..., Any]] = {
@@ -201,12 +207,8 @@ def serve(connection: Connection, command_lines_end: Connection, pictures: bool)
 def execute_as_job(
     execute: Callable[..., Outcome], sender: logging.Handler, state: dict, *args: Any
 ) -> Outcome:
-    """`execute` in the state the command line gave the job (see `job_state`), with Hydra's
-    resolvers (`${now:...}`, `${hydra:...}`), which Hydra registers after this process forked."""
+    """`execute` in the state the command line gave the job (see `job_state`)."""
     from hydra.core.hydra_config import HydraConfig
-    from hydra.core.utils import setup_globals
-
-    setup_globals()
 
     os.chdir(state["cwd"])
     os.environ.clear()

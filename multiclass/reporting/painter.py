@@ -32,9 +32,7 @@ class Painter:
         mid-state) nor where the start method does not exist. True when they run."""
         if self.pool is not None:
             return True
-        if "torch" in sys.modules and method == "fork":
-            return False
-        if method not in multiprocessing.get_all_start_methods():
+        if not can_start(method):
             return False
         context = multiprocessing.get_context(method)
         self.pool = ProcessPoolExecutor(helpers, mp_context=context, initializer=prepare_helper)
@@ -69,6 +67,14 @@ class Painter:
         self.wait()
         failures, self.failures = self.failures, []
         return failures
+
+
+def can_start(method: str) -> bool:
+    """Whether processes can start by `method` here: it exists, and it is not a fork after
+    torch is imported (the child would copy torch's thread pools mid-state)."""
+    if "torch" in sys.modules and method == "fork":
+        return False
+    return method in multiprocessing.get_all_start_methods()
 
 
 def prepare_helper() -> None:

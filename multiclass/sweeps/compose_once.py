@@ -8,7 +8,7 @@ from collections.abc import Hashable, Sequence
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.plugins.sweeper import Sweeper
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 KEPT = 64  # checked configs kept for the launcher (about 0.5 MB each); later jobs recompose
 
@@ -18,12 +18,11 @@ class CheckedJobs:
 
     def __init__(self) -> None:
         self.configs: dict[Hashable, list[DictConfig]] = {}
-        self.count = 0
         self.checking = False
 
     def check(self, check_batch, sweeper: Sweeper, batch: Sequence[Sequence[str]]) -> None:
         """Run the sweeper's check, keeping what it composes (this batch's only)."""
-        self.configs, self.count, self.checking = {}, 0, True
+        self.configs, self.checking = {}, True
         try:
             check_batch(sweeper, batch)
         finally:
@@ -33,12 +32,10 @@ class CheckedJobs:
         """A job's config: composed while checking (and kept), or taken from what was kept."""
         key = job_key(loader, master, overrides)
         if not self.checking and self.configs.get(key):
-            self.count -= 1
             return self.configs[key].pop(0)
         config = compose(loader, master, overrides)
-        if self.checking and self.count < KEPT:
+        if self.checking and sum(map(len, self.configs.values())) < KEPT:
             self.configs.setdefault(key, []).append(config)
-            self.count += 1
         return config
 
 
@@ -61,14 +58,13 @@ def compose_jobs_once() -> None:
 
 
 def job_key(loader: ConfigLoaderImpl, master: DictConfig, overrides: list[str]) -> Hashable:
-    """All a job's composition depends on: the loader (its search path), the sweep's config,
-    its Hydra overrides, the job's overrides, the working directory (which Hydra records) and
-    the variables `hydra.job.env_copy` records (a run may set others, such as cuBLAS's)."""
+    """All a job's composition depends on: the loader (its search path), the sweep's config
+    (its name and Hydra overrides), the job's overrides, the working directory (which Hydra
+    records) and the variables `hydra.job.env_copy` records (a run may set others, such as
+    cuBLAS's)."""
     return (
         id(loader),
         id(master),
-        master.hydra.job.config_name,
-        tuple(OmegaConf.to_container(master.hydra.overrides.hydra)),  # type: ignore[arg-type]
         tuple(overrides),
         os.getcwd(),
         tuple((name, os.environ.get(name)) for name in master.hydra.job.env_copy),
