@@ -3,6 +3,8 @@ CLI tests cover that path end to end), in place everywhere else."""
 
 from pathlib import Path
 
+import numpy as np
+
 from multiclass.reporting import plots
 from multiclass.reporting.painter import Painter
 
@@ -30,3 +32,12 @@ def test_helpers_draw_and_report_what_they_could_not(tmp_path: Path):
     assert not (tmp_path / "broken.png").exists()
     assert painter.undrawn() == ["broken.png not drawn: KeyError: 'train_loss'"]
     assert painter.undrawn() == []  # reported once
+
+
+def test_the_plane_is_sampled_row_by_row_as_the_boundary_image_reads_it():
+    points = np.array([[0.0, 10.0], [1.0, 20.0]])
+    x0, x1 = plots.plane(points, steps=3)
+    assert x0[0] < 0.0 < 1.0 < x0[-1] and x1[0] < 10.0 < 20.0 < x1[-1]  # a margin each side
+    grid = plots.plane_points(x0, x1)
+    rows = grid.reshape(len(x1), len(x0), 2)  # decision_boundary's reshape of the response
+    assert np.allclose(rows[:, :, 0], x0[None, :]) and np.allclose(rows[:, :, 1], x1[:, None])

@@ -418,11 +418,18 @@ def draw(
         title,
         run_dir / "confusion_matrix.png",
     )
-    if splits.input_shape == (2,):  # it asks the model for a grid of predictions: drawn here
-        plots.decision_boundary(
-            splits.train.x.cpu().numpy(),
+    if splits.input_shape == (2,):  # the model's predictions over the plane, drawn there
+        points = splits.train.x.cpu().numpy()
+        x0, x1 = plots.plane(points)
+        response = predict(task, torch.from_numpy(plots.plane_points(x0, x1)), batch_size)
+        painter.draw(
+            "decision_boundary.png",
+            plots.decision_boundary,
+            points,
             splits.train.y.cpu().numpy(),
-            lambda grid: predict(task, torch.from_numpy(grid), batch_size).numpy(),
+            x0,
+            x1,
+            response.numpy(),
             splits.class_names,
             run_dir / "decision_boundary.png",
         )
