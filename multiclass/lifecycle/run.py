@@ -434,10 +434,12 @@ def draw(
             run_dir / "decision_boundary.png",
         )
     if len(splits.input_shape) == 3:
+        chosen = plots.grid_choice(labels, predictions)
         painter.draw(
             "predictions.png",
             plots.prediction_grid,
-            splits.test.x.cpu().numpy(),
+            splits.test.x[torch.as_tensor(chosen, device=splits.test.x.device)].cpu().numpy(),
+            chosen,
             labels,
             predictions,
             splits.class_names,

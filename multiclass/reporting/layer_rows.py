@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from multiclass.lifecycle.artifacts import read_csv_rows
-from multiclass.reporting.plots import new_figure, save
+from multiclass.reporting.plots import kept, new_figure, rescale, save
 
 LAYERS_CSV = "layers.csv"
 LAYERS_PNG = "layers.png"
@@ -53,26 +53,37 @@ def figure(rows: list[LayerRow], path: Path) -> None:
     units, the fraction saturated or dead; colours run from the input (dark) to the output."""
     gradients = series(rows, "grad_norm")
     stuck = {**series(rows, "saturated"), **series(rows, "dead")}
+    last = max((row.position for row in rows), default=1)
+    marked = max((len(epochs) for epochs, _ in gradients.values()), default=0) <= 30
+    layout = ("layers", tuple(gradients), tuple(stuck), last, marked)
+    figure, panels, note = kept(layout, lambda: layout_figure(gradients, stuck, last, marked))
+    for lines, found in zip(panels, (gradients, stuck), strict=False):
+        for line, (epochs, values) in zip(lines, found.values(), strict=True):
+            line.set_data(epochs, values)
+        if lines:
+            rescale(lines[0].axes)
+    note.set_visible(any(0 in values for _, values in gradients.values()))
+    save(figure, path)
+
+
+def layout_figure(gradients: dict, stuck: dict, last: int, marked: bool):
+    """The panels' lines (empty), their legends, and the note for gradients of exactly 0."""
     panels = 2 if stuck else 1
     width = 6.3 * panels  # inches; each panel's legend stands to its right, 1.6 inches wide
     margins = {"left": 0.9 / width, "right": 1 - 1.6 / width, "wspace": 0.5}
     figure, axes = new_figure(width, 4.5, cols=panels, margins=margins)
-    last = max((row.position for row in rows), default=1)
-    plot_series(axes[0], gradients, last)
+    lines = [empty_lines(axes[0], gradients, last, marked)]
     log_scale(axes[0])
-    if any(0 in values for _, values in gradients.values()):
-        note = "points missing: gradient exactly 0"
-        axes[0].text(
-            0.98, 0.97, note, ha="right", va="top", fontsize=8, transform=axes[0].transAxes
-        )
+    note = axes[0].text(0.98, 0.97, "points missing: gradient exactly 0", ha="right", va="top")
+    note.set(fontsize=8, transform=axes[0].transAxes)
     axes[0].set_ylabel("gradient norm (L2, weights)")
     axes[0].set_title(f"gradient norm per layer, on {PROBE_SAMPLES} fixed training samples")
     if stuck:
-        plot_series(axes[1], stuck, last)
+        lines.append(empty_lines(axes[1], stuck, last, marked))
         axes[1].set_ylim(-0.03, 1.03)
         axes[1].set_ylabel("fraction of units")
         axes[1].set_title("saturated (sigmoid, tanh) or dead (ReLU) units")
-    save(figure, path)
+    return figure, lines, note
 
 
 def log_scale(ax) -> None:
@@ -102,16 +113,19 @@ def series(rows: list[LayerRow], statistic: str) -> dict[tuple[int, str], tuple[
     return dict(sorted(found.items()))
 
 
-def plot_series(ax, found: dict[tuple[int, str], tuple[list, list]], last: int) -> None:
+def empty_lines(ax, found: dict[tuple[int, str], tuple[list, list]], last: int, marked: bool):
+    """A line for each series, coloured by its layer's position, and the panel's legend."""
     from matplotlib import colormaps
     from matplotlib.ticker import MaxNLocator
 
     colours = colormaps["viridis"]
-    marker = "o" if max((len(e) for e, _ in found.values()), default=0) <= 30 else None
-    for (position, label), (epochs, values) in found.items():
+    marker = "o" if marked else None
+    lines = []
+    for position, label in found:
         colour = colours(0.9 * (position - 1) / max(1, last - 1))
-        ax.plot(epochs, values, marker=marker, markersize=3, color=colour, label=label)
+        lines += ax.plot([], [], marker=marker, markersize=3, color=colour, label=label)
     ax.set_xlabel("epoch (0: the initial weights)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return lines

@@ -1,14 +1,18 @@
 """The pictures of a run: learning curves, confusion matrix, decision boundary (2-D inputs) and
-a grid of test predictions (images). Each takes plain arrays and writes one PNG atomically."""
+a grid of test predictions (images). Each takes plain arrays and writes one PNG atomically.
+A process keeps the figure of each layout it drew and fills it with the next run's data: a
+sweep's jobs share layouts, and most of a picture's cost is building its axes and texts."""
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from multiclass.lifecycle.artifacts import write_atomic
+
+T = TypeVar("T")
 
 
 def new_figure(width: float, height: float, cols: int = 1, margins: dict | None = None):
@@ -21,6 +25,7 @@ def new_figure(width: float, height: float, cols: int = 1, margins: dict | None 
 
 
 PNG_OPTIONS = {"compress_level": 1}  # zlib's fastest: about 15 ms less a picture than its default
+KEEP_AT_MOST = 8  # layouts kept per process: a sweep's jobs share a handful
 
 
 def save(figure, path: Path) -> None:
@@ -34,55 +39,92 @@ def render(figure) -> bytes:
     return buffer.getvalue()
 
 
+_kept: dict[tuple, Any] = {}
+
+
+def kept(layout: tuple, build: Callable[[], T]) -> T:
+    """The figure and artists that `build` made for `layout` in this process, made now if new.
+    A sweep's jobs share their layouts, and filling in a kept figure's data costs about half
+    of building it afresh: its axes, ticks and texts exist, their sizes are known."""
+    if layout not in _kept:
+        if len(_kept) >= KEEP_AT_MOST:
+            del _kept[next(iter(_kept))]
+        _kept[layout] = build()
+    return _kept[layout]
+
+
+def rescale(ax) -> None:
+    """Limits fitted to the axes' new data, as plotting it afresh would fit them."""
+    ax.relim()
+    ax.autoscale_view()
+
+
 def curves(history: Sequence[Mapping[str, Any]], path: Path) -> None:
     """Loss and accuracy per epoch, train and validation, from metrics.csv's rows as dicts."""
+    validated = bool(history) and history[0]["val_loss"] is not None
+    figure, lines = kept(("curves", validated), lambda: curves_layout(validated))
+    epochs = [row["epoch"] for row in history]
+    for metric, metric_lines in lines.items():
+        for split, line in zip(("train", "val"), metric_lines, strict=False):
+            line.set_data(epochs, [row[f"{split}_{metric}"] for row in history])
+        rescale(metric_lines[0].axes)
+    save(figure, path)
+
+
+def curves_layout(validated: bool):
+    """Two panels, loss and accuracy, each with a train line and maybe a validation line."""
     from matplotlib.ticker import MaxNLocator
 
     figure, axes = new_figure(10, 4, cols=2, margins={"left": 0.07, "right": 0.98, "wspace": 0.25})
-    epochs = [row["epoch"] for row in history]
+    lines = {}
     for ax, metric in zip(axes, ("loss", "acc"), strict=True):
-        ax.plot(epochs, [row[f"train_{metric}"] for row in history], label="train")
-        val = [row[f"val_{metric}"] for row in history]
-        if val and val[0] is not None:
-            ax.plot(epochs, val, label="validation")
+        labels = ("train", "validation") if validated else ("train",)
+        lines[metric] = [ax.plot([], [], label=label)[0] for label in labels]
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("accuracy" if metric == "acc" else "loss")
         ax.grid(alpha=0.3)
         ax.legend()
-    save(figure, path)
+    return figure, lines
 
 
 def confusion_matrix(
     labels: np.ndarray, predictions: np.ndarray, class_names: list[str], title: str, path: Path
 ) -> None:
-    """Counts of true (rows) against predicted (columns) classes."""
+    """Counts of true (rows) against predicted (columns) classes; a cell never predicted stays
+    blank, so the mistakes made stand out (and a good model's picture draws faster)."""
     k = len(class_names)
     # scikit-learn's confusion_matrix, without its import (1.5 s of a run's start-up)
     counts = np.bincount(labels * k + predictions, minlength=k * k).reshape(k, k)
+    figure, image, cells = kept(("confusion", *class_names), lambda: confusion_layout(class_names))
+    image.set_data(counts)
+    image.set_clim(counts.min(), counts.max())
+    dark = counts > counts.max() / 2
+    for (row, col), value in np.ndenumerate(counts):
+        cells[row][col].set_text(str(value) if value else "")
+        cells[row][col].set_color("white" if dark[row, col] else "black")
+    image.axes.set_title(title)
+    save(figure, path)
+
+
+def confusion_layout(class_names: list[str]):
+    """A k x k image with a text in each cell and the class names along both axes."""
+    k = len(class_names)
     size = 2.5 + 0.4 * k
     margin = 1.3 / size  # room for the class names
     figure, (ax,) = new_figure(
         size, size, margins={"left": margin, "bottom": margin, "right": 0.97, "top": 1 - 0.5 / size}
     )
-    ax.imshow(counts, cmap="Blues")
-    dark = counts > counts.max() / 2
-    for (row, col), value in np.ndenumerate(counts):
-        ax.text(
-            col,
-            row,
-            str(value),
-            ha="center",
-            va="center",
-            fontsize=8,
-            color="white" if dark[row, col] else "black",
-        )
+    image = ax.imshow(np.zeros((k, k)), cmap="Blues")
+    cells = [
+        [ax.text(col, row, "", ha="center", va="center", fontsize=8) for col in range(k)]
+        for row in range(k)
+    ]
     ax.set_xticks(range(k), class_names, rotation=90)
     ax.set_yticks(range(k), class_names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(title)
-    save(figure, path)
+    return figure, image, cells
 
 
 def plane(points: np.ndarray, steps: int = 200) -> tuple[np.ndarray, np.ndarray]:
@@ -112,11 +154,25 @@ def decision_boundary(
     """Seed 000's picture: the class predicted at each of `plane_points(x0, x1)` (`response`,
     one row per x1), with the training points on top. One image, not a mesh of quads: the
     mesh took most of the picture's time."""
+    classes = tuple(class_names[int(c)] for c in np.unique(labels))
+    layout = ("boundary", len(x0), len(x1), classes)
+    figure, image, scatter = kept(layout, lambda: boundary_layout(points, labels, x0, x1, classes))
+    image.set_data(response.reshape(len(x1), len(x0)))
+    image.set_extent((x0[0], x0[-1], x1[0], x1[-1]))
+    scatter.set_offsets(points)
+    scatter.set_array(labels)
+    rescale(image.axes)
+    save(figure, path)
+
+
+def boundary_layout(
+    points: np.ndarray, labels: np.ndarray, x0: np.ndarray, x1: np.ndarray, classes: tuple
+):
+    """The plane's image, the points' scatter and a legend with one entry per class shown."""
     figure, (ax,) = new_figure(6, 6, margins={"left": 0.1, "right": 0.97, "top": 0.94})
     colours = {"cmap": "tab10", "vmin": 0, "vmax": 9}
-    ax.imshow(
-        response.reshape(len(x1), len(x0)),
-        extent=(x0[0], x0[-1], x1[0], x1[-1]),
+    image = ax.imshow(
+        np.zeros((len(x1), len(x0))),
         origin="lower",
         aspect="auto",
         interpolation="nearest",
@@ -127,66 +183,85 @@ def decision_boundary(
         points[:, 0], points[:, 1], c=labels, edgecolors="k", linewidths=0.5, s=25, **colours
     )
     handles, _ = scatter.legend_elements()
-    ax.legend(handles, [class_names[int(c)] for c in np.unique(labels)], title="class")
+    ax.legend(handles, classes, title="class")
     ax.set_title("decision boundary (training points)")
-    save(figure, path)
+    return figure, image, scatter
+
+
+def grid_choice(labels: np.ndarray, predictions: np.ndarray, cells: int = 24) -> np.ndarray:
+    """The test samples a prediction grid shows: mistakes first (up to half the grid), then
+    right answers. Only their images go to the process drawing it, not the whole test set."""
+    wrong = np.flatnonzero(predictions != labels)[: cells // 2]
+    right = np.flatnonzero(predictions == labels)[: cells - len(wrong)]
+    return np.concatenate([wrong, right])
 
 
 def prediction_grid(
-    images: np.ndarray,
+    tiles: np.ndarray,
+    chosen: np.ndarray,
     labels: np.ndarray,
     predictions: np.ndarray,
     class_names: list[str],
     path: Path,
-    cells: int = 24,
     cols: int = 8,
 ) -> None:
-    """Test images labelled with their predicted class; mistakes (up to half the grid) come
-    first, in red, with the true class below. One mosaic image, so it draws fast."""
-    wrong = np.flatnonzero(predictions != labels)[: cells // 2]
-    right = np.flatnonzero(predictions == labels)[: cells - len(wrong)]
-    chosen = np.concatenate([wrong, right])
-    tiles = images[chosen].astype(np.float32) / (255 if images.dtype == np.uint8 else 1)
+    """The test images `tiles` (of the samples `grid_choice` chose) labelled with their
+    predicted class; mistakes in red, with the true class below. One mosaic image, so it draws
+    fast."""
+    tiles = tiles.astype(np.float32) / (255 if tiles.dtype == np.uint8 else 1)
     _, channels, height, width = tiles.shape
-    cell_h, cell_w = height + round(0.7 * height), width + width // 5  # room for two lines
     rows = max(1, -(-len(chosen) // cols))
+    layout = ("predictions", rows, cols, channels, height, width)
+    figure, image, captions = kept(layout, lambda: grid_layout(rows, cols, channels, height, width))
+    cell_h, cell_w = grid_cell(height, width)
     mosaic = np.ones((rows * cell_h, cols * cell_w, channels), dtype=np.float32)
-    figure, (ax,) = new_figure(
-        cols * 1.4,
-        rows * 1.4 * cell_h / cell_w + 0.4,
-        margins={
-            "left": 0.01,
-            "right": 0.99,
-            "bottom": 0.01,
-            "top": 1 - 0.4 / (rows * 1.4 * cell_h / cell_w + 0.4),
-        },
-    )
-    for slot, (tile, index) in enumerate(zip(tiles, chosen, strict=True)):
+    for slot, caption in enumerate(captions):
+        if slot >= len(chosen):
+            caption.set_text("")
+            continue
         top, left = (slot // cols) * cell_h, (slot % cols) * cell_w
-        mosaic[top : top + height, left : left + width] = tile.transpose(1, 2, 0)
+        mosaic[top : top + height, left : left + width] = tiles[slot].transpose(1, 2, 0)
+        index = chosen[slot]
         mistaken = predictions[index] != labels[index]
         text = class_names[predictions[index]]
         if mistaken:
             text += f"\n(true {class_names[labels[index]]})"
+        caption.set_text(text)
+        caption.set_color("red" if mistaken else "black")
+    image.set_data(mosaic.squeeze(-1) if channels == 1 else mosaic)
+    shown, wrong = (int((predictions[i] != labels[i]).sum()) for i in (chosen, slice(None)))
+    image.axes.set_title(
+        f"test predictions: {shown} mistakes shown in red ({wrong} of {len(labels)} in all)"
+    )
+    save(figure, path)
+
+
+def grid_cell(height: int, width: int) -> tuple[int, int]:
+    """A tile's cell in the mosaic: the image, and room below it for two lines of text."""
+    return height + round(0.7 * height), width + width // 5
+
+
+def grid_layout(rows: int, cols: int, channels: int, height: int, width: int):
+    """The mosaic's image and a caption under each of its cells."""
+    cell_h, cell_w = grid_cell(height, width)
+    figure_height = rows * 1.4 * cell_h / cell_w + 0.4
+    figure, (ax,) = new_figure(
+        cols * 1.4,
+        figure_height,
+        margins={"left": 0.01, "right": 0.99, "bottom": 0.01, "top": 1 - 0.4 / figure_height},
+    )
+    shape = (rows * cell_h, cols * cell_w) + ((channels,) if channels > 1 else ())
+    image = ax.imshow(np.ones(shape), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    captions = [
         ax.text(
-            left + width / 2,
-            top + height,
-            text,
+            (slot % cols) * cell_w + width / 2,
+            (slot // cols) * cell_h + height,
+            "",
             ha="center",
             va="top",
             fontsize=7,
-            color="red" if mistaken else "black",
         )
-    ax.imshow(
-        mosaic.squeeze(-1) if channels == 1 else mosaic,
-        cmap="gray",
-        vmin=0,
-        vmax=1,
-        interpolation="nearest",
-    )
+        for slot in range(rows * cols)
+    ]
     ax.axis("off")
-    ax.set_title(
-        f"test predictions: {len(wrong)} mistakes shown in red"
-        f" ({int((predictions != labels).sum())} of {len(labels)} in all)"
-    )
-    save(figure, path)
+    return figure, image, captions
