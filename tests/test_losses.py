@@ -13,9 +13,9 @@ BLOBS = [
     "dataset=blobs",
     "dataset.n_samples=400",
     "dataset.cluster_std=1.0",
-    "trainer.epochs=40",
+    "trainer.epochs=10",
     "trainer.batch_size=16",
-    "optimizer.lr=0.01",
+    "optimizer.lr=0.03",
 ]
 CLASSES = {2: "dataset.classes=[0,2]", 4: "dataset.classes=null"}
 

@@ -8,6 +8,9 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from multiclass.commands.train import trains_here
 from multiclass.lifecycle.training_process import TrainingProcess, training_process
 from tests.conftest import family, gone
 
@@ -52,3 +55,17 @@ def test_a_launcher_that_pickles_the_task_gets_a_training_process_not_started():
     copy = pickle.loads(pickle.dumps(training_process))
     assert copy is training_process and not copy.running
     assert not TrainingProcess().start()  # torch is imported in this process: no fork after it
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"trainer.epochs=1"}, True),
+        ({"-m", "seed=0,1", "hydra/launcher=basic"}, True),
+        ({"-m", "seed=0,1", "hydra/launcher=joblib"}, False),  # its workers train
+        ({"-m", "hydra/launcher=ray_local", "plots=false"}, False),
+        ({"--cfg", "job"}, False),  # prints, trains nothing
+    ],
+)
+def test_the_command_line_starts_its_training_process_only_where_runs_train(arguments, expected):
+    assert trains_here(arguments) is expected

@@ -32,10 +32,18 @@ def main() -> None:
     composes the config here (lifecycle/training_process.py); then Hydra runs `train`,
     composing each sweep job's config once (sweeps/compose_once.py)."""
     arguments = set(sys.argv[1:])
-    if not arguments & HYDRA_INFO_FLAGS:  # nothing to train: no torch to load
+    if trains_here(arguments):
         training_process.start(pictures=not arguments & {"plots=false", "plots=False"})
     compose_jobs_once()
     train()
+
+
+def trains_here(arguments: set[str]) -> bool:
+    """Whether a run may train in this command's own training process: not for flags that
+    only print (nothing to train), nor with another launcher on the command line, whose
+    workers train (a torch import here would take a core from them)."""
+    launchers = {a.split("=", 1)[1] for a in arguments if a.startswith("hydra/launcher=")}
+    return not arguments & HYDRA_INFO_FLAGS and launchers <= {"basic"}
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
