@@ -136,6 +136,24 @@ def test_start_up_is_ours_alone_the_run_minus_the_torch_floor_beside_it(monkeypa
     assert "each job past the first: 0.40 s with plots (target <= 0.5 s)" in table
 
 
+def test_the_sweep_figures_are_medians_of_rounds_that_time_all_four_sweeps(monkeypatch):
+    """Each round times one job and eight, with plots and without; a job past the first costs
+    (eight's wall - training - one's wall + one's training) / 7, and a round's outlier drops out."""
+    marginals = {"true": iter([0.3, 0.9, 0.5]), "false": iter([0.1, 0.2, 0.15])}
+    timed = []
+
+    def fake_sweep(jobs: int, plots: str) -> tuple[float, float]:
+        timed.append((jobs, plots))
+        return (2.0, 0.5) if jobs == 1 else (2.0 + 1.0 + 7 * next(marginals[plots]), 1.0 + 0.5)
+
+    monkeypatch.setattr(bench, "timed_sweep", fake_sweep)
+    sweep = bench.sweep_overhead(jobs=8, repeats=3)
+    assert timed == [(1, "true"), (8, "true"), (1, "false"), (8, "false")] * 3
+    assert sweep["plots_true_marginal_s"] == pytest.approx(0.5)
+    assert sweep["plots_false_marginal_s"] == pytest.approx(0.15)
+    assert sweep["plots_true_wall_s"] == pytest.approx(3.0 + 7 * 0.5)
+
+
 def test_the_compile_run_times_whole_seed_runs_both_ways(monkeypatch, tmp_path):
     # Compiling here would take minutes; the test checks the runs and the report, not torch.
     monkeypatch.setenv("TORCH_COMPILE_DISABLE", "1")
