@@ -14,6 +14,7 @@ from multiclass.engine import Task
 from multiclass.heads import build_loss
 from multiclass.lifecycle.runtime import Runtime
 from multiclass.models import build_classifier
+from multiclass.reporting.layer_rows import plain_number
 from multiclass.reporting.layers import LayerProbe, activation_statistics, read_rows
 from tests.test_resume import metrics_without_times, resume
 
@@ -113,3 +114,8 @@ def test_the_vanishing_experiment_sweeps_activation_and_depth():
     }
     assert cfg.dataset._target_.endswith("mnist") and cfg.model.activation == "sigmoid"
     assert cfg.optimizer._target_ == "torch.optim.SGD" and cfg.trainer.layer_stats
+
+
+def test_the_log_axis_labels_are_plain_numbers_not_formulas():
+    values = (1e-7, 3e-5, 0.001, 0.06, 1.0, 20.0, 1e4)
+    assert [plain_number(v) for v in values] == ["1e-7", "3e-5", "0.001", "0.06", "1", "20", "1e4"]

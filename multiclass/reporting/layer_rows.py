@@ -87,17 +87,25 @@ def layout_figure(gradients: dict, stuck: dict, last: int, marked: bool):
 
 
 def log_scale(ax) -> None:
-    """A log y axis labelled in plain numbers (0.06, 1e-05): matplotlib's default labels are
+    """A log y axis labelled in plain numbers (0.06, 1e-5): matplotlib's default labels are
     typeset formulas, which took a fifth of the picture's time."""
     from matplotlib.ticker import LogFormatter
 
     class PlainLogFormatter(LogFormatter):
         def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:  # its subclasses'
-            return f"{x:g}"  # hook, as in matplotlib's LogFormatterExponent
+            return plain_number(x)  # hook, as in matplotlib's LogFormatterExponent
 
     ax.set_yscale("log", nonpositive="mask")
     ax.yaxis.set_major_formatter(PlainLogFormatter())
     ax.yaxis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.4)))
+
+
+def plain_number(x: float) -> str:
+    """0.001 to 9999 as written (0.06, 20), the rest as 1e-5 or 3e6."""
+    if 1e-3 <= abs(x) < 1e4:
+        return f"{x:g}"
+    mantissa, exponent = f"{x:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def series(rows: list[LayerRow], statistic: str) -> dict[tuple[int, str], tuple[list, list]]:
