@@ -152,6 +152,7 @@ def test_the_sweep_figures_are_medians_of_rounds_that_time_all_four_sweeps(monke
     assert sweep["plots_true_marginal_s"] == pytest.approx(0.5)
     assert sweep["plots_false_marginal_s"] == pytest.approx(0.15)
     assert sweep["plots_true_wall_s"] == pytest.approx(3.0 + 7 * 0.5)
+    assert sweep["plots_true_marginal_s_rounds"] == pytest.approx([0.3, 0.9, 0.5])
 
 
 def test_the_compile_run_times_whole_seed_runs_both_ways(monkeypatch, tmp_path):

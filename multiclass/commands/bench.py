@@ -267,11 +267,12 @@ def startup_seconds(repeats: int) -> dict[str, float]:
     }
 
 
-def sweep_overhead(jobs: int = 8, repeats: int = 1) -> dict[str, float]:
+def sweep_overhead(jobs: int = 8, repeats: int = 1) -> dict[str, Any]:
     """For sweeps of tiny runs, with and without plots: (wall time - the jobs' own training
     time) / jobs, start-up included; and the cost of each job past the first, from the
     difference between a sweep of `jobs` and a sweep of one. Medians of `repeats` rounds, each
-    timing all four sweeps in turn: one sweep's time varies by a tenth here."""
+    timing all four sweeps in turn (one sweep's time varies by a tenth here), and each round's
+    figures under `<name>_rounds`."""
     rounds: dict[str, list[float]] = {}
     for _ in range(repeats):
         for plots in ("true", "false"):
@@ -281,7 +282,8 @@ def sweep_overhead(jobs: int = 8, repeats: int = 1) -> dict[str, float]:
             measured = {"s": (wall - trained) / jobs, "wall_s": wall, "marginal_s": marginal}
             for name, value in measured.items():
                 rounds.setdefault(f"plots_{plots}_{name}", []).append(value)
-    return {name: statistics.median(values) for name, values in rounds.items()}
+    medians = {name: statistics.median(values) for name, values in rounds.items()}
+    return {**medians, **{f"{name}_rounds": values for name, values in rounds.items()}}
 
 
 def timed_sweep(jobs: int, plots: str) -> tuple[float, float]:
