@@ -26,7 +26,7 @@ test: $(STAMP)  ## lint, then the whole test suite
 reproduce: $(STAMP)  ## rerun every seed experiment whose data is in DATA_ROOT (3 seeds each)
 	$(BIN)/multiclass-reproduce --data-root $(DATA_ROOT)
 
-bench: $(STAMP)  ## the speed benchmark (about 12 minutes on 2 cores)
+bench: $(STAMP)  ## the speed benchmark (about 17 minutes on 2 cores)
 	$(BIN)/multiclass-bench --data-root $(DATA_ROOT)
 
 lint: $(STAMP)
