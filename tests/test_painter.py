@@ -1,6 +1,7 @@
 """The painter: pictures drawn in helper processes where the command line started them (the
 CLI tests cover that path end to end), in place everywhere else."""
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +84,13 @@ def test_a_kept_figure_redrawn_with_new_data_equals_one_drawn_afresh(tmp_path: P
         kept, fresh = (tmp_path / f"{name}-{how}.png" for how in ("kept", "fresh"))
         assert kept.read_bytes() == fresh.read_bytes(), name
         assert kept.read_bytes() != (tmp_path / f"{name}-first.png").read_bytes(), name
+
+
+def test_each_thread_keeps_its_own_figures():
+    def build() -> object:
+        return object()
+
+    here = plots.kept(("thread test",), build)
+    with ThreadPoolExecutor(1) as pool:
+        there = pool.submit(plots.kept, ("thread test",), build).result()
+    assert plots.kept(("thread test",), build) is here and there is not here

@@ -4,6 +4,7 @@ A process keeps the figure of each layout it drew and fills it with the next run
 sweep's jobs share layouts, and most of a picture's cost is building its axes and texts."""
 
 import io
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,14 +44,16 @@ _kept: dict[tuple, Any] = {}
 
 
 def kept(layout: tuple, build: Callable[[], T]) -> T:
-    """The figure and artists that `build` made for `layout` in this process, made now if new.
+    """The figure and artists that `build` made for `layout` in this thread, made now if new.
     A sweep's jobs share their layouts, and filling in a kept figure's data costs about half
-    of building it afresh: its axes, ticks and texts exist, their sizes are known."""
-    if layout not in _kept:
+    of building it afresh: its axes, ticks and texts exist, their sizes are known. (Per thread:
+    runs started from two threads of one program must not draw into one figure.)"""
+    key = (threading.get_ident(), layout)
+    if key not in _kept:
         if len(_kept) >= KEEP_AT_MOST:
             del _kept[next(iter(_kept))]
-        _kept[layout] = build()
-    return _kept[layout]
+        _kept[key] = build()
+    return _kept[key]
 
 
 def rescale(ax) -> None:
