@@ -1,7 +1,7 @@
-"""Where a run's pictures are drawn. The command line starts two helper processes before it
-imports torch: they import matplotlib while the run imports torch, and draw a sweep job's
-pictures while the next job trains. Everywhere else (a run started from Python, a launcher's
-worker process) the pictures are drawn in place, as they are asked for.
+"""Where a run's pictures are drawn. The command line's training process starts two helper
+processes before it imports torch: they import matplotlib while it imports torch, and draw a
+sweep job's pictures while the next job trains. Everywhere else (a run started from Python,
+a launcher's worker process) the pictures are drawn in place, as they are asked for.
 
 The functions handed over take plain data (numpy arrays, lists, paths) and import no torch,
 so a helper stays light."""
@@ -86,11 +86,12 @@ def prepare_helper() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     end_with_parent()
     os.nice(NICENESS)
+    from multiclass.reporting.layer_rows import log_scale
     from multiclass.reporting.plots import new_figure, render
 
     figure, (ax,) = new_figure(2, 2)
     ax.plot([1, 2], [0.1, 10], label="warm-up")
-    ax.set_yscale("log")
+    log_scale(ax)  # layers.png's log axis, labelled as it labels it
     ax.set_title("warm-up")
     ax.legend()
     render(figure)

@@ -1,6 +1,6 @@
 """Hydra composes each job of a sweep twice: the sweeper composes every job of a batch to check
 its overrides before the first job starts, then the launcher composes each job again to run it.
-A composition costs about 0.3 s here, as much as a small job's training. `compose_jobs_once`
+A composition costs 0.2 to 0.3 s here, more than a small job's training. `compose_jobs_once`
 hands the launcher the config the check composed (the check only reads it)."""
 
 import os
