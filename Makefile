@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## train the default experiment (pass overrides with ARGS="model=cnn trainer.epochs=5")
 	$(BIN)/multiclass-train $(ARGS)
 
-test: $(STAMP)  ## lint, then the whole test suite
+test: $(STAMP)  ## lint (imports: layers, no cycles), then the whole test suite
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 reproduce: $(STAMP)  ## rerun every seed experiment whose data is in DATA_ROOT (3 seeds each)
@@ -32,6 +33,7 @@ bench: $(STAMP)  ## the speed benchmark (about 17 minutes on 2 cores)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 wheel:  ## the installable wheel, configs inside, in dist/: pip install dist/multiclass-*.whl
 	rm -rf build

@@ -115,8 +115,9 @@ def fit(
     on_epoch_end: Callable[[EpochMetrics, bool], None],
 ) -> None:
     """Train from `progress` up to `settings.epochs`, validating after each epoch and telling
-    `on_epoch_end` the row and whether it is the best; stops early when patience is spent,
-    with TrainingDiverged when the loss is no longer finite or passes `divergence_bound`."""
+    `on_epoch_end` the row and whether it is the best; stops early when that sets
+    `progress.stopped_early`, with TrainingDiverged when the loss is no longer finite or
+    passes `divergence_bound`."""
     train = Examples.of(splits.train, task.head)
     val = None if splits.val is None else Examples.of(splits.val, task.head)
     bound = divergence_bound(task.criterion, task.head, train.targets, settings.divergence_factor)
@@ -147,8 +148,7 @@ def fit(
                 epoch_seconds=time.perf_counter() - started,
             )
             improved = progress.record(metrics, settings.early_stopping.min_delta)
-            progress.stopped_early = progress.patience_spent(settings.early_stopping.patience)
-            on_epoch_end(metrics, improved)
+            on_epoch_end(metrics, improved)  # the callbacks; early stopping sets stopped_early
             bar.set_postfix(loss=f"{train_loss:.4f}", acc=f"{train_acc:.4f}", refresh=False)
             for loss in (metrics.train_loss, metrics.val_loss):
                 if loss is not None and not math.isfinite(loss):

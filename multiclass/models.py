@@ -6,11 +6,11 @@ parameters `input_shape` and `num_outputs`, named by a model config's `_target_`
 
 import inspect
 import math
+import pkgutil
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from hydra._internal.utils import _locate  # what instantiate resolves a _target_ with
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
@@ -146,7 +146,7 @@ def model_builder(target: Any) -> Callable[..., nn.Module]:
     if not isinstance(target, str) or not target:
         raise UserError(f"model._target_ must name a function or class, got {target!r}")
     try:
-        found = _locate(target)
+        found = pkgutil.resolve_name(target)  # a dotted path, found as instantiate finds it
     except Exception as error:  # not installed, not on PYTHONPATH, or failing on import
         why = import_failure(target, error.__cause__ or error)
         raise UserError(f"model._target_ {target} cannot be imported: {why}") from None
@@ -164,9 +164,10 @@ def model_builder(target: Any) -> Callable[..., nn.Module]:
 
 
 def import_failure(target: str, cause: BaseException) -> str:
-    """Why Hydra's lookup of `target` failed, in a few words."""
-    if isinstance(cause, ModuleNotFoundError) and cause.name == target:
-        parent, _, name = target.rpartition(".")
+    """Why the lookup of `target` failed, in a few words."""
+    parent, _, name = target.rpartition(".")
+    no_module = isinstance(cause, ModuleNotFoundError) and cause.name == target
+    if no_module or (isinstance(cause, AttributeError) and cause.name == name):
         return f"{parent} has no {name!r}"
     if isinstance(cause, ModuleNotFoundError):
         return f"no module named {cause.name!r}: install it or put its folder on PYTHONPATH"

@@ -8,18 +8,12 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from multiclass.commands import bench
-from multiclass.commands.bench import (
-    CONTESTANTS,
-    Workload,
-    build_model,
-    framework_overrides,
-    installed_rivals,
-    main,
-    markdown,
-    worker,
-)
-from multiclass.commands.bench_compile import pays_back
+from multiclass.bench import contestants, processes
+from multiclass.bench.cli import main
+from multiclass.bench.compile_run import pays_back
+from multiclass.bench.contestants import framework_overrides, installed_rivals, worker
+from multiclass.bench.report import markdown
+from multiclass.bench.workloads import CONTESTANTS, Workload, build_model
 from multiclass.config import compose_config
 from multiclass.heads import build_loss
 from multiclass.models import build_classifier
@@ -84,7 +78,7 @@ def test_other_frameworks_train_an_epoch_when_installed(contestant, module, tiny
 
 
 def test_a_run_without_the_other_frameworks_says_what_it_skipped(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(bench, "installed", lambda module: False)
+    monkeypatch.setattr(contestants, "installed", lambda module: False)
     main(["--smoke", "--samples", "256", "--repeats", "1", "--workloads", "mlp-b256",
           "--output", str(tmp_path)])  # fmt: skip
     line = "Skipped lightning, fastai: not installed (pip install -e '.[bench]')."
@@ -120,11 +114,9 @@ def test_the_table_compares_the_framework_with_each_other_framework():
 
 def test_start_up_is_ours_alone_the_run_minus_the_torch_floor_beside_it(monkeypatch):
     """Runs and floors alternate; ours is the median of each pair's difference."""
-    from multiclass.commands import bench
-
     times = iter([9.0, 5.0, 7.0, 6.5, 8.0, 4.0])  # run, floor, run, floor, ...
-    monkeypatch.setattr(bench, "timed_process", lambda command, cwd: next(times))
-    startup = bench.startup_seconds(3)
+    monkeypatch.setattr(processes, "timed_process", lambda command, cwd: next(times))
+    startup = processes.startup_seconds(3)
     assert startup == {"framework_s": 8.0, "torch_floor_s": 5.0, "ours_s": 4.0}
     sweep = dict.fromkeys(
         ["plots_true_s", "plots_false_s", "plots_true_marginal_s", "plots_false_marginal_s"], 0.4
@@ -146,8 +138,8 @@ def test_the_sweep_figures_are_medians_of_rounds_that_time_all_four_sweeps(monke
         timed.append((jobs, plots))
         return (2.0, 0.5) if jobs == 1 else (2.0 + 1.0 + 7 * next(marginals[plots]), 1.0 + 0.5)
 
-    monkeypatch.setattr(bench, "timed_sweep", fake_sweep)
-    sweep = bench.sweep_overhead(jobs=8, repeats=3)
+    monkeypatch.setattr(processes, "timed_sweep", fake_sweep)
+    sweep = processes.sweep_overhead(jobs=8, repeats=3)
     assert timed == [(1, "true"), (8, "true"), (1, "false"), (8, "false")] * 3
     assert sweep["plots_true_marginal_s"] == pytest.approx(0.5)
     assert sweep["plots_false_marginal_s"] == pytest.approx(0.15)

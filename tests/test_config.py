@@ -214,16 +214,3 @@ def test_deterministic_mode_is_set_without_loading_the_compiler():
         prepare("cpu")
     assert torch.are_deterministic_algorithms_enabled()
     assert loaded_before or "torch._inductor.config" not in sys.modules
-
-
-def test_hydras_repository_copy_is_shallow_and_leaves_the_original_alone():
-    # multiclass.config.share_config_sources: what makes the shallow copy safe
-    from hydra._internal.config_repository import CachingConfigRepository, ConfigRepository
-    from hydra._internal.utils import create_config_search_path
-
-    original = ConfigRepository(create_config_search_path(str(CONFIG_DIR)))
-    sources = list(original.sources)
-    caching = CachingConfigRepository(original)
-    assert caching.delegate.sources[0] is sources[0]  # shared, not deep-copied
-    caching.initialize_sources(create_config_search_path(None))
-    assert original.sources == sources and caching.delegate.sources != sources

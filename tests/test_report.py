@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from multiclass.commands.report import main
-from multiclass.reporting.sweep import build_report, write_report
+from multiclass.reporting.sweep import write_report
 from multiclass.reporting.sweep_figure import scores_by
+from multiclass.reporting.sweep_jobs import build_report
 
 TINY = ["dataset.limit=200", "trainer.epochs=2"]
 

@@ -16,7 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from multiclass.commands.bench import machine, prepare_data, timed_process
+from multiclass.bench.machine import machine
+from multiclass.bench.processes import timed_process
+from multiclass.bench.workloads import prepare_data
 from multiclass.lifecycle.artifacts import read_csv_rows, read_json
 
 EXPERIMENT = "seed000_mnist_mlp"

@@ -29,7 +29,7 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.optimizer import Adam
 from torch.utils.data import TensorDataset
 
-from multiclass.commands.bench import (
+from multiclass.bench.workloads import (
     LEARNING_RATE,
     Workload,
     accuracy_on_test_set,

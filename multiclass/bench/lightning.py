@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from multiclass.commands.bench import (
+from multiclass.bench.workloads import (
     LEARNING_RATE,
     Workload,
     accuracy_on_test_set,

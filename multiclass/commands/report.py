@@ -10,14 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from multiclass.errors import UserError
-from multiclass.reporting.sweep import (
-    DEFAULT_OBJECTIVE,
-    SweepReport,
-    best_line,
-    build_report,
-    console_lines,
-    write_report,
-)
+from multiclass.reporting.sweep import best_line, console_lines, write_report
+from multiclass.reporting.sweep_jobs import DEFAULT_OBJECTIVE, SweepReport, build_report
 
 log = logging.getLogger("multiclass")
 

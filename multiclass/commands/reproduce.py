@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from multiclass.config import CONFIG_DIR, compose_config
+from multiclass.errors import one_line
 
 
 def experiment_names() -> list[str]:
@@ -39,8 +40,6 @@ def missing_data(cfg: DictConfig, options: dict[str, Any]) -> str | None:
     """Why the experiment's data cannot be loaded here, or None when it can."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
-
-    from multiclass.lifecycle.run import one_line
 
     try:
         instantiate(cfg.dataset, **options)

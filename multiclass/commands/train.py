@@ -1,6 +1,7 @@
 """The command line: `multiclass-train [overrides]` and `python -m multiclass [overrides]`,
-one Hydra app over conf/train.yaml. A single run exits with its status's code; a sweep runs
-every job, then exits non-zero if any job did not complete."""
+one Hydra app over conf/train.yaml. Each run trains in this process, as Hydra's launcher calls
+`train`; a single run exits with its status's code; a sweep runs every job, then exits
+non-zero if any job did not complete."""
 
 import logging
 import sys
@@ -17,59 +18,32 @@ from multiclass.commands.exits import exit_on_error
 from multiclass.config import CONFIG_DIR  # importing it registers the train.yaml schema
 from multiclass.errors import UserError
 from multiclass.lifecycle.artifacts import lock_run_dir, writable_folder
-from multiclass.lifecycle.training_process import training_process
-from multiclass.sweeps.compose_once import compose_jobs_once
 
 log = logging.getLogger("multiclass")
 
-# Hydra's flags that print something (help, the config, its sources) and train nothing
-HYDRA_INFO_FLAGS = {"-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-i", "--info"}
-HYDRA_INFO_FLAGS |= {"-sc", "--shell-completion"}
-
-
-def main() -> None:
-    """The command line: first the process the runs train in, which imports torch while Hydra
-    composes the config here (lifecycle/training_process.py); then Hydra runs `train`,
-    composing each sweep job's config once (sweeps/compose_once.py)."""
-    arguments = set(sys.argv[1:])
-    if trains_here(arguments):
-        training_process.start(pictures=not arguments & {"plots=false", "plots=False"})
-    compose_jobs_once()
-    train()
-
-
-def trains_here(arguments: set[str]) -> bool:
-    """Whether a run may train in this command's own training process: not for flags that
-    only print (nothing to train), nor with another launcher on the command line, whose
-    workers train (a torch import here would take a core from them)."""
-    launchers = {a.split("=", 1)[1] for a in arguments if a.startswith("hydra/launcher=")}
-    return not arguments & HYDRA_INFO_FLAGS and launchers <= {"basic"}
+# Sweep jobs of this process whose pictures failed: the sweep goes on, then exits 1.
+jobs_undrawn: list[Path] = []
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def train(cfg: DictConfig) -> float | None:
     """Train one configuration into Hydra's output directory; returns the sweep objective,
-    None for a run that did not complete (a search records it as a failed trial). A single
-    run waits for its pictures; a sweep's jobs go on while theirs are drawn."""
+    None for a run that did not complete (a search records it as a failed trial)."""
+    from multiclass.lifecycle.run import execute  # torch: not for --help, --cfg or bad input
+
     logging.raiseExceptions = False  # a train.log on a full disk: the one line, no tracebacks
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    outcome = training_process.execute(cfg, run_dir, hydra_cfg.overrides.task)
-    if hydra_cfg.mode == RunMode.RUN:
-        undrawn = report_undrawn()
-        if outcome.exit_code or undrawn:
-            sys.exit(outcome.exit_code or 1)
-    elif outcome.status == "interrupted":
-        sys.exit(outcome.exit_code)
+    outcome = execute(cfg, run_dir, hydra_cfg.overrides.task)
+    if hydra_cfg.mode == RunMode.RUN or outcome.status == "interrupted":
+        if outcome.exit_code:  # a sweep stops at Ctrl-C or SIGTERM
+            sys.exit(outcome.exit_code)
+    elif outcome.undrawn:
+        jobs_undrawn.append(run_dir)
     return outcome.summary.get("best_val_acc") if outcome.status == "completed" else None
 
 
-def report_undrawn() -> bool:
-    """Wait for the pictures handed to the painter; log each that failed. True if any did."""
-    failures = training_process.undrawn()
-    for failure in failures:
-        log.error("error: %s", failure)
-    return bool(failures)
+main = train  # the console script's entry point
 
 
 class SweepReport(Callback):
@@ -83,7 +57,6 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from multiclass.commands.report import report_sweep
 
-        undrawn = report_undrawn()  # every job's pictures, before the sweep's own
         sweep_dir = Path(config.hydra.sweep.dir)
         report = report_sweep([sweep_dir], sweep_dir, plots=config.get("plots", True))
         if report is None:  # no job wrote under the sweep dir: nothing to show for the sweep
@@ -93,7 +66,8 @@ class SweepReport(Callback):
             names = ", ".join(f"{r.path.relative_to(sweep_dir)} ({r.status})" for r in unfinished)
             log.error("error: %d job(s) did not complete: %s", len(unfinished), names)
             sys.exit(1)
-        if undrawn:
+        if jobs_undrawn:
+            log.error("error: pictures of %d job(s) were not drawn (above)", len(jobs_undrawn))
             sys.exit(1)
 
 

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from multiclass.datasets import Split, Splits
 from multiclass.engine import Examples, evaluate
-from multiclass.errors import UserError
+from multiclass.errors import UserError, one_line
 from multiclass.inference.trained import CHECKPOINT, TrainedRun
 from multiclass.lifecycle.artifacts import weights_sha256, write_json
 from multiclass.reporting import plots
@@ -130,8 +130,6 @@ def group_option(name: str, seed: int) -> DictConfig:
 
 def build_splits(node: DictConfig) -> Splits:
     """The data set `node` describes; what its builder rejects is one line, as in training."""
-    from multiclass.lifecycle.run import one_line
-
     try:
         return instantiate(node)
     except Exception as error:  # Hydra wraps what the builder raised, UserError included

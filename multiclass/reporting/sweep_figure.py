@@ -12,7 +12,7 @@ from matplotlib import colormaps
 from matplotlib.ticker import MaxNLocator
 
 from multiclass.reporting.plots import new_figure, save
-from multiclass.reporting.sweep import SweepReport, format_value
+from multiclass.reporting.sweep_jobs import SweepReport, format_value
 
 BEST_SHOWN = 12  # bars in the "best jobs" panel
 LEGEND_LIMIT = 12  # label every curve up to this many jobs

@@ -10,12 +10,14 @@ costs a run what it computed.
 import logging
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from multiclass.engine import EpochMetrics
-from multiclass.errors import UserError
+from multiclass.errors import UserError, one_line
+
+if TYPE_CHECKING:  # the interface imports without torch: a tracker's process may not need it
+    from multiclass.engine import EpochMetrics
 
 log = logging.getLogger("multiclass")
 
@@ -27,12 +29,10 @@ FINAL_METRICS = ("test_acc", "test_loss", "best_val_acc", "best_epoch", "train_t
 class Tracker:
     """Where a run reports besides its directory; this one (`logger=none`) reports nowhere."""
 
-    reads_run_dir = False  # whether `finish` reads the run directory's files (the pictures too)
-
     def start(self, cfg: DictConfig, run_dir: Path, resumed_epoch: int) -> None:
         """`resumed_epoch`: the epochs already done when a run is resumed, else 0."""
 
-    def log_epoch(self, row: EpochMetrics) -> None:
+    def log_epoch(self, row: "EpochMetrics") -> None:
         pass
 
     def log_layers(self, epoch: int, rows: list) -> None:
@@ -48,14 +48,10 @@ class Guarded(Tracker):
     def __init__(self, tracker: Tracker) -> None:
         self.tracker: Tracker | None = tracker
 
-    @property
-    def reads_run_dir(self) -> bool:  # type: ignore[override]
-        return self.tracker is not None and self.tracker.reads_run_dir
-
     def start(self, cfg: DictConfig, run_dir: Path, resumed_epoch: int) -> None:
         self.call("start", cfg, run_dir, resumed_epoch)
 
-    def log_epoch(self, row: EpochMetrics) -> None:
+    def log_epoch(self, row: "EpochMetrics") -> None:
         self.call("log_epoch", row)
 
     def log_layers(self, epoch: int, rows: list) -> None:
@@ -70,8 +66,6 @@ class Guarded(Tracker):
         try:
             getattr(self.tracker, method)(*args)
         except Exception as failure:
-            from multiclass.lifecycle.run import one_line
-
             name = type(self.tracker).__name__
             log.warning("warning: %s stopped tracking this run: %s", name, one_line(failure))
             self.tracker = None
@@ -106,7 +100,7 @@ def flat_params(cfg: DictConfig) -> dict[str, Any]:
     return params
 
 
-def epoch_scalars(row: EpochMetrics) -> dict[str, float]:
+def epoch_scalars(row: "EpochMetrics") -> dict[str, float]:
     """An epoch's figures under the names both trackers use."""
     scalars = {
         "train_loss": row.train_loss,

@@ -37,7 +37,6 @@ class MlflowTracker(Tracker):
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.artifacts = artifacts
-        self.reads_run_dir = artifacts  # it copies the run directory when the run ends
         self.client: Any = None
         self.run_id = ""
 

@@ -1,0 +1,111 @@
+"""Callbacks: what a run records as it trains, each a class the run calls at named events
+(fastai's and Lightning's model). The `callbacks` config group lists them by `_target_`:
+`callbacks=default` writes every file of a run, `callbacks=minimal` leaves out the pictures
+and layer statistics, and a user's own class joins the list from their `--config-dir`.
+
+Events, in the order a run fires them (each gets the run's `RunState` first):
+- `on_run_start`: config.yaml written, nothing built yet;
+- `on_fit_start`: data, model and optimizer built, `progress` restored on a resume;
+- `on_epoch_end(row, improved)`: after each epoch, `improved` when its val_acc is the best yet;
+  setting `run.progress.stopped_early` ends training after this epoch;
+- `on_layer_stats(epoch, rows)`: the layer statistics of an epoch were measured;
+- `on_test_end(tested)`: the test figures are in the summary and model.pt is saved;
+- `on_run_end`: always, however the run ended, after summary.json is written.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from multiclass.config import CONFIG_DIR, TrainerSettings
+from multiclass.errors import UserError, one_line
+
+if TYPE_CHECKING:
+    from multiclass.engine import EpochMetrics, Evaluation, Progress
+    from multiclass.lifecycle.build import Built
+
+log = logging.getLogger("multiclass")
+
+
+@dataclass
+class RunState:
+    """What callbacks see of a run: filled in as the run gets that far."""
+
+    cfg: DictConfig
+    run_dir: Path
+    settings: TrainerSettings
+    summary: dict[str, Any]
+    callbacks: "Callbacks"
+    built: "Built | None" = None
+    progress: "Progress | None" = None
+    undrawn: list[str] = field(default_factory=list)  # pictures that failed, one line each
+
+
+class Callback:
+    """Does nothing at every event: a callback overrides the events it needs."""
+
+    def on_run_start(self, run: RunState) -> None:
+        pass
+
+    def on_fit_start(self, run: RunState) -> None:
+        pass
+
+    def on_epoch_end(self, run: RunState, row: "EpochMetrics", improved: bool) -> None:
+        pass
+
+    def on_layer_stats(self, run: RunState, epoch: int, rows: list) -> None:
+        pass
+
+    def on_test_end(self, run: RunState, tested: "Evaluation") -> None:
+        pass
+
+    def on_run_end(self, run: RunState) -> None:
+        pass
+
+
+class Callbacks:
+    """The run's callbacks, called in their config's order."""
+
+    def __init__(self, callbacks: list[Callback]) -> None:
+        self.callbacks = callbacks
+
+    def fire(self, event: str, run: RunState, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, event)(run, *args)
+
+    def end(self, run: RunState) -> None:
+        """`on_run_end` for each, even when one fails: a warning line, and the rest still run
+        (summary.json is written by then; nothing here may cost the run its record)."""
+        for callback in self.callbacks:
+            try:
+                callback.on_run_end(run)
+            except Exception as failure:
+                name = type(callback).__name__
+                log.warning("warning: callback %s failed at the end: %s", name, one_line(failure))
+
+
+DEFAULT_CALLBACKS = CONFIG_DIR / "callbacks" / "default.yaml"
+
+
+def build_callbacks(cfg: DictConfig) -> Callbacks:
+    """The callbacks `cfg.callbacks` lists (a name each, null to leave one out); a config
+    saved before callbacks existed gets `callbacks=default`."""
+    from hydra.utils import instantiate
+
+    listed = cfg.callbacks if "callbacks" in cfg else None
+    if listed is None:
+        listed = OmegaConf.load(DEFAULT_CALLBACKS)
+        listed.pop("defaults", None)
+    built = []
+    for name, node in listed.items():
+        if node is None:
+            continue
+        callback = instantiate(node)
+        if not isinstance(callback, Callback):
+            kind = type(callback).__name__
+            raise UserError(f"callbacks.{name} is a {kind}, not a multiclass.callbacks.Callback")
+        built.append(callback)
+    return Callbacks(built)

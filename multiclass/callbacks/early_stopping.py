@@ -1,0 +1,11 @@
+"""Early stopping: training ends once `trainer.early_stopping.patience` epochs have passed
+without a better val_acc (better: above the best by more than `min_delta`)."""
+
+from multiclass.callbacks import Callback, RunState
+from multiclass.engine import EpochMetrics
+
+
+class EarlyStopping(Callback):
+    def on_epoch_end(self, run: RunState, row: EpochMetrics, improved: bool) -> None:
+        patience = run.settings.early_stopping.patience
+        run.progress.stopped_early = run.progress.patience_spent(patience)

@@ -1,0 +1,84 @@
+"""What a run builds from its config: device, data, loss and head, model (seeded), optimizer
+and lr schedule, each by `hydra.utils.instantiate`; and how the model's weights are saved."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch import nn
+
+from multiclass.config import TrainerSettings
+from multiclass.datasets import Splits
+from multiclass.engine import Task, batches_per_epoch
+from multiclass.heads import build_loss
+from multiclass.lifecycle.checkpoint import save_checkpoint
+from multiclass.lifecycle.preprocess import save_preprocess
+from multiclass.lifecycle.runtime import seed_everything
+from multiclass.models import build_classifier
+from multiclass.optimizers import build_optimizer
+from multiclass.schedulers import build_schedule
+
+
+@dataclass(frozen=True)
+class Built:
+    """What a run builds from its config, and how it saves the model's weights."""
+
+    cfg: DictConfig
+    splits: Splits
+    model: nn.Module  # as built (the task may hold a compiled wrapper of it)
+    task: Task
+
+    # preprocess.pkl's record per folder: the transform never changes during a run, so it is
+    # written once, not with every best.pt.
+    preprocess_saved: dict[Path, dict[str, str]] = field(default_factory=dict, repr=False)
+
+    def save_model(self, path: Path) -> None:
+        """The weights, and a table's fitted transform beside them (its digest in the file)."""
+        splits = self.splits
+        if path.parent not in self.preprocess_saved:
+            self.preprocess_saved[path.parent] = save_preprocess(path.parent, splits.preprocess)
+        saved_with = self.preprocess_saved[path.parent]
+        save_checkpoint(
+            path,
+            self.model,
+            self.cfg.model,
+            self.cfg.loss,
+            splits.input_shape,
+            splits.class_names,
+            **saved_with,
+        )
+
+
+def build(cfg: DictConfig, settings: TrainerSettings, summary: dict[str, Any]) -> Built:
+    """Device, data, loss, model (seeded), optimizer and lr schedule, as the config says."""
+    runtime = instantiate(cfg.device)
+    summary.update(seed=cfg.seed, device=str(runtime.device), num_threads=torch.get_num_threads())
+    splits: Splits = instantiate(cfg.dataset).to(runtime.device)
+    summary.update(describe_data(splits))
+    criterion, head = build_loss(cfg.loss, splits.num_classes)
+    seed_everything(cfg.seed)
+    model = runtime.place(build_classifier(cfg.model, splits.input_shape, head))
+    optimizer = build_optimizer(instantiate(cfg.optimizer), model.parameters(), runtime.device)
+    batches = batches_per_epoch(len(splits.train), settings)
+    schedule = build_schedule(cfg.get("scheduler"), optimizer, settings.epochs, batches)
+    summary["num_params"] = sum(p.numel() for p in model.parameters())
+    task = Task(runtime.compiled(model), criterion, head, optimizer, runtime, schedule)
+    return Built(cfg, splits, model, task)
+
+
+def describe_data(splits: Splits) -> dict[str, Any]:
+    sizes = {
+        "train": len(splits.train),
+        "val": 0 if splits.val is None else len(splits.val),
+        "test": len(splits.test),
+    }
+    return {
+        "dataset": splits.name,
+        "num_classes": splits.num_classes,
+        "input_shape": list(splits.input_shape),
+        "split_sizes": sizes,
+        "evaluated_on": splits.evaluated_on,
+    }

@@ -1,0 +1,166 @@
+"""A run trains in the process the user started, as plain Python: Ctrl-C and SIGTERM end it as
+`interrupted` and it resumes; breakpoint(), pdb, cProfile and full tracebacks reach the
+training; no child process is started."""
+
+import json
+import os
+import pstats
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from multiclass.config import compose_config
+from multiclass.lifecycle.run import execute
+from tests.conftest import QUIET, family
+
+# 180 single-sample steps an epoch: slow enough to signal mid-run, fast enough to test.
+SLOW = ["dataset.limit=200", "trainer.batch_size=1", "trainer.epochs=4", "plots=false"]
+TINY = [*QUIET, "dataset=blobs", "trainer.epochs=1"]
+
+USER_MODELS = '''
+    import math
+
+    import torch
+    from torch import nn
+
+
+    class Stops(nn.Module):
+        """Stops at a breakpoint the first time it trains."""
+
+        stopped = False
+
+        def __init__(self, input_shape, num_outputs):
+            super().__init__()
+            self.layer = nn.Linear(math.prod(input_shape), num_outputs)
+
+        def forward(self, x):
+            if self.training and not Stops.stopped:
+                Stops.stopped = True
+                secret = 6 * 7
+                breakpoint()
+            return self.layer(x)
+
+
+    class Fails(nn.Module):
+        """Raises in its forward pass once it trains (eval passes, so the model is built)."""
+
+        def __init__(self, input_shape, num_outputs):
+            super().__init__()
+            self.layer = nn.Linear(math.prod(input_shape), num_outputs)
+
+        def forward(self, x):
+            if self.training:
+                raise ValueError("the user's own bug")
+            return self.layer(x)
+'''
+
+
+def python(*args: str, cwd: Path, stdin: str | None = None, **env: str):
+    """`python <args>` in `cwd` with the user's folder (cwd) importable."""
+    environ = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(cwd), **env}
+    if "HYDRA_FULL_ERROR" not in env:
+        environ.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=environ, input=stdin,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def user_models(tmp_path: Path) -> Path:
+    (tmp_path / "user_models.py").write_text(textwrap.dedent(USER_MODELS))
+    return tmp_path
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_ends_the_run_as_interrupted_and_it_resumes(tmp_path, signum):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "multiclass", *SLOW, f"hydra.run.dir={run_dir}"]
+    command.append("trainer.progress=false")
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    metrics = run_dir / "metrics.csv"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) > 1):
+        assert time.monotonic() < deadline and process.poll() is None, "no epoch came"
+        time.sleep(0.01)
+    assert family(process.pid) == []  # no helper process: it trains where it was started
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 128 + signum  # 130 for Ctrl-C, 143 for SIGTERM
+    interrupted = summary(run_dir)
+    assert interrupted["status"] == "interrupted" and 1 <= interrupted["epochs"] < 4
+    assert (run_dir / "last.pt").exists()
+    how = "by the user" if signum == signal.SIGINT else "by SIGTERM"
+    assert stderr.strip().splitlines()[-1].endswith(f"[ERROR] error: interrupted {how}")
+    assert "Traceback" not in stderr
+
+    resume = [f"resume={run_dir}"]
+    resumed = execute(compose_config(*QUIET, *SLOW, *resume), run_dir, resume)
+    assert resumed.status == "completed" and resumed.summary["epochs"] == 4
+    assert resumed.summary["resumed_at"] == [interrupted["epochs"]]
+
+
+def test_breakpoint_in_a_users_model_stops_at_a_working_pdb_prompt(user_models):
+    model = "+model._target_=user_models.Stops"
+    done = python(
+        "-m", "multiclass", *TINY, "~model", model, "hydra.run.dir=run",
+        cwd=user_models, stdin="p secret\nc\n",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "(Pdb) 42" in done.stdout  # the prompt answered inside the user's forward
+    assert summary(user_models / "run")["status"] == "completed"
+
+
+def test_a_users_exception_is_one_line_or_with_hydra_full_error_pythons_traceback(user_models):
+    run = ["-m", "multiclass", *TINY, "~model", "+model._target_=user_models.Fails"]
+    short = python(*run, "hydra.run.dir=short", cwd=user_models)
+    assert short.returncode == 1
+    assert "Traceback" not in short.stderr
+    assert (
+        short.stderr.strip()
+        .splitlines()[-1]
+        .endswith("[ERROR] error: ValueError: the user's own bug")
+    )
+
+    full = python(*run, "hydra.run.dir=full", cwd=user_models, HYDRA_FULL_ERROR="1")
+    assert full.returncode == 1
+    lines = full.stderr.strip().splitlines()
+    assert lines[-1] == "ValueError: the user's own bug"  # Python's own traceback, to the end
+    assert f'File "{user_models / "user_models.py"}"' in full.stderr
+    assert 'raise ValueError("the user\'s own bug")' in full.stderr
+    assert summary(user_models / "full")["status"] == "failed"  # the record is still written
+
+
+def test_cprofile_sees_the_training(tmp_path):
+    profile = tmp_path / "run.prof"
+    done = python(
+        "-m", "cProfile", "-o", str(profile), "-m", "multiclass", *TINY, "hydra.run.dir=run",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    functions = {name for _, _, name in pstats.Stats(str(profile)).stats}
+    assert {"fit", "train_epoch", "evaluate"} <= functions
+
+
+def test_pdb_stops_inside_the_training_loop(tmp_path):
+    import multiclass.engine
+
+    engine = Path(multiclass.engine.__file__)
+    line = engine.read_text().splitlines().index("    task.model.train()") + 1
+    commands = f"b {engine}:{line}\nc\np len(data)\nc\nq\n"
+    done = python("-m", "pdb", "-m", "multiclass", *TINY, "hydra.run.dir=run", cwd=tmp_path,
+                  stdin=commands)  # fmt: skip
+    assert f"{engine}({line})train_epoch()" in done.stdout
+    train_size = summary(tmp_path / "run")["split_sizes"]["train"]
+    assert f"(Pdb) {train_size}\n" in done.stdout  # the loop's own variables, at its prompt
+    assert summary(tmp_path / "run")["status"] == "completed"
