@@ -164,3 +164,16 @@ def test_pdb_stops_inside_the_training_loop(tmp_path):
     train_size = summary(tmp_path / "run")["split_sizes"]["train"]
     assert f"(Pdb) {train_size}\n" in done.stdout  # the loop's own variables, at its prompt
     assert summary(tmp_path / "run")["status"] == "completed"
+
+
+def test_a_run_without_pictures_or_tables_imports_neither_matplotlib_nor_scikit_learn(tmp_path):
+    script = (
+        "import sys; from pathlib import Path;"
+        "from multiclass.config import compose_config;"
+        "from multiclass.lifecycle.run import execute;"
+        "cfg = compose_config('dataset=xor', 'plots=false', 'trainer.epochs=2');"
+        "outcome = execute(cfg, Path('run'));"
+        "print(outcome.status, sorted({'matplotlib', 'sklearn'} & set(sys.modules)))"
+    )
+    done = python("-c", script, cwd=tmp_path)
+    assert done.stdout.strip() == "completed []", done.stderr

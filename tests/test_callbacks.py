@@ -1,0 +1,49 @@
+"""The callbacks group: the default list writes every file of a run, minimal leaves out the
+pictures and layer statistics, and a user's own callback (docs/examples) joins from a config
+folder; something that is not a callback is one line."""
+
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+
+from multiclass.config import compose_config
+from multiclass.lifecycle.run import execute
+from tests.conftest import QUIET
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
+TINY = ["trainer.progress=false", "dataset=blobs", "trainer.epochs=2"]
+
+
+def test_minimal_keeps_the_runs_record_and_draws_nothing(tmp_path):
+    outcome = execute(compose_config(*TINY, "callbacks=minimal"), tmp_path)
+    assert outcome.status == "completed"
+    written = {path.name for path in tmp_path.iterdir()}
+    assert {"metrics.csv", "best.pt", "last.pt", "model.pt", "summary.json"} <= written
+    assert not [name for name in written if name.endswith(".png") or name == "layers.csv"]
+    default = execute(compose_config(*TINY), tmp_path / "default")
+    assert default.summary["weights_sha256"] == outcome.summary["weights_sha256"]
+
+
+def test_a_users_callback_from_their_config_folder_runs_with_the_defaults(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    monkeypatch.delitem(sys.modules, "my_callbacks", raising=False)
+    search = f"hydra.searchpath=[file://{EXAMPLES / 'conf'}]"
+    outcome = execute(compose_config(*TINY, search, "callbacks=with_predictions"), tmp_path)
+    assert outcome.status == "completed"
+    with open(tmp_path / "test_predictions.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == outcome.summary["split_sizes"]["test"]
+    right = sum(row["label"] == row["predicted"] for row in rows)
+    assert right / len(rows) == pytest.approx(outcome.summary["test_acc"])
+    assert (tmp_path / "curves.png").exists()  # the default callbacks ran too
+
+
+def test_something_that_is_not_a_callback_is_one_line(tmp_path):
+    cfg = compose_config(*QUIET, *TINY, "+callbacks.odd._target_=collections.OrderedDict")
+    outcome = execute(cfg, tmp_path)
+    assert outcome.status == "failed"
+    assert outcome.summary["error"] == (
+        "callbacks.odd is a OrderedDict, not a multiclass.callbacks.Callback"
+    )
