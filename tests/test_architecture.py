@@ -95,7 +95,7 @@ def test_the_cycle_finder_sees_cycles_and_lazy_imports():
     assert cycles(graph) == [["a", "b", "c", "a"]]
     imports = import_graph()
     assert "multiclass.reporting.sweep_figure" in imports["multiclass.reporting.sweep"]  # lazy
-    assert "multiclass.errors" in imports["multiclass.config"]
+    assert "multiclass.errors" in imports["multiclass.validation"]
 
 
 def test_the_tracker_interface_imports_without_torch():

@@ -5,6 +5,7 @@ training; no child process is started."""
 import json
 import os
 import pstats
+import re
 import signal
 import subprocess
 import sys
@@ -152,18 +153,16 @@ def test_cprofile_sees_the_training(tmp_path):
     assert {"fit", "train_epoch", "evaluate"} <= functions
 
 
-def test_pdb_stops_inside_the_training_loop(tmp_path):
-    import multiclass.engine
-
-    engine = Path(multiclass.engine.__file__)
-    line = engine.read_text().splitlines().index("    task.model.train()") + 1
-    commands = f"b {engine}:{line}\nc\np len(data)\nc\nq\n"
-    done = python("-m", "pdb", "-m", "multiclass", *TINY, "hydra.run.dir=run", cwd=tmp_path,
-                  stdin=commands)  # fmt: skip
-    assert f"{engine}({line})train_epoch()" in done.stdout
-    train_size = summary(tmp_path / "run")["split_sizes"]["train"]
-    assert f"(Pdb) {train_size}\n" in done.stdout  # the loop's own variables, at its prompt
-    assert summary(tmp_path / "run")["status"] == "completed"
+def test_pdb_post_mortem_opens_in_the_users_forward(user_models):
+    """`python -m pdb -m multiclass`: the exception (HYDRA_FULL_ERROR=1 lets it through)
+    stops in the frame of the user's forward, with its variables, during training."""
+    run = ["-m", "pdb", "-m", "multiclass", *TINY, "~model", "+model._target_=user_models.Fails"]
+    done = python(
+        *run, "hydra.run.dir=run", cwd=user_models, stdin="c\np x.shape\nq\n", HYDRA_FULL_ERROR="1"
+    )
+    assert "Entering post mortem debugging" in done.stdout, done.stderr
+    assert f"{user_models / 'user_models.py'}" in done.stdout
+    assert re.search(r"\(Pdb\) torch.Size\(\[\d+, 2\]\)", done.stdout)  # a batch of 2-D blobs
 
 
 def test_a_run_without_pictures_or_tables_imports_neither_matplotlib_nor_scikit_learn(tmp_path):

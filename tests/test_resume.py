@@ -10,9 +10,10 @@ import time
 import torch
 
 from multiclass.config import compose_config
-from multiclass.lifecycle.artifacts import weights_sha256
+from multiclass.lifecycle.artifacts import lock_run_dir, weights_sha256
 from multiclass.lifecycle.checkpoint import load_classifier
 from multiclass.lifecycle.run import execute
+from multiclass.reporting.runs import read_run
 from tests.conftest import QUIET, family, run_cli
 
 # 180 single-sample steps an epoch: slow enough to kill between epochs, fast enough to test.
@@ -51,17 +52,22 @@ def kill_after_epochs(run_dir, epochs, *overrides):
     assert process.wait(timeout=60) == -signal.SIGKILL, "the run ended before it was killed"
 
 
-def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_runs_weights(train, tmp_path):
+def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_runs_weights(train, tmp_path, caplog):
     straight = train(*SLOW, run_dir=tmp_path / "straight")
     killed = tmp_path / "killed"
     kill_after_epochs(killed, 2, *SLOW)
-    assert not (killed / "summary.json").exists()
+    assert summary(killed)["status"] == "running"  # written first: the kill left it so
+    assert read_run(killed).status == "killed"  # no process holds its lock
+    with lock_run_dir(killed):
+        assert read_run(killed).status == "running"
     saved = torch.load(killed / "last.pt", weights_only=True)
     assert 1 <= saved["epoch"] < 6  # the kill may land before the second epoch's last.pt
 
-    outcome = resume(killed)
+    with caplog.at_level("INFO", logger="multiclass"):
+        outcome = resume(killed)
     assert outcome.status == "completed"
     assert outcome.summary["resumed_at"] == [saved["epoch"]]
+    assert "it was killed without warning: SIGKILL, which the out-of-memory killer" in caplog.text
     assert outcome.summary["weights_sha256"] == straight.summary["weights_sha256"]
     assert metrics_without_times(killed) == metrics_without_times(tmp_path / "straight")
     assert summary(killed)["test_acc"] == straight.summary["test_acc"]
@@ -125,3 +131,63 @@ def test_resuming_a_folder_with_no_run_is_one_line_and_creates_nothing(tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: nothing to resume: {missing} is not a run directory"
     assert not missing.exists()
+
+
+def files_of(run_dir):
+    """Every file of a run directory (and its .hydra/) with its bytes."""
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+
+def test_a_resume_that_fails_before_it_restored_leaves_a_completed_run_as_it_was(train, tmp_path):
+    run_dir = tmp_path / "run"
+    train("dataset.limit=300", "trainer.epochs=2", run_dir=run_dir)
+    (run_dir / "last.pt").write_bytes(b"damaged")
+    before = files_of(run_dir)
+    outcome = resume(run_dir, "trainer.epochs=4")
+    assert outcome.status == "failed" and outcome.summary["error"].startswith("cannot resume")
+    assert files_of(run_dir) == before  # summary.json still says completed, config.yaml 2 epochs
+
+
+def test_a_run_without_last_pt_is_not_started_again_over_its_epochs(train, tmp_path):
+    run_dir = tmp_path / "run"
+    train("dataset.limit=300", "trainer.epochs=2", run_dir=run_dir)
+    (run_dir / "last.pt").unlink()
+    before = files_of(run_dir)
+    outcome = resume(run_dir, "trainer.epochs=4")
+    assert outcome.status == "failed"
+    assert outcome.summary["error"] == (
+        f"cannot resume {run_dir}: metrics.csv has 2 epoch(s) but there is no last.pt to go on"
+        f" from; `multiclass-rerun {run_dir}` trains the run again from the start"
+    )
+    assert files_of(run_dir) == before
+
+
+def test_a_run_that_finished_no_epoch_starts_again_and_says_so(train, tmp_path, caplog):
+    run_dir = tmp_path / "run"
+    straight = train("dataset.limit=300", "trainer.epochs=2", run_dir=tmp_path / "straight")
+    train("dataset.limit=300", "trainer.epochs=2", run_dir=run_dir)
+    for name in ("last.pt", "metrics.csv", "summary.json"):  # as if killed before epoch 1 ended
+        (run_dir / name).unlink()
+    with caplog.at_level("INFO", logger="multiclass"):
+        outcome = resume(run_dir)
+    assert f"{run_dir} finished no epoch before it stopped: starting it from epoch 1" in (
+        caplog.messages
+    )
+    assert outcome.summary["weights_sha256"] == straight.summary["weights_sha256"]
+
+
+def test_multiclass_resume_continues_a_run_and_keeps_its_hydra_record(tmp_path):
+    """The command line: .hydra/ describes the run as it was launched (a CNN with SGD), not the
+    resume's own composition; a refused resume and one with nothing to do change nothing."""
+    launch = ["dataset.limit=300", "model=cnn", "optimizer=sgd", "trainer.epochs=1"]
+    assert run_cli(*QUIET, *launch, "hydra.run.dir=run", cwd=tmp_path).returncode == 0
+    run_dir = tmp_path / "run"
+    hydra_files = {k: v for k, v in files_of(run_dir).items() if k.startswith(".hydra")}
+    resumed = subprocess.run(
+        [sys.executable, "-m", "multiclass.commands.resume", str(run_dir), "trainer.epochs=2"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert summary(run_dir)["epochs"] == 2 and summary(run_dir)["resumed_at"] == [1]
+    after = files_of(run_dir)
+    assert {k: v for k, v in after.items() if k.startswith(".hydra")} == hydra_files

@@ -146,21 +146,27 @@ def test_an_interrupted_run_keeps_what_it_wrote(train, tmp_path, monkeypatch):
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["epochs"] == 1
 
 
-BAD_INPUTS = {
+BAD_INPUTS = {  # found when the data and model are built: the run records that it failed
     "dataset.classes=[0,10]": "no class 10",
     "dataset.classes=[4]": "at least two classes",
-    "trainer.epochs=0": "trainer.epochs must be a positive integer",
-    "trainer.batch_size=-8": "trainer.batch_size must be a positive integer",
     "dataset=mnist dataset.root=/nonexistent dataset.download=false": "MNIST not found in",
     "model=cnn dataset=blobs": "model=cnn needs image inputs",
-    "model.width=wide": "model.width must be a positive integer",
-    "model=cnn model.kernel_size=big": "cannot build 'multiclass.models.cnn'",
     "loss.weight=[1.0,2.0]": "weight tensor",
-    "device.precision=fp8": "device.precision must be one of",
     "trainer.drop_last=true trainer.batch_size=5000": "leaves no batch",
 }
 if not torch.cuda.is_available():
     BAD_INPUTS["device=cuda"] = "device.kind=cuda was asked for"
+BAD_VALUES = {  # refused before anything is written (tests/test_validation.py: every key)
+    "trainer.epochs=0": "trainer.epochs must be an integer >= 1, got 0",
+    "trainer.batch_size=-8": "trainer.batch_size must be an integer >= 1, got -8",
+    "model.width=wide": "model.width must be an integer >= 1, got 'wide'",
+    "model=cnn model.kernel_size=big": "model.kernel_size must be an integer >= 1, got 'big'",
+    "device.precision=fp8": "device.precision must be one of fp32, bf16, got 'fp8'",
+}
+
+
+def error_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
 
 
 @pytest.mark.parametrize("overrides", list(BAD_INPUTS))
@@ -168,11 +174,20 @@ def test_bad_input_fails_with_one_line(train, tmp_path, caplog, overrides):
     with caplog.at_level(logging.ERROR, logger="multiclass"):
         outcome = train(*DIGITS, *overrides.split(), run_dir=tmp_path / "r")
     assert (outcome.status, outcome.exit_code) == ("failed", 1)
-    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    errors = error_lines(caplog)
     assert len(errors) == 1 and "\n" not in errors[0]
     assert BAD_INPUTS[overrides] in errors[0]
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["test_acc"] is None
+
+
+@pytest.mark.parametrize("overrides", list(BAD_VALUES))
+def test_a_bad_value_is_one_line_and_writes_nothing(train, tmp_path, caplog, overrides):
+    with caplog.at_level(logging.ERROR, logger="multiclass"):
+        outcome = train(*DIGITS, *overrides.split(), run_dir=tmp_path / "r")
+    assert (outcome.status, outcome.exit_code) == ("failed", 1)
+    assert error_lines(caplog) == [f"error: {BAD_VALUES[overrides]}"]
+    assert not (tmp_path / "r").exists()
 
 
 def test_writes_are_whole_or_not_at_all(tmp_path, monkeypatch):

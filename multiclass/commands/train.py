@@ -18,6 +18,7 @@ from multiclass.commands.exits import exit_on_error
 from multiclass.config import CONFIG_DIR  # importing it registers the train.yaml schema
 from multiclass.errors import UserError
 from multiclass.lifecycle.artifacts import lock_run_dir, writable_folder
+from multiclass.validation import check_config
 
 log = logging.getLogger("multiclass")
 
@@ -78,6 +79,7 @@ class OutputCheck(Callback):
     a `resume` of a folder that holds no run, which would be left behind empty."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        exit_on_error(check_config, config)  # a bad value: one line, and no folder made
         if config.get("resume"):
             exit_on_error(check_resumable, Path(config.hydra.run.dir))
         exit_on_error(check_run_dir, Path(config.hydra.run.dir))

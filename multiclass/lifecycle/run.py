@@ -15,14 +15,22 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from multiclass.callbacks import RunState, build_callbacks
-from multiclass.config import check_seed, trainer_settings
+from multiclass.config import trainer_settings
 from multiclass.engine import EpochMetrics, Examples, Progress, evaluate, fit, samples_per_epoch
 from multiclass.errors import TrainingDiverged, UserError, is_user_error, one_line
-from multiclass.lifecycle.artifacts import lock_run_dir, weights_sha256, write_atomic
+from multiclass.lifecycle.artifacts import (
+    lock_run_dir,
+    read_csv_rows,
+    read_json,
+    weights_sha256,
+    write_atomic,
+    write_json,
+)
 from multiclass.lifecycle.build import build
 from multiclass.lifecycle.outcome import Outcome, new_summary, write_summary
 from multiclass.lifecycle.provenance import command_line, git_state, versions
 from multiclass.lifecycle.resume import LAST, already_complete, restore, resumed_config
+from multiclass.validation import check_config
 
 log = logging.getLogger("multiclass")
 
@@ -50,6 +58,11 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Ou
         if done:
             log.info("%s completed %s epochs already: nothing to resume", run_dir, done["epochs"])
             return Outcome("completed", done)
+    try:
+        check_config(cfg)
+    except UserError as bad:  # before anything is written: no run directory for a typo
+        log.error("error: %s", bad)
+        return Outcome("failed", {"status": "failed", "error": str(bad)})
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         lock = lock_run_dir(run_dir)
@@ -79,14 +92,18 @@ def sigterm_interrupts() -> Iterator[None]:
 
 
 def run_locked(cfg: DictConfig, run_dir: Path) -> Outcome:
-    """`execute` once `run_dir` is this process's alone."""
+    """`execute` once `run_dir` is this process's alone. A fresh run records itself at once; a
+    resume only once it has restored last.pt, so that a resume that fails or is refused before
+    that leaves the run's files as they were."""
     summary = new_summary()
+    resuming = bool(cfg.get("resume")) and (run_dir / "config.yaml").exists()
     run = None
     error, signum = None, None
     try:
-        write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        check_seed(cfg.seed)
+        if not resuming:
+            begin(cfg, run_dir, summary)
         run = RunState(cfg, run_dir, trainer_settings(cfg), summary, build_callbacks(cfg))
+        run.recording = not resuming
         train_and_test(run)
         status = "completed"
     except TrainingDiverged as diverged:
@@ -98,17 +115,34 @@ def run_locked(cfg: DictConfig, run_dir: Path) -> Outcome:
     except Exception as failure:
         status, error = "failed", one_line(failure)
         if not is_user_error(failure) and os.environ.get("HYDRA_FULL_ERROR") == "1":
-            finish(run, run_dir, summary, status, error)
+            finish(run, run_dir, summary, status, error, resuming)
             raise  # Python's own traceback, down to the line that failed
-    status = finish(run, run_dir, summary, status, error)
+    status = finish(run, run_dir, summary, status, error, resuming)
     undrawn = tuple(run.undrawn) if run else ()
     return Outcome(status, summary, undrawn, signum)
 
 
+def begin(cfg: DictConfig, run_dir: Path, summary: dict) -> None:
+    """config.yaml, and a summary.json that says `running`: a run killed without a chance to
+    write its own (SIGKILL, the out-of-memory killer) is still known for what it was."""
+    write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    write_json(run_dir / "summary.json", {**summary, "status": "running"})
+
+
 def finish(
-    run: RunState | None, run_dir: Path, summary: dict, status: str, error: str | None
+    run: RunState | None,
+    run_dir: Path,
+    summary: dict,
+    status: str,
+    error: str | None,
+    resuming: bool,
 ) -> str:
-    """summary.json, then `on_run_end` (a tracker copies the finished folder)."""
+    """summary.json, then `on_run_end` (a tracker copies the finished folder); a resume that
+    ended before it restored last.pt only says why, and leaves the run's record alone."""
+    if resuming and not (run and run.recording):
+        summary.update(status=status, error=error)
+        log.error("error: %s", error)
+        return status
     status = write_summary(run_dir, summary, status, error)
     if run is not None:
         run.callbacks.end(run)
@@ -141,14 +175,44 @@ def train_and_test(run: RunState) -> None:
 
 
 def start(run: RunState) -> Progress:
-    """A fresh start, or with `resume` set and a last.pt there, where that run stopped."""
+    """A fresh start, or with `resume` set, where the run stopped: its last.pt restored, and
+    only then its config.yaml and a `running` summary.json written."""
+    fresh = Progress(order=torch.Generator().manual_seed(run.cfg.seed))
+    if run.recording:
+        return fresh
     last = run.run_dir / LAST
-    if not (run.cfg.get("resume") and last.exists()):
-        return Progress(order=torch.Generator().manual_seed(run.cfg.seed))
-    progress = restore(last, run.built.model, run.built.task)
-    run.summary["resumed_at"] = [*(run.summary.get("resumed_at") or []), progress.epoch]
-    log.info("resuming after epoch %d from %s", progress.epoch, last)
+    if last.exists():
+        progress = restore(last, run.built.model, run.built.task)
+        run.summary["resumed_at"] = [progress.epoch]
+        log.info("resuming after epoch %d from %s%s", progress.epoch, last, killed(run.run_dir))
+    else:
+        progress = fresh
+        not_resumable(run.run_dir)
+    begin(run.cfg, run.run_dir, run.summary)
+    run.recording = True
     return progress
+
+
+def killed(run_dir: Path) -> str:
+    """What a run left `running` says: it was killed with no chance to record it."""
+    if (read_json(run_dir / "summary.json") or {}).get("status") != "running":
+        return ""
+    return (
+        " (it was killed without warning: SIGKILL, which the out-of-memory killer sends, or a"
+        " crash; `dmesg` or the scheduler's log says which)"
+    )
+
+
+def not_resumable(run_dir: Path) -> None:
+    """A run without last.pt: one that finished no epoch starts again (a line says so); one
+    that did cannot go on, and its metrics.csv is not rewritten."""
+    epochs = len(read_csv_rows(run_dir / "metrics.csv"))
+    if epochs:
+        raise UserError(
+            f"cannot resume {run_dir}: metrics.csv has {epochs} epoch(s) but there is no {LAST}"
+            f" to go on from; `multiclass-rerun {run_dir}` trains the run again from the start"
+        )
+    log.info("%s finished no epoch before it stopped: starting it from epoch 1", run_dir)
 
 
 def test_and_save(run: RunState) -> None:

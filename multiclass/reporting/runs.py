@@ -1,17 +1,17 @@
 """Run directories read back as records: what a sweep report needs from each job, whichever
-launcher ran it and however far it got (a job still running or killed has no summary.json yet,
-so its figures come from the metrics.csv rows it wrote)."""
+launcher ran it and however far it got (a job still running, or killed, says `running` in its
+summary.json: its figures come from the metrics.csv rows it wrote)."""
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from multiclass.errors import UserError
-from multiclass.lifecycle.artifacts import read_csv_rows, read_json
+from multiclass.lifecycle.artifacts import lock_run_dir, read_csv_rows, read_json
 
 # Files that mark a run directory: the run writes config.yaml first, Hydra writes .hydra/.
 RUN_MARKERS = ("config.yaml", "summary.json", ".hydra/overrides.yaml")
@@ -25,19 +25,20 @@ class RunRecord:
     config: dict[str, Any]  # the resolved config.yaml, flattened: "model.depth" -> 2
     summary: dict[str, Any]  # summary.json, or what metrics.csv says so far
     val_acc: list[float]  # validation accuracy per epoch
+    choices: dict[str, str] = field(default_factory=dict)  # config group -> option Hydra chose
 
     @property
     def status(self) -> str:
         return self.summary.get("status") or "unfinished"
 
     def value(self, key: str) -> Any:
-        """A swept key's value, typed as the run saw it: from the resolved config where the key
-        is a value there, else (a config group such as `model=cnn`) as the override named it."""
+        """A config value, typed as the run saw it; a null one as its override typed it (`null`),
+        if any; a list as JSON. Config groups are named by the report (SweepReport.value), which
+        sees every run."""
         configured = self.config.get(key)
-        if configured is None or isinstance(configured, dict):  # a group (or its null option)
-            return self.overrides.get(key, configured)
-        value = self.config[key]
-        return json.dumps(value) if isinstance(value, list) else value
+        if configured is None:
+            return self.overrides.get(key)
+        return json.dumps(configured) if isinstance(configured, list) else configured
 
 
 def find_runs(paths: Iterable[Path]) -> list[RunRecord]:
@@ -65,22 +66,54 @@ def run_dir_of(marker: Path) -> Path:
 
 def read_run(run_dir: Path) -> RunRecord:
     rows = read_csv_rows(run_dir / "metrics.csv")
+    hydra = (read_yaml(run_dir / ".hydra" / "hydra.yaml") or {}).get("hydra") or {}
     return RunRecord(
         path=run_dir,
-        job=job_number(run_dir),
+        job=job_number(run_dir, hydra),
         overrides=read_overrides(run_dir / ".hydra" / "overrides.yaml"),
         config=flatten(read_yaml(run_dir / "config.yaml") or {}),
-        summary=read_json(run_dir / "summary.json") or summary_so_far(rows),
+        summary=read_summary(run_dir, rows),
         val_acc=[float(row["val_acc"]) for row in rows if row.get("val_acc")],
+        choices=group_choices(hydra),
     )
 
 
-def job_number(run_dir: Path) -> int | None:
-    hydra = read_yaml(run_dir / ".hydra" / "hydra.yaml") or {}
-    number = hydra.get("hydra", {}).get("job", {}).get("num")
+def read_summary(run_dir: Path, rows: list[dict[str, str]]) -> dict[str, Any]:
+    """summary.json; for a run it says is `running`, what metrics.csv says so far, and whether
+    it still runs (a process holds its lock) or was killed without a word (SIGKILL, as the
+    out-of-memory killer sends)."""
+    summary = read_json(run_dir / "summary.json")
+    if summary is None:
+        return summary_so_far(rows)
+    if summary.get("status") == "running":
+        return {**summary_so_far(rows), "status": "running" if in_use(run_dir) else "killed"}
+    return summary
+
+
+def in_use(run_dir: Path) -> bool:
+    try:
+        lock_run_dir(run_dir).close()
+    except UserError:
+        return True
+    return False
+
+
+def job_number(run_dir: Path, hydra: dict[str, Any]) -> int | None:
+    number = (hydra.get("job") or {}).get("num")
     if isinstance(number, int):
         return number
     return int(run_dir.name) if run_dir.name.isdigit() else None
+
+
+def group_choices(hydra: dict[str, Any]) -> dict[str, str]:
+    """The option of each config group, as .hydra/hydra.yaml recorded it (`model` -> `cnn`), by
+    the group's dotted key as in config.yaml; Hydra's own groups (hydra/launcher) left out."""
+    choices = (hydra.get("runtime") or {}).get("choices") or {}
+    return {
+        group.replace("/", "."): "null" if option is None else str(option)
+        for group, option in choices.items()
+        if not group.startswith("hydra/")
+    }
 
 
 def read_overrides(path: Path) -> dict[str, str]:

@@ -1,0 +1,98 @@
+"""The bad-value battery: for every leaf key of every option of every config group (and every
+experiment), values of the wrong type and out of range, generated from the rules in
+multiclass/validation.py, each refused in one line that names the key; on the command line,
+exit status 1 and no run directory."""
+
+import copy
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from omegaconf import DictConfig, OmegaConf
+
+from multiclass.config import CONFIG_DIR, compose_config
+from multiclass.errors import UserError
+from multiclass.validation import RULES, Rule, check_config, leaves, shown
+
+GROUPS = ("dataset", "model", "loss", "optimizer", "scheduler", "device", "logger", "callbacks")
+
+
+def every_config() -> Iterator[DictConfig]:
+    """The default config, then each option of each group and each experiment in it."""
+    yield compose_config()
+    for group in (*GROUPS, "experiment"):
+        for option in sorted((CONFIG_DIR / group).glob("*.yaml")):
+            yield compose_config(f"{group}={option.stem}")
+
+
+def bad_values(rule: Rule) -> list[Any]:
+    """Values `rule` refuses: another type, null where it is not optional, past each bound,
+    a list item of the wrong kind."""
+    wrong_type = {int: "abc", float: "abc", bool: "maybe", str: 12345, list: "abc"}
+    values = [wrong_type[rule.kind]]
+    if not rule.optional:
+        values.append(None)
+    if rule.kind is int and not rule.choices:
+        values.append(2.5)
+    if rule.choices:
+        values.append("nonsense")
+    if rule.low is not None:
+        values.append(rule.low if rule.open_low else rule.low - 1)
+    if rule.high is not None:
+        values.append(rule.high if rule.open_high else rule.high + 1)
+    if rule.items is not None:
+        values += [[item] for item in bad_values(rule.items) if item is not None]
+    return values
+
+
+def cases() -> list[tuple[str, Any, DictConfig]]:
+    """(key, bad value, a config that has the key), each key and value once."""
+    found: dict[tuple[str, str], tuple[str, Any, DictConfig]] = {}
+    for cfg in every_config():
+        for key, _ in leaves(cfg):
+            for value in bad_values(RULES[key]):
+                found.setdefault((key, repr(value)), (key, value, cfg))
+    return list(found.values())
+
+
+def test_every_leaf_of_our_configs_has_a_rule():
+    unruled = {key for cfg in every_config() for key, _ in leaves(cfg) if key not in RULES}
+    assert not unruled, f"keys without a rule in multiclass/validation.py: {sorted(unruled)}"
+
+
+def test_every_bad_value_of_every_key_is_one_line_naming_the_key():
+    tried = cases()
+    keys = {key for cfg in every_config() for key, _ in leaves(cfg)}
+    assert {key for key, _, _ in tried} == keys and len(tried) >= 2 * len(keys)
+    for key, value, cfg in tried:
+        bad = copy.deepcopy(cfg)
+        OmegaConf.update(bad, key, value, merge=False)
+        with pytest.raises(UserError) as refused:
+            check_config(bad)
+        message = str(refused.value)
+        assert message.startswith(f"{key} must be "), (key, value, message)
+        assert "\n" not in message and message.endswith(f"got {shown(value)}")
+
+
+def test_every_option_as_shipped_is_allowed():
+    for cfg in every_config():
+        check_config(cfg)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.lr=abc", "error: optimizer.lr must be a number > 0, got 'abc'"),
+        ("trainer.epochs=2.5", "error: trainer.epochs must be an integer >= 1, got 2.5"),
+    ],
+)
+def test_the_command_line_says_it_in_one_line_and_writes_nothing(tmp_path, override, message):
+    done = subprocess.run(
+        [sys.executable, "-m", "multiclass", override, "hydra.run.dir=run"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip() == message
+    assert not (tmp_path / "run").exists()
