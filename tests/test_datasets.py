@@ -5,15 +5,19 @@ import functools
 import hashlib
 import http.server
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from sklearn.datasets import load_digits
 
 from multiclass.datasets import as_float, images, tables
+from multiclass.datasets.image_folder import image_folder
 from multiclass.datasets.splits import split_indices
 from multiclass.datasets.synthetic import IDX_FILES, write_idx_dataset
+from multiclass.datasets.table_file import table
 from multiclass.errors import UserError
 
 
@@ -129,6 +133,38 @@ def test_toy_table_is_seed_003s():
 def test_bad_class_subsets_are_refused(classes, message):
     with pytest.raises(UserError, match=message):
         tables.digits(classes=classes)
+
+
+def one_class_folder(tmp_path) -> tuple[Callable[[], object], str]:
+    circles = tmp_path / "shapes" / "circle"
+    circles.mkdir(parents=True)
+    for i in range(4):
+        Image.new("RGB", (6, 6), (60 * i, 0, 0)).save(circles / f"{i}.png")
+    root = tmp_path / "shapes"
+    return lambda: image_folder(str(root)), f"dataset.root {root} has one class ('circle')"
+
+
+def one_class_table(tmp_path) -> tuple[Callable[[], object], str]:
+    path = tmp_path / "one.csv"
+    path.write_text("a,b\n1,x\n2,x\n3,x\n")
+    return lambda: table(str(path), "b"), f"dataset.target 'b' in {path} has one class ('x')"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        one_class_folder,
+        one_class_table,
+        lambda _: (lambda: tables.digits(classes=[3]), "dataset.classes=[3] has one class ('3')"),
+        lambda _: (lambda: tables.moons(classes=[]), "dataset.classes=[] has no class"),
+    ],
+    ids=["image folder", "table", "classes", "no classes"],
+)
+def test_a_single_class_is_refused_the_same_way_by_every_data_set(tmp_path, case):
+    build, origin = case(tmp_path)
+    with pytest.raises(UserError) as refused:
+        build()
+    assert str(refused.value) == f"{origin}: a classifier needs at least two classes"
 
 
 @pytest.mark.parametrize("options", [{"val_fraction": 1.0}, {"test_fraction": -0.1}, {"limit": 0}])

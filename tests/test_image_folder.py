@@ -2,6 +2,7 @@
 folders, unreadable files skipped or named, and too many pixels refused before decoding."""
 
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,11 @@ import torch
 from PIL import Image
 
 import multiclass
+from multiclass.datasets import as_float
 from multiclass.datasets import image_folder as module
 from multiclass.datasets.image_folder import image_folder
 from multiclass.errors import UserError
+from multiclass.inference.inputs import read_inputs
 
 COLOURS = {"blue": (0, 0, 255), "green": (0, 255, 0), "red": (255, 0, 0)}
 
@@ -43,6 +46,34 @@ def test_a_png_folder_trains_with_folder_names_as_classes(train, folder, tmp_pat
     assert outcome.summary["input_shape"] == [3, 8, 8]
     assert outcome.summary["split_sizes"] == {"train": 21, "val": 3, "test": 6}
     assert multiclass.load_run(run_dir).class_names == ["blue", "green", "red"]
+
+
+def test_a_folder_of_one_class_is_refused(train, folder):
+    for name in ("blue", "green"):
+        shutil.rmtree(folder / name)
+
+    outcome = train("dataset=image_folder", f"dataset.root={folder}", "trainer.epochs=1")
+    assert outcome.status == "failed"
+    assert outcome.summary["error"] == (
+        f"dataset.root {folder} has one class ('red'): a classifier needs at least two classes"
+    )
+
+
+@pytest.mark.parametrize("grayscale", [False, True])
+def test_prediction_decodes_images_as_training_did(train, folder, tmp_path, grayscale):
+    overrides = ["dataset=image_folder", f"dataset.root={folder}", "dataset.image_size=8"]
+    grey = f"dataset.grayscale={str(grayscale).lower()}"
+    train(*overrides, grey, "model=cnn", "trainer.epochs=1", run_dir=tmp_path / "run")
+    run = multiclass.load_run(tmp_path / "run")
+
+    files = sorted(folder.rglob("*.png"))  # 12x10, not square: the MNIST way would pad them
+    inputs = read_inputs(files, run.input_shape, "auto", run.preprocess)  # as multiclass-predict
+    splits = image_folder(str(folder), image_size=8, grayscale=grayscale, val_fraction=0)
+    decoded = as_float(torch.cat([splits.train.x, splits.test.x]))
+    assert inputs.x.shape == decoded.shape == (30, 1 if grayscale else 3, 8, 8)
+    assert sorted(x.numpy().tobytes() for x in inputs.x) == sorted(
+        x.numpy().tobytes() for x in decoded
+    )
 
 
 def test_pixels_are_uint8_resized_grey_or_colour(folder):

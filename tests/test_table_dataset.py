@@ -3,6 +3,7 @@ training split alone, the fitted transform saved with the model and applied at p
 
 import hashlib
 import io
+import logging
 import pickle
 import sys
 from argparse import Namespace
@@ -15,8 +16,10 @@ import torch
 
 import multiclass
 from multiclass.commands.predict import predictions_csv
-from multiclass.datasets.table_file import table
+from multiclass.datasets.table_file import table, transform_rows
+from multiclass.engine import Examples, evaluate
 from multiclass.errors import UserError
+from multiclass.inference.evaluation import evaluate_run
 from multiclass.lifecycle.preprocess import TransformerUnpickler
 
 COLOURS = ["red", "green", "blue"]
@@ -221,11 +224,11 @@ TWO_ROWS = "a,b\n1,x\n2,y\n"
     ("content", "options", "message"),
     [
         (TWO_ROWS, {"target": "c"}, r"dataset.target: no column 'c' in .*; its columns: a, b"),
-        ("a,b\n1,x\n2,x\n", {"target": "b"}, r"'b' has one value \('x'\) .* two classes"),
+        ("a,b\n1,x\n2,x\n", {"target": "b"}, r"'b' in .* has one class \('x'\): .* two classes"),
         (
             "a,b\n1,x\nz,y\n",
             {"target": "b", "numeric": ["a"]},
-            r"'a' is not numeric \('z' in row 2",
+            r"'a' in dataset.numeric holds text in 1 of 2 cells \(first: 'z' in row 2\): more",
         ),
         (
             TWO_ROWS,
@@ -264,3 +267,66 @@ def test_a_bad_table_fails_the_run_in_one_line(train, tmp_path):
     assert outcome.summary["error"] == (
         f"dataset.target: no column 'label' in {path}; its columns: a, b"
     )
+
+
+def with_a_typo(path: Path) -> Path:
+    """animals.csv with one size written with a decimal comma: pandas reads the column as text."""
+    frame = animals(90, seed=0)
+    frame["size"] = frame["size"].astype(object)
+    frame.loc[4, "size"] = "12,5"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_a_few_text_cells_in_a_numeric_column_are_missing_values_named_in_a_warning(
+    tmp_path, caplog
+):
+    path = with_a_typo(tmp_path / "typo.csv")
+    warning = (
+        f"warning: {path}: column 'size' is numeric but for 1 of 90 cells (first: '12,5' in"
+        " row 5): read as missing values"
+    )
+
+    with caplog.at_level(logging.WARNING, logger="multiclass"):
+        with pytest.raises(UserError, match=r"missing values in size \(1\); 1 of 90 rows"):
+            table(str(path), "label")
+        assert warning in caplog.messages
+        splits = table(str(path), "label", impute="mean")
+    assert splits.input_shape == (2 + len(COLOURS),)  # size stays one number, not 89 categories
+
+
+def test_a_category_unseen_in_training_is_named_in_a_warning(train, csv_file, tmp_path, caplog):
+    run_dir = tmp_path / "table-run"
+    train("dataset=table", f"dataset.path={csv_file}", "dataset.target=label", run_dir=run_dir)
+    rows = pd.read_csv(csv_file).head(3)
+    rows.loc[[1, 2], "colour"] = ["purple", "mauve"]
+    new = tmp_path / "new.csv"
+    rows.to_csv(new, index=False)
+    args = Namespace(run_dir=run_dir, inputs=[new], invert="auto", checkpoint="model.pt")
+
+    with caplog.at_level(logging.WARNING, logger="multiclass"):
+        text, count = predictions_csv(args)
+    assert count == 3 and text.count("\n") == 4  # the header and the three rows
+    assert caplog.messages == [
+        f"warning: {new}: column 'colour' holds values training never saw, in 2 of 3 rows"
+        " ('purple', 'mauve'): one-hot encoded as all zeros, as no category"
+    ]
+
+
+def test_another_file_is_evaluated_with_the_runs_saved_transform(train, csv_file, tmp_path):
+    run_dir = tmp_path / "table-run"
+    overrides = ["dataset=table", f"dataset.path={csv_file}", "dataset.target=label"]
+    assert train(*overrides, "trainer.epochs=3", run_dir=run_dir).status == "completed"
+    other, other_test = tmp_path / "other.csv", tmp_path / "other_test.csv"
+    animals(60, seed=2, shift=50.0).to_csv(other, index=False)  # a refit would undo the shift
+    animals(30, seed=3, shift=50.0).to_csv(other_test, index=False)
+    run = multiclass.load_run(run_dir)
+
+    report = evaluate_run(run, [f"dataset.path={other}", f"dataset.test_path={other_test}"])
+    rows = pd.read_csv(other_test)
+    labels = torch.tensor(rows["label"].map(run.class_names.index).to_numpy())
+    x = transform_rows(run.preprocess, rows, other_test)  # the transform fitted in training
+    expected = evaluate(run.task, Examples(x, labels, run.head.encode(labels)), run.batch_size)
+    assert report.content["num_samples"] == 30
+    assert report.content["loss"] == pytest.approx(expected.loss, rel=1e-5)
+    assert report.content["accuracy"] == pytest.approx(expected.acc)

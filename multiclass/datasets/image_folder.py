@@ -9,8 +9,9 @@ pixels will take is checked before the first image is opened."""
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -21,6 +22,8 @@ log = logging.getLogger("multiclass")
 
 BAD_IMAGE = ("skip", "error")
 MEMORY_SHARE = 0.5  # the default dataset.max_bytes: this share of the machine's memory
+MODES = {1: "L", 3: "RGB"}  # PIL's mode for a number of channels
+T = TypeVar("T")
 
 
 def image_folder(
@@ -42,14 +45,16 @@ def image_folder(
         raise UserError(f"dataset.image_size must be a positive integer or null, got {image_size}")
     folder = Path(root).expanduser()
     files, labels, class_names, test_labels = list_images(folder)
-    rows = row_splits(folder.name, labels, class_names, test_labels, **split_options)
+    origin = f"dataset.root {folder}"
+    rows = row_splits(folder.name, labels, class_names, test_labels, origin, **split_options)
     channels = 1 if grayscale else 3
-    reader = ImageReader(files, "L" if grayscale else "RGB", on_bad_image)
+    reader = ImageReader(files, on_bad_image)
     splits = [split.x for split in (rows.train, rows.val, rows.test) if split is not None]
     wanted = sorted(set(torch.cat(splits).tolist()))  # the rows of the files to decode
     size = (image_size, image_size) if image_size else reader.common_size(wanted)
     check_memory(len(wanted) - len(reader.bad), channels, size, max_bytes)
-    decoded = reader.decode_splits(rows, size, len(wanted), progress)
+    decoding = ImageDecoding(MODES[channels], size)
+    decoded = reader.decode_splits(rows, decoding, len(wanted), progress)
     log.info(
         "%s: %d images decoded, %dx%dx%d, %s as uint8",
         folder,
@@ -60,7 +65,7 @@ def image_folder(
     )
     if reader.bad:
         log.warning(
-            "%s: left out %d unreadable files (first: %s)",
+            "warning: %s: left out %d unreadable files (first: %s)",
             folder,
             len(reader.bad),
             reader.bad[0],
@@ -152,23 +157,59 @@ def in_bytes(count: int) -> str:
     return f"{count} bytes"
 
 
-class ImageReader:
-    """Opens the image files of one data set by row number, in one mode (PIL's L or RGB), and
-    keeps the unreadable ones aside (on_bad_image=skip) or stops at the first (error)."""
+@dataclass(frozen=True)
+class ImageDecoding:
+    """How an image file becomes a model's input: PIL's mode (L or RGB) and the (height,
+    width) it is resized to. Training decodes a folder with it, and prediction new files, so
+    that a model sees a new image as it saw its own."""
 
-    def __init__(self, files: list[Path], mode: str, on_bad_image: str) -> None:
+    mode: str
+    size: tuple[int, int]
+
+    @classmethod
+    def of_shape(cls, input_shape: tuple[int, ...]) -> "ImageDecoding":
+        """The decoding that gives inputs of shape (C, H, W)."""
+        channels, height, width = input_shape
+        return cls(MODES[channels], (height, width))
+
+    @property
+    def channels(self) -> int:
+        return len(self.mode)  # L: 1, RGB: 3
+
+    def pixels(self, image: Any) -> torch.Tensor:
+        """An open PIL image as uint8 (C, H, W)."""
+        return pixels_of(image, self.mode, self.size)
+
+
+class UnreadableImage(Exception):
+    """A file PIL cannot read as an image; its cause is PIL's error."""
+
+
+def open_image(path: Path, use: Callable[[Any], T]) -> T:
+    """`use` applied to the open image file at `path`: the one rule by which training and
+    prediction tell a readable image from a file that is none (UnreadableImage)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return use(image)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise UnreadableImage(f"{path}: not a readable image ({type(error).__name__})") from error
+
+
+class ImageReader:
+    """Opens the image files of one data set by row number, and keeps the unreadable ones
+    aside (on_bad_image=skip) or stops at the first (error)."""
+
+    def __init__(self, files: list[Path], on_bad_image: str) -> None:
         self.files = files
-        self.mode = mode
         self.on_bad_image = on_bad_image
         self.bad: list[Path] = []
 
-    def unreadable(self, row: int, error: Exception) -> None:
+    def unreadable(self, row: int, error: UnreadableImage) -> None:
         path = self.files[row]
         if self.on_bad_image == "error":
-            raise UserError(
-                f"{path}: not a readable image ({type(error).__name__}); set"
-                " dataset.on_bad_image=skip to leave such files out"
-            )
+            raise UserError(f"{error}; set dataset.on_bad_image=skip to leave such files out")
         if path not in self.bad:
             self.bad.append(path)
 
@@ -191,7 +232,7 @@ class ImageReader:
         return next(iter(sizes))
 
     def decode_splits(
-        self, rows: Splits, size: tuple[int, int], count: int, progress: bool
+        self, rows: Splits, decoding: ImageDecoding, count: int, progress: bool
     ) -> Splits:
         """Each split of row numbers filled with its images (`count` in all, a bar that turns
         itself off where the output is not a terminal); unreadable ones are left out."""
@@ -200,15 +241,15 @@ class ImageReader:
 
         bar = tqdm(total=count, unit="image", desc="decode", disable=None if progress else True)
         with bar, logging_redirect_tqdm():
-            return rows.map(lambda split: self.decode_split(split, size, bar.update))
+            return rows.map(lambda split: self.decode_split(split, decoding, bar.update))
 
     def decode_split(
-        self, split: Split, size: tuple[int, int], advance: Callable[[int], Any]
+        self, split: Split, decoding: ImageDecoding, advance: Callable[[int], Any]
     ) -> Split:
-        x = torch.empty((len(split), len(self.mode), *size), dtype=torch.uint8)  # L: 1, RGB: 3
+        x = torch.empty((len(split), decoding.channels, *decoding.size), dtype=torch.uint8)
         readable = torch.ones(len(split), dtype=torch.bool)
         for i, row in enumerate(split.x.tolist()):
-            pixels = self.read(row, lambda image: pixels_of(image, self.mode, size))
+            pixels = self.read(row, decoding.pixels)
             if pixels is None:
                 readable[i] = False
             else:
@@ -216,14 +257,11 @@ class ImageReader:
             advance(1)
         return Split(x, split.y) if readable.all() else Split(x[readable], split.y[readable])
 
-    def read(self, row: int, use: Callable[[Any], Any]) -> Any:
+    def read(self, row: int, use: Callable[[Any], T]) -> T | None:
         """`use` applied to the open image of `row`, or None when it cannot be read."""
-        from PIL import Image
-
         try:
-            with Image.open(self.files[row]) as image:
-                return use(image)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+            return open_image(self.files[row], use)
+        except UnreadableImage as error:
             self.unreadable(row, error)
             return None
 

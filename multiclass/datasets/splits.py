@@ -21,6 +21,9 @@ class Source:
     class_names: list[str]
     test_x: torch.Tensor | None = None
     test_y: torch.Tensor | None = None
+    # Where the classes come from, for the one-line error when there is only one
+    # (e.g. "dataset.root shapes"); None: the data set's name.
+    origin: str | None = None
 
 
 def as_float(x: torch.Tensor) -> torch.Tensor:
@@ -100,6 +103,8 @@ def make_splits(
     check_fraction("test_fraction", test_fraction)
     wanted = class_indices(classes, source.class_names)
     names = [source.class_names[c] for c in wanted]
+    origin = source.origin or f"dataset {source.name}"
+    check_classes(names, origin if classes is None else f"dataset.classes={list(classes)}")
     x, y = keep_classes(source.x, source.y, wanted, len(source.class_names))
     if eval_on_train:
         train = Split(x, y)
@@ -126,6 +131,7 @@ def row_splits(
     y: torch.Tensor,
     class_names: list[str],
     test_y: torch.Tensor | None = None,
+    origin: str | None = None,
     **split_options: Any,
 ) -> Splits:
     """`make_splits` over row numbers (x[i] = i; an official test set's rows follow the
@@ -133,7 +139,7 @@ def row_splits(
     fitted. `Splits.map` then fills in the inputs."""
     rows = torch.arange(len(y) + (0 if test_y is None else len(test_y)))
     test_rows = None if test_y is None else rows[len(y) :]
-    source = Source(name, rows[: len(y)], y, class_names, test_rows, test_y)
+    source = Source(name, rows[: len(y)], y, class_names, test_rows, test_y, origin)
     return make_splits(source, **split_options)
 
 
@@ -157,9 +163,15 @@ def class_indices(classes: Sequence[int | str] | None, names: list[str]) -> list
         wanted.append(index)
     if len(set(wanted)) != len(wanted):
         raise UserError(f"dataset.classes names a class twice: {list(classes)}")
-    if len(wanted) < 2:
-        raise UserError(f"dataset.classes must keep at least two classes, got {list(classes)}")
     return wanted
+
+
+def check_classes(names: list[str], origin: str) -> None:
+    """The one check, for every data set and after `dataset.classes`, that there are two
+    classes or more: a model of one class scores a perfect and meaningless accuracy."""
+    if len(names) < 2:
+        found = f"one class ({names[0]!r})" if names else "no class"
+        raise UserError(f"{origin} has {found}: a classifier needs at least two classes")
 
 
 def keep_classes(

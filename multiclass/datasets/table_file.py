@@ -25,6 +25,11 @@ log = logging.getLogger("multiclass")
 IMPUTE = (None, "mean", "most_frequent")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 NUMERIC, TEXT = "numeric", "text"  # the names of the ColumnTransformer's two parts
+# A column is numeric when at least this share of its present cells are numbers: the few others
+# (a stray "?", "n/a ", a typo) are read as missing values, with a warning, not as categories.
+MOSTLY_NUMBERS = 0.95
+FILL_IN = "fill them in, or set dataset.impute=mean or dataset.impute=most_frequent"
+TRAINED_WITHOUT_IMPUTE = "the model was trained without dataset.impute"
 
 
 def table(
@@ -34,10 +39,13 @@ def table(
     numeric: Sequence[str] | None = None,
     impute: str | None = None,
     test_path: str | None = None,
+    preprocess: Any = None,
     **split_options: Any,
 ) -> Splits:
     """The rows of `path` (and of `test_path`, the test split, if given) as standardised and
-    one-hot encoded features, the classes being `target`'s values in sorted order."""
+    one-hot encoded features, the classes being `target`'s values in sorted order.
+    `preprocess`: a run's fitted transform (its preprocess.pkl), applied instead of fitting
+    one, so that a model tested on another file sees it transformed as its training rows were."""
     if path is None or target is None:
         raise UserError(
             "dataset=table needs dataset.path (a CSV or Parquet file) and dataset.target"
@@ -46,41 +54,60 @@ def table(
     if impute not in IMPUTE:
         raise UserError(f"dataset.impute must be mean, most_frequent or null, got {impute!r}")
     paths = [Path(p).expanduser() for p in (path, test_path) if p is not None]
-    frames = [read_frame(p) for p in paths]
-    columns = feature_columns(frames[0], paths[0], target, features)
-    for frame, where in zip(frames[1:], paths[1:], strict=True):
-        check_columns(frame, where, [target, *columns])
-    numbers = numeric_columns(frames[0], columns, numeric or [])
-    texts = [c for c in columns if c not in numbers]
+    if preprocess is None:
+        frames = [read_frame(p) for p in paths]
+        transformer = planned_transformer(frames[0], paths[0], target, features, numeric, impute)
+    else:
+        frames = [read_frame(p, column_parts(preprocess)[TEXT]) for p in paths]
+        transformer = preprocess
+    parts = column_parts(transformer)
+    for frame, where in zip(frames, paths, strict=True):
+        check_columns(frame, where, [target, *parts[NUMERIC], *parts[TEXT]])
     labels, class_names = class_labels(frames, paths, target)
-    data = [typed(f, numbers, texts, where) for f, where in zip(frames, paths, strict=True)]
-    if impute is None:
-        fix = "fill them in, or set dataset.impute=mean or dataset.impute=most_frequent"
+    data = [typed(f, parts[NUMERIC], parts[TEXT], p) for f, p in zip(frames, paths, strict=True)]
+    if not imputes(transformer):
+        fix = FILL_IN if preprocess is None else TRAINED_WITHOUT_IMPUTE
         for features_of, where in zip(data, paths, strict=True):
             check_complete(features_of, where, fix)
     test_y = labels[1] if test_path is not None else None
-    rows = row_splits(paths[0].stem, labels[0], class_names, test_y, **split_options)
-    return fitted_splits(rows, data, build_transformer(numbers, texts, impute))
+    origin = f"dataset.target {target!r} in {paths[0]}"
+    rows = row_splits(paths[0].stem, labels[0], class_names, test_y, origin, **split_options)
+    return filled_splits(rows, data, transformer, fit=preprocess is None)
 
 
-def fitted_splits(rows: Splits, data: list["pd.DataFrame"], transformer: Any) -> Splits:
-    """Row-number splits filled with the transformed features of their rows, the transformer
-    fitted on the training rows alone."""
+def planned_transformer(
+    frame: "pd.DataFrame",
+    path: Path,
+    target: str,
+    features: Sequence[str] | None,
+    numeric: Sequence[str] | None,
+    impute: str | None,
+) -> Any:
+    """The transformer (not yet fitted) for the training file's feature columns, each part
+    decided from the file itself: numbers standardised, text one-hot encoded."""
+    columns = feature_columns(frame, path, target, features)
+    numbers = numeric_columns(frame, path, columns, numeric or [])
+    return build_transformer(numbers, [c for c in columns if c not in numbers], impute)
+
+
+def filled_splits(rows: Splits, data: list["pd.DataFrame"], transformer: Any, fit: bool) -> Splits:
+    """Row-number splits filled with the transformed features of their rows; `fit`: fit the
+    transformer first, on the training rows alone."""
     import pandas as pd
 
     every_row = pd.concat(data, ignore_index=True)
-    transformer.fit(every_row.iloc[rows.train.x.numpy()])
-    x = torch.from_numpy(transformer.transform(every_row)).float()
+    if fit:
+        transformer.fit(every_row.iloc[rows.train.x.numpy()])
+    x = encoded(transformer, every_row, rows.name)
     parts = column_parts(transformer)
     log.info(
-        "%s: %d rows; columns standardised: %d, one-hot encoded: %d; %d features, fitted on"
-        " the %d training rows",
+        "%s: %d rows; columns standardised: %d, one-hot encoded: %d; %d features, %s",
         rows.name,
         len(every_row),
         len(parts[NUMERIC]),
         len(parts[TEXT]),
         x.shape[1],
-        len(rows.train),
+        f"fitted on the {len(rows.train)} training rows" if fit else "by the run's saved transform",
     )
     filled = rows.map(lambda split: Split(x[split.x], split.y))
     return replace(filled, preprocess=transformer)
@@ -145,9 +172,12 @@ def names(columns: Sequence[Any]) -> str:
     return ", ".join(str(c) for c in columns)
 
 
-def numeric_columns(frame: "pd.DataFrame", columns: list[str], numeric: Sequence[str]) -> list[str]:
-    """The numeric columns: those pandas read as numbers, and those `numeric` lists (which
-    must hold numbers, checked as they are converted)."""
+def numeric_columns(
+    frame: "pd.DataFrame", path: Path, columns: list[str], numeric: Sequence[str]
+) -> list[str]:
+    """The numeric columns: those pandas read as numbers, and those whose present cells are
+    mostly numbers (`MOSTLY_NUMBERS`), the others read as missing by `typed`. A column that
+    `numeric` lists must be one of them."""
     from pandas.api.types import is_numeric_dtype
 
     unknown = [c for c in numeric if c not in columns]
@@ -155,7 +185,45 @@ def numeric_columns(frame: "pd.DataFrame", columns: list[str], numeric: Sequence
         raise UserError(
             f"dataset.numeric: {names(unknown)} is not a feature column ({names(columns)})"
         )
-    return [c for c in columns if c in numeric or is_numeric_dtype(frame[c])]
+    chosen = []
+    for column in columns:
+        values = frame[column]
+        if is_numeric_dtype(values) or mostly_numbers(values):
+            chosen.append(column)
+        elif column in numeric:
+            bad = as_numbers(values)[1]
+            raise UserError(
+                f"{path}: column {column!r} in dataset.numeric holds text in {bad.sum()} of"
+                f" {values.notna().sum()} cells (first: {first_cell(values, bad)}): more than"
+                f" {1 - MOSTLY_NUMBERS:.0%} of them, too many to read as missing values"
+            )
+    return chosen
+
+
+def as_numbers(values: "pd.Series") -> tuple["pd.Series", "pd.Series"]:
+    """`values` as float64 (what is not a number: NaN), and which present cells are not numbers."""
+    import pandas as pd
+
+    converted = pd.to_numeric(values, errors="coerce").astype("float64")
+    return converted, converted.isna() & values.notna()
+
+
+def mostly_numbers(values: "pd.Series") -> bool:
+    """Whether a column read as text holds numbers but for a few cells (`MOSTLY_NUMBERS`)."""
+    from pandas.api.types import is_string_dtype
+
+    present = int(values.notna().sum())
+    if present == 0 or not (values.dtype == object or is_string_dtype(values.dtype)):
+        return False
+    return as_numbers(values)[1].sum() <= (1 - MOSTLY_NUMBERS) * present
+
+
+def first_cell(values: "pd.Series", which: "pd.Series") -> str:
+    """The first cell `which` marks, as 'value' in row N (the rows after the header, from 1)."""
+    import numpy as np
+
+    row = int(np.argmax(which.to_numpy()))
+    return f"{values.iloc[row]!r} in row {row + 1}"
 
 
 def class_labels(
@@ -168,11 +236,6 @@ def class_labels(
         if unlabelled:
             raise UserError(f"{path}: {unlabelled} of {len(frame)} rows have no {target!r}")
     values = list(frames[0][target].unique())
-    if len(values) < 2:
-        raise UserError(
-            f"dataset.target {target!r} has one value ({values[0]!r}) in {paths[0]}: a"
-            " classifier needs at least two classes"
-        )
     try:
         values.sort()
     except TypeError:  # numbers and text in one column
@@ -194,21 +257,25 @@ def typed(
     frame: "pd.DataFrame", numbers: list[str], texts: list[str], where: Path | str
 ) -> "pd.DataFrame":
     """The feature columns as the transformer takes them: numbers as float64, text as Python
-    strings, anything missing as NaN."""
+    strings, anything missing as NaN. A cell of a numeric column that is not a number is
+    missing too, and named in a warning: imputed or refused as missing values are."""
     import numpy as np
     import pandas as pd
 
     columns: dict[str, pd.Series] = {}
     for column in numbers:
         values = frame[column]
-        converted = pd.to_numeric(values, errors="coerce")
-        bad = converted.isna() & values.notna()
+        columns[column], bad = as_numbers(values)
         if bad.any():
-            row = int(np.argmax(bad.to_numpy()))
-            raise UserError(
-                f"{where}: column {column!r} is not numeric ({values.iloc[row]!r} in row {row + 1})"
+            log.warning(
+                "warning: %s: column %r is numeric but for %d of %d cells (first: %s): read as"
+                " missing values",
+                where,
+                column,
+                bad.sum(),
+                values.notna().sum(),
+                first_cell(values, bad),
             )
-        columns[column] = converted.astype("float64")
     for column in texts:
         values = frame[column]
         text = pd.Series(np.nan, index=frame.index, dtype=object)
@@ -249,25 +316,61 @@ def build_transformer(numbers: list[str], texts: list[str], impute: str | None) 
 
 
 def column_parts(transformer: Any) -> dict[str, list[str]]:
-    """A fitted transformer's numeric and text columns."""
+    """A transformer's numeric and text columns, fitted or not."""
     parts: dict[str, list[str]] = {NUMERIC: [], TEXT: []}
-    for name, _, columns in transformer.transformers_:
+    for name, _, columns in getattr(transformer, "transformers_", transformer.transformers):
         if name in parts:
             parts[name] = list(columns)
     return parts
 
 
+def imputes(transformer: Any) -> bool:
+    """Whether the transformer fills missing values (dataset.impute); if not, they are refused."""
+    from sklearn.impute import SimpleImputer
+
+    return any(isinstance(v, SimpleImputer) for v in transformer.get_params().values())
+
+
+def encoded(transformer: Any, features: "pd.DataFrame", where: Path | str) -> torch.Tensor:
+    """Features (from `typed`) transformed by a fitted transformer, as float32; text values it
+    was not fitted on are named in a warning first."""
+    warn_unseen(transformer, features, where)
+    return torch.from_numpy(transformer.transform(features)).float()
+
+
+def warn_unseen(transformer: Any, features: "pd.DataFrame", where: Path | str) -> None:
+    """A warning per text column holding values the training rows never had: the one-hot
+    encoder (handle_unknown='ignore') encodes them as all zeros, as no category at all."""
+    texts = column_parts(transformer)[TEXT]
+    if not texts:
+        return
+    encoder = transformer.named_transformers_[TEXT][-1]
+    for column, known in zip(texts, encoder.categories_, strict=True):
+        values = features[column]
+        unseen = values[values.notna() & ~values.isin(known)]
+        if len(unseen):
+            shown = unseen.unique()
+            log.warning(
+                "warning: %s: column %r holds values training never saw, in %d of %d rows (%s%s):"
+                " one-hot encoded as all zeros, as no category",
+                where,
+                column,
+                len(unseen),
+                len(values),
+                ", ".join(repr(v) for v in shown[:5]),
+                f" and {len(shown) - 5} more" if len(shown) > 5 else "",
+            )
+
+
 def transform_rows(transformer: Any, frame: "pd.DataFrame", where: Path | str) -> torch.Tensor:
     """New rows (extra columns, such as the target, are ignored) as the model's inputs,
     transformed as the training rows were."""
-    from sklearn.impute import SimpleImputer
-
     parts = column_parts(transformer)
     check_columns(frame, where, parts[NUMERIC] + parts[TEXT])
     features = typed(frame, parts[NUMERIC], parts[TEXT], where)
-    if not any(isinstance(v, SimpleImputer) for v in transformer.get_params().values()):
-        check_complete(features, where, "the model was trained without dataset.impute")
-    return torch.from_numpy(transformer.transform(features)).float()
+    if not imputes(transformer):
+        check_complete(features, where, TRAINED_WITHOUT_IMPUTE)
+    return encoded(transformer, features, where)
 
 
 def read_rows(path: Path, transformer: Any) -> tuple[list[str], torch.Tensor]:

@@ -14,9 +14,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from multiclass.datasets import Split, Splits
+from multiclass.datasets.table_file import table
 from multiclass.engine import Examples, evaluate
 from multiclass.errors import UserError, one_line
-from multiclass.inference.trained import CHECKPOINT, TrainedRun
+from multiclass.inference.trained import CHECKPOINT, TrainedRun, builds
 from multiclass.lifecycle.artifacts import weights_sha256, write_json
 from multiclass.reporting import plots
 
@@ -42,7 +43,7 @@ def evaluate_run(run: TrainedRun, overrides: Sequence[str], name: str | None = N
     """Test `run`'s model on the data set its config and `overrides` describe; write
     eval/<name>/eval.json and confusion_matrix.png into the run directory."""
     out_dir = run.run_dir / "eval" / checked_name(name or default_name(overrides, run.checkpoint))
-    splits = build_splits(dataset_config(run.config, overrides))
+    splits = build_splits(dataset_config(run.config, overrides), run)
     if splits.input_shape != run.input_shape:
         raise UserError(
             f"this data set's inputs have shape {splits.input_shape}; the model takes"
@@ -82,7 +83,8 @@ def own_test_samples(run: TrainedRun, class_names: list[str]) -> Split:
     """The run's own test samples of these classes, labelled by their index in `class_names`.
     Not a split drawn afresh after choosing classes: where the data set has no official test
     split, that one would hold samples the model was trained on."""
-    own = build_splits(OmegaConf.create(OmegaConf.to_container(run.config.dataset, resolve=True)))
+    own_node = OmegaConf.create(OmegaConf.to_container(run.config.dataset, resolve=True))
+    own = build_splits(own_node, run)
     names = [own.class_names[label] for label in own.test.y.tolist()]
     keep = [i for i, name in enumerate(names) if name in class_names]
     labels = torch.tensor([class_names.index(names[i]) for i in keep], dtype=torch.int64)
@@ -128,9 +130,14 @@ def group_option(name: str, seed: int) -> DictConfig:
     return OmegaConf.create(OmegaConf.to_container(composed.dataset, resolve=True))
 
 
-def build_splits(node: DictConfig) -> Splits:
-    """The data set `node` describes; what its builder rejects is one line, as in training."""
+def build_splits(node: DictConfig, run: TrainedRun) -> Splits:
+    """The data set `node` describes; what its builder rejects is one line, as in training. A
+    table is transformed by the run's saved transform (preprocess.pkl), never refitted on the
+    file tested: the model knows its features only as training transformed them."""
+    saved = run.table_transform
     try:
+        if saved is not None and builds(node, table):
+            return instantiate(node, _partial_=True)(preprocess=saved)
         return instantiate(node)
     except Exception as error:  # Hydra wraps what the builder raised, UserError included
         raise UserError(one_line(error)) from None

@@ -1,18 +1,22 @@
 """Files a person has, as the inputs a model was trained on: images (PNG, JPEG) for image
-models, CSV rows of features for models with 1-D inputs (for a run on a table, its columns
-by name, transformed as in training)."""
+models (for a run on a folder of images, decoded as training decoded its own), CSV rows of
+features for models with 1-D inputs (for a run on a table, its columns by name, transformed
+as in training)."""
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
+from multiclass.datasets.image_folder import MODES, ImageDecoding, UnreadableImage, open_image
+from multiclass.datasets.splits import as_float
 from multiclass.errors import UserError
 
-IMAGE_MODES = {1: "L", 3: "RGB"}  # PIL's mode for a model's input channels
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -27,20 +31,24 @@ def read_inputs(
     paths: list[Path], input_shape: tuple[int, ...], invert: str = "auto", preprocess: Any = None
 ) -> Inputs:
     """Every file read whole before anything is predicted: a bad one stops all, with one line.
-    `preprocess`: a table run's fitted transform, which reads CSV columns by name."""
+    `preprocess`, how the run prepared its own inputs (`TrainedRun.preprocess`): a table's
+    fitted transform, which reads CSV columns by name, or an image folder's ImageDecoding."""
     from multiclass.datasets.table_file import read_rows
 
+    decoding = preprocess if isinstance(preprocess, ImageDecoding) else None
+    transform = None if decoding is not None else preprocess
     names: list[str] = []
     batches: list[torch.Tensor] = []
     for path in paths:
         if not path.is_file():
             raise UserError(f"{path}: no such file")
-        if path.suffix.lower() == ".csv" and preprocess is not None:
-            file_names, x = read_rows(path, preprocess)
+        if path.suffix.lower() == ".csv" and transform is not None:
+            file_names, x = read_rows(path, transform)
         elif path.suffix.lower() == ".csv":
             file_names, x = read_csv(path, input_shape)
         else:
-            file_names, x = [str(path)], read_image(path, input_shape, invert).unsqueeze(0)
+            image = read_image(path, input_shape, invert, decoding)
+            file_names, x = [str(path)], image.unsqueeze(0)
         names += file_names
         batches.append(x)
     return Inputs(names, torch.cat(batches))
@@ -87,18 +95,25 @@ def is_number(text: str) -> bool:
     return True
 
 
-def read_image(path: Path, input_shape: tuple[int, ...], invert: str) -> torch.Tensor:
-    """An image as the model's input (C, H, W), floats in [0, 1] with light strokes on a dark
-    background as in every training set here: grey or colour by the model's channels,
-    inverted if asked (auto: when its border is mostly light, as paper is), padded square
-    with background so that its shape is kept, resized, and stretched to the full range."""
-    if len(input_shape) != 3 or input_shape[0] not in IMAGE_MODES:
+def read_image(
+    path: Path, input_shape: tuple[int, ...], invert: str, decoding: ImageDecoding | None = None
+) -> torch.Tensor:
+    """An image as the model's input (C, H, W), floats in [0, 1]. With `decoding` (a run on a
+    folder of images), exactly as training decoded its files, inverted only if asked (yes).
+    Without, as the training sets here are drawn, light strokes on a dark background: grey or
+    colour by the model's channels, inverted if asked (auto: when its border is mostly light,
+    as paper is), padded square with background so that its shape is kept, resized, and
+    stretched to the full range."""
+    if len(input_shape) != 3 or input_shape[0] not in MODES:
         raise UserError(
             f"{path}: an image, but this model takes inputs of shape {input_shape}: give CSV"
             " files of feature rows"
         )
+    if decoding is not None:
+        pixels = as_float(opened(path, decoding.pixels))
+        return 1 - pixels if invert == "yes" else pixels
     channels, height, width = input_shape
-    pixels = decode(path, IMAGE_MODES[channels])
+    pixels = decode(path, MODES[channels])
     if invert == "yes" or (invert == "auto" and light_border(pixels)):
         pixels = 1 - pixels
     square = pad_square(torch.from_numpy(pixels).reshape(*pixels.shape[:2], -1).permute(2, 0, 1))
@@ -110,15 +125,21 @@ def read_image(path: Path, input_shape: tuple[int, ...], invert: str) -> torch.T
 
 
 def decode(path: Path, mode: str) -> np.ndarray:
-    """The pixels of an image file, (H, W) or (H, W, 3), floats in [0, 1]."""
-    from PIL import Image, ImageOps
+    """The pixels of an image file, upright by its EXIF orientation, (H, W) or (H, W, 3),
+    floats in [0, 1]."""
+    from PIL import ImageOps
 
-    try:
-        with Image.open(path) as image:
-            converted = ImageOps.exif_transpose(image).convert(mode)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise UserError(f"{path}: not a readable PNG or JPEG image") from None
+    converted = opened(path, lambda image: ImageOps.exif_transpose(image).convert(mode))
     return np.asarray(converted, dtype=np.float32) / 255
+
+
+def opened(path: Path, use: Callable[[Any], T]) -> T:
+    """`use` applied to the open image file, by the rule training reads images with; a file
+    that is none is one line."""
+    try:
+        return open_image(path, use)
+    except UnreadableImage:
+        raise UserError(f"{path}: not a readable PNG or JPEG image") from None
 
 
 def light_border(pixels: np.ndarray) -> bool:

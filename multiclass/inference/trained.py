@@ -2,6 +2,7 @@
 probability of every class by its head's own rule (multiclass.heads)."""
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from multiclass.datasets.image_folder import ImageDecoding, image_folder
 from multiclass.datasets.table_file import is_frame, transform_rows
 from multiclass.engine import Task, batched_outputs
 from multiclass.errors import UserError
@@ -34,7 +36,9 @@ class TrainedRun:
     task: Task  # the engine's view of the model: evaluate and batched_outputs take it
     class_names: list[str]
     input_shape: tuple[int, ...]
-    preprocess: Any = None  # a table run's fitted transform (preprocess.pkl)
+    # How the run prepared its inputs, for prediction to do the same: a table run's fitted
+    # transform (preprocess.pkl), an image folder run's ImageDecoding; None: nothing to repeat.
+    preprocess: Any = None
 
     @property
     def head(self) -> Head:
@@ -43,6 +47,12 @@ class TrainedRun:
     @property
     def batch_size(self) -> int:
         return int(OmegaConf.select(self.config, "trainer.eval_batch_size", default=1024))
+
+    @property
+    def table_transform(self) -> Any:
+        """A table run's fitted transform; None for any other run."""
+        is_image_decoding = isinstance(self.preprocess, ImageDecoding)
+        return None if is_image_decoding else self.preprocess
 
     def predict(self, x: Any) -> np.ndarray:
         """Class indices (N,), by the head's rule; `class_names[i]` names class i."""
@@ -62,8 +72,8 @@ class TrainedRun:
         """`x` as a batch the model takes: uint8 pixels stay (scaled to [0, 1] batch by batch,
         as training stored them), other numbers become float32 as they are, and a table's
         rows are transformed as its training rows were."""
-        if self.preprocess is not None and is_frame(x):
-            x = transform_rows(self.preprocess, x, "inputs")
+        if self.table_transform is not None and is_frame(x):
+            x = transform_rows(self.table_transform, x, "inputs")
         try:
             tensor = torch.as_tensor(x if isinstance(x, torch.Tensor) else np.asarray(x))
         except (TypeError, ValueError, RuntimeError):
@@ -91,15 +101,25 @@ def load_run(run_dir: Path | str, checkpoint: str = CHECKPOINT) -> TrainedRun:
     runtime = Runtime(torch.device("cpu"))
     # No optimizer: evaluating and predicting never step one.
     task = Task(runtime.place(model), criterion, head, None, runtime)  # type: ignore[arg-type]
+    config = read_config(run_dir / CONFIG)
+    input_shape = tuple(content["input_shape"])
+    preprocess = load_preprocess(run_dir, content)
+    if preprocess is None and builds(config.dataset, image_folder):
+        preprocess = ImageDecoding.of_shape(input_shape)  # the shape its images were decoded to
     return TrainedRun(
         run_dir=run_dir,
         checkpoint=path,
-        config=read_config(run_dir / CONFIG),
+        config=config,
         task=task,
         class_names=list(content["class_names"]),
-        input_shape=tuple(content["input_shape"]),
-        preprocess=load_preprocess(run_dir, content),
+        input_shape=input_shape,
+        preprocess=preprocess,
     )
+
+
+def builds(node: DictConfig, builder: Callable[..., Any]) -> bool:
+    """Whether a config node's _target_ is `builder`."""
+    return node.get("_target_") == f"{builder.__module__}.{builder.__qualname__}"
 
 
 def check_run_dir(run_dir: Path, checkpoint: str) -> None:
