@@ -31,7 +31,8 @@ def report_sweep(
     except (UserError, OSError) as error:
         log.error("error: no sweep report: %s", error)
         return None
-    print(f"Best {min(top, len(report.records))} of {len(report.records)} jobs by {objective}:")
+    shown, runs = min(top, len(report.records)), len(report.records)
+    print(f"Best {shown} of {runs} {report.kind}s by {objective}:")
     print("\n".join(console_lines(report, top)))
     print(best_line(report).replace("`", ""))
     print(f"Report: {', '.join(str(path) for path in written)}")

@@ -6,11 +6,19 @@ several sweeps."""
 
 import csv
 import io
+import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from multiclass.lifecycle.artifacts import write_atomic
 from multiclass.reporting.runs import RunRecord
-from multiclass.reporting.sweep_jobs import SweepReport, format_value
+from multiclass.reporting.sweep_jobs import SweepReport, format_figure, format_value
+
+CONSOLE_FIGURES = ("status", "test_acc", "test_loss", "num_params")  # beside the objective
+DEFAULT_WIDTH = 100  # the console table's width when the output is no terminal
+NARROWEST = 10  # a swept column is shortened to no fewer characters than this
+GAP = "  "  # between the console table's columns
 
 
 def write_report(report: SweepReport, out_dir: Path, plots: bool = True) -> list[Path]:
@@ -46,9 +54,10 @@ def to_markdown(report: SweepReport) -> str:
     tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     direction = "lowest" if report.minimize else "highest"
     lines = [
-        f"# Sweep report: {len(report.records)} jobs ({tally})",
+        f"# Sweep report: {len(report.records)} {report.kind}s ({tally})",
         "",
-        f"Ranked by `{report.objective}`, {direction} first; jobs that did not complete last.",
+        f"Ranked by `{report.objective}`, {direction} first;"
+        f" {report.kind}s that did not complete last.",
         "",
         best_line(report),
         "",
@@ -61,36 +70,139 @@ def best_line(report: SweepReport) -> str:
     best = report.best
     if best is None:
         return f"No completed job has a `{report.objective}`."
-    params = " ".join(f"`{key}={format_value(best.value(key))}`" for key in report.swept)
+    params = " ".join(f"`{key}={format_value(report.value(best, key))}`" for key in report.swept)
     return (
-        f"Best: job {best.job} ({best.path}), {report.objective}"
-        f" {format_value(report.score(best))}" + (f", with {params}" if params else "")
+        f"Best: {report.title(best)} ({best.path}), {report.objective}"
+        f" {format_figure(report.score(best))}" + (f", with {params}" if params else "")
     )
+
+
+def cell(report: SweepReport, key: str, value: Any) -> str:
+    """A swept value as configured, any other figure in its kind's one format."""
+    return format_value(value) if key in report.swept else format_figure(value)
 
 
 def markdown_table(report: SweepReport, records: list[RunRecord]) -> list[str]:
     rows = [report.row(record) for record in records]
-    header = [key for key in rows[0] if key not in ("error", "run_dir")]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [format_value(row[key]) for key in header]
+    keys = [key for key in rows[0] if key not in ("job", "error", "run_dir")]
+    lines = ["| " + " | ".join([report.kind, *keys]) + " |", "|" + "---|" * (len(keys) + 1)]
+    for record, row in zip(records, rows, strict=True):
+        cells = [report.name(record), *(cell(report, key, row[key]) for key in keys)]
         if row["error"]:
-            cells[header.index("status")] += f": {row['error']}"
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+            cells[keys.index("status") + 1] += f": {row['error']}"
+        lines.append("| " + " | ".join(text.replace("|", "\\|") for text in cells) + " |")
     return lines
 
 
-def console_lines(report: SweepReport, top: int = 5) -> list[str]:
-    """The best `top` jobs as an aligned text table."""
-    figures = [report.objective, "test_acc", "test_loss", "num_params"]
-    names = ["job", *report.swept, "status", *dict.fromkeys(figures)]
-    rows = [
-        {**report.row(record), report.objective: record.summary.get(report.objective)}
-        for record in report.ranked()[:top]
+@dataclass(frozen=True, eq=False)
+class Column:
+    """A column of the console table. `role` says what fitting it to the terminal may do:
+    `name` and `objective` stay whole; a `swept` column may be shortened; `swept` and `figure`
+    columns may be said once above the table (one value for every run) or left out."""
+
+    header: str
+    cells: list[str]
+    role: str
+
+    @property
+    def width(self) -> int:
+        return max(len(text) for text in [self.header, *self.cells])
+
+    def narrowed(self, width: int) -> "Column":
+        if self.role != "swept" or self.width <= width:
+            return self
+        return replace(
+            self, header=clip(self.header, width), cells=[clip(c, width) for c in self.cells]
+        )
+
+
+def clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def console_lines(report: SweepReport, top: int = 5, width: int | None = None) -> list[str]:
+    """The best `top` runs as an aligned text table that fits the terminal (DEFAULT_WIDTH where
+    the output is none): what every row shares is said once above it, long swept values are
+    shortened, and if that is not enough the last columns are left out (sweep.md has them)."""
+    width = width or shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    records = report.ranked()[:top]
+    shared, columns = split_shared(console_columns(report, records))
+    columns, left_out = fit(columns, width)
+    lines = [shared_line(report, shared, len(records))] if shared else []
+    lines.append(GAP.join(column.header.rjust(column.width) for column in columns))
+    lines += [
+        GAP.join(column.cells[row].rjust(column.width) for column in columns)
+        for row in range(len(records))
     ]
-    table = [[name.rsplit(".", 1)[-1] for name in names]]
-    table += [[format_value(row.get(name)) for name in names] for row in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(names))]
-    return [
-        "  ".join(cell.rjust(w) for cell, w in zip(line, widths, strict=True)) for line in table
+    if left_out:
+        lines.append(f"Left out: {', '.join(column.header for column in left_out)} (in sweep.md)")
+    return [clip(line, width) for line in lines]
+
+
+def shared_line(report: SweepReport, shared: list[Column], shown: int) -> str:
+    """`All 3 runs: status completed, num_params 8,970`: the values every row shows alike."""
+    whom = f"{shown} shown" if shown < len(report.records) else f"{shown} {report.kind}s"
+    return f"All {whom}: " + ", ".join(f"{column.header} {column.cells[0]}" for column in shared)
+
+
+def console_columns(report: SweepReport, records: list[RunRecord]) -> list[Column]:
+    """The runs' names, swept values (each by the last part of its key, unless that repeats)
+    and figures: the status, the objective, then the others."""
+    rows = [{**report.row(r), report.objective: r.summary.get(report.objective)} for r in records]
+    lasts = [key.rsplit(".", 1)[-1] for key in report.swept]
+    headers = [
+        last if lasts.count(last) == 1 else key
+        for key, last in zip(report.swept, lasts, strict=True)
     ]
+    columns = [Column(report.kind, [report.name(record) for record in records], "name")]
+    columns += [
+        Column(header, [format_value(row[key]) for row in rows], "swept")
+        for header, key in zip(headers, report.swept, strict=True)
+    ]
+    figures = dict.fromkeys([CONSOLE_FIGURES[0], report.objective, *CONSOLE_FIGURES[1:]])
+    columns += [
+        Column(
+            name,
+            [format_figure(row.get(name)) for row in rows],
+            "objective" if name == report.objective else "figure",
+        )
+        for name in figures
+    ]
+    return columns
+
+
+def split_shared(columns: list[Column]) -> tuple[list[Column], list[Column]]:
+    """The columns with one value in every row of several (said once), and the others."""
+    shared: list[Column] = []
+    kept: list[Column] = []
+    for column in columns:
+        one = len(column.cells) > 1 and len(set(column.cells)) == 1
+        (shared if one and column.role in ("swept", "figure") else kept).append(column)
+    return shared, kept
+
+
+def fit(columns: list[Column], width: int) -> tuple[list[Column], list[Column]]:
+    """The columns shortened to `width` in all (the widest swept values first, to no fewer than
+    NARROWEST characters), and those left out where that was not enough (leave_out)."""
+    narrowed = columns
+    for widest in range(max(column.width for column in columns), NARROWEST - 1, -1):
+        narrowed = [column.narrowed(widest) for column in columns]
+        if table_width(narrowed) <= width:
+            return narrowed, []
+    return leave_out(narrowed, width)
+
+
+def leave_out(columns: list[Column], width: int) -> tuple[list[Column], list[Column]]:
+    """The columns kept and those left out, from the right, until the rest fit `width`: the
+    figures before the swept values; the name and the objective always stay."""
+    kept = list(columns)
+    for column in reversed(columns):
+        if table_width(kept) <= width:
+            break
+        if column.role in ("swept", "figure"):
+            kept.remove(column)
+    return kept, [column for column in columns if column not in kept]
+
+
+def table_width(columns: list[Column]) -> int:
+    return sum(column.width for column in columns) + len(GAP) * (len(columns) - 1)

@@ -12,7 +12,7 @@ from matplotlib import colormaps
 from matplotlib.ticker import MaxNLocator
 
 from multiclass.reporting.plots import new_figure, save
-from multiclass.reporting.sweep_jobs import SweepReport, format_value
+from multiclass.reporting.sweep_jobs import SweepReport, format_figure, format_value
 
 BEST_SHOWN = 12  # bars in the "best jobs" panel
 LEGEND_LIMIT = 12  # label every curve up to this many jobs
@@ -42,7 +42,7 @@ def scores_by(report: SweepReport, *keys: str) -> dict[tuple, list[float]]:
     for record in report.records:
         score = report.score(record)
         if record.status == "completed" and score is not None:
-            groups.setdefault(tuple(record.value(key) for key in keys), []).append(score)
+            groups.setdefault(tuple(report.value(record, key) for key in keys), []).append(score)
     return groups
 
 
@@ -78,22 +78,22 @@ def draw_heatmap(report: SweepReport, ax) -> None:
     """Rows: the first swept key; columns: the second; each cell its mean, or why it has none."""
     rows_key, cols_key = report.swept
     groups = scores_by(report, rows_key, cols_key)
-    rows = sort_values({record.value(rows_key) for record in report.records})
-    cols = sort_values({record.value(cols_key) for record in report.records})
+    rows = sort_values({report.value(record, rows_key) for record in report.records})
+    cols = sort_values({report.value(record, cols_key) for record in report.records})
     grid = np.full((len(rows), len(cols)), np.nan)
     for (row, col), scores in groups.items():
         grid[rows.index(row), cols.index(col)] = statistics.fmean(scores)
     cmap = colormaps["viridis"].with_extremes(bad="lightgrey")  # cells without a figure
     image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto")
     unfinished = {
-        (rows.index(r.value(rows_key)), cols.index(r.value(cols_key))): r.status
+        (rows.index(report.value(r, rows_key)), cols.index(report.value(r, cols_key))): r.status
         for r in report.records
         if r.status != "completed"
     }
     finite = grid[np.isfinite(grid)]
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
     for (i, j), value in np.ndenumerate(grid):
-        text = format_value(float(value)) if math.isfinite(value) else unfinished.get((i, j), "-")
+        text = format_figure(float(value)) if math.isfinite(value) else unfinished.get((i, j), "-")
         dark = math.isfinite(value) and value < middle
         ax.text(j, i, text, ha="center", va="center", color="white" if dark else "black")
     ax.set_xticks(range(len(cols)), [format_value(v) for v in cols])
@@ -115,7 +115,7 @@ def draw_best(report: SweepReport, ax) -> None:
         low, high = min(scores), max(scores)
         ax.set_xlim(max(0.0, low - 0.5 * (high - low or abs(high) or 1)), None)
     for row, (record, score) in enumerate(zip(best, scores, strict=True)):
-        text = f"job {record.job}: {report.label(record)}   {format_value(score)}"
+        text = f"{report.title(record)}: {report.label(record)}   {format_figure(score)}"
         ax.text(0.01, row, text, transform=ax.get_yaxis_transform(), va="center", fontsize=7)
     ax.set_yticks([])
     ax.set_xlabel(report.objective)
@@ -130,8 +130,9 @@ def draw_curves(report: SweepReport, ax) -> None:
     for record in curves:
         epochs = range(1, len(record.val_acc) + 1)
         thick = record is best
-        label = f"{record.job}: {report.label(record)}" if len(curves) <= LEGEND_LIMIT else None
-        ax.plot(epochs, record.val_acc, linewidth=2.5 if thick else 1, label=label)
+        label = f"{report.name(record)}: {report.label(record)}"
+        shown = label if len(curves) <= LEGEND_LIMIT else None
+        ax.plot(epochs, record.val_acc, linewidth=2.5 if thick else 1, label=shown)
     if not curves:
         ax.text(0.5, 0.5, "no validation curves", ha="center", transform=ax.transAxes)
     elif len(curves) <= LEGEND_LIMIT:

@@ -3,8 +3,10 @@ its figures read. Below both sweep.py (the tables) and sweep_figure.py (the pict
 import it, so that neither imports the other back."""
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ MINIMIZED = ("loss", "error", "time_s")  # objectives whose best is the lowest
 
 @dataclass(frozen=True)
 class SweepReport:
-    """The jobs of one or more sweeps, ranked by `objective`."""
+    """The jobs of one or more sweeps, or loose runs, ranked by `objective`."""
 
     records: list[RunRecord]
     swept: list[str]  # the keys whose values differ between jobs
@@ -38,9 +40,47 @@ class SweepReport:
     def minimize(self) -> bool:
         return self.objective.endswith(MINIMIZED)
 
+    @cached_property
+    def kind(self) -> str:
+        """`job` where Hydra numbered every run, once each (one sweep); else `run`: loose runs,
+        or several sweeps side by side, whose job numbers repeat, go by their folders."""
+        jobs = [record.job for record in self.records]
+        return "job" if None not in jobs and len(set(jobs)) == len(jobs) else "run"
+
+    @cached_property
+    def root(self) -> Path:
+        """The folder that holds every run, which their names need not repeat."""
+        return Path(os.path.commonpath([record.path.resolve() for record in self.records]))
+
+    def name(self, record: RunRecord) -> str:
+        """A job by its number; a run by its folder below `root`."""
+        if self.kind == "job":
+            return str(record.job)
+        below = record.path.resolve().relative_to(self.root)
+        return str(below) if below.parts else record.path.name
+
+    def title(self, record: RunRecord) -> str:
+        return f"{self.kind} {self.name(record)}"
+
+    @cached_property
+    def named_groups(self) -> dict[str, dict[Path, str]]:
+        """Each swept config group's name for every run (see group_names), by run directory."""
+        named = {key: group_names(self.records, key, self.swept) for key in self.swept}
+        return {
+            key: {record.path: name for record, name in zip(self.records, names, strict=True)}
+            for key, names in named.items()
+            if names is not None
+        }
+
+    def value(self, record: RunRecord, key: str) -> Any:
+        """A swept key's value for `record`: a config group by its name, so that every run names
+        its model the same way; any other key as configured."""
+        names = self.named_groups.get(key)
+        return record.value(key) if names is None else names[record.path]
+
     def row(self, record: RunRecord) -> dict[str, Any]:
         row: dict[str, Any] = {"job": record.job}
-        row.update({key: record.value(key) for key in self.swept})
+        row.update({key: self.value(record, key) for key in self.swept})
         row.update({name: record.summary.get(name) for name in FIGURES})
         row["status"] = record.status
         row["run_dir"] = str(record.path)
@@ -72,9 +112,10 @@ class SweepReport:
     def label(self, record: RunRecord) -> str:
         """`depth=2 width=64`: a job by its swept values (the last part of each key)."""
         parts = [
-            f"{key.rsplit('.', 1)[-1]}={format_value(record.value(key))}" for key in self.swept
+            f"{key.rsplit('.', 1)[-1]}={format_value(self.value(record, key))}"
+            for key in self.swept
         ]
-        return " ".join(parts) or f"job {record.job}"
+        return " ".join(parts) or self.title(record)
 
 
 def build_report(paths: Sequence[Path], objective: str = DEFAULT_OBJECTIVE) -> SweepReport:
@@ -85,30 +126,122 @@ def build_report(paths: Sequence[Path], objective: str = DEFAULT_OBJECTIVE) -> S
 
 
 def swept_keys(records: list[RunRecord]) -> list[str]:
-    """The override keys whose values differ between jobs, in the order typed. For runs that
-    Hydra did not launch (no .hydra/), the config values that differ, shallowest first, less
-    copies: `dataset.seed` (`${seed}` in the config) has the name and values of `seed`."""
-    with_overrides = [r.overrides for r in records if r.overrides]
-    candidates = [key for overrides in with_overrides for key in overrides]
-    if not with_overrides:
-        leaves = [key for r in records for key, v in r.config.items() if not isinstance(v, dict)]
-        candidates = sorted(dict.fromkeys(leaves), key=lambda key: key.count("."))
-    keys, seen = [], set()
-    for key in dict.fromkeys(candidates):
-        values = tuple(repr(record.value(key)) for record in records)
+    """The keys whose values differ between jobs: the override keys in the order typed; where
+    some run had none (loose runs), also the config groups and values that differ, shallowest
+    first, less the values inside a group that differs (its name shows them: group_names) and
+    less copies: `dataset.seed` (`${seed}` in the config) has the name and values of `seed`."""
+    typed = [key for record in records for key in record.overrides]
+    found = [] if all(record.overrides for record in records) else config_keys(records)
+    keys: list[str] = []
+    seen = set()
+    for key in dict.fromkeys(typed + found):
+        if key not in typed and any(key.startswith(f"{group}.") for group in keys):
+            continue
+        values = column_values(records, key)
         copy = (key.rsplit(".", 1)[-1], values)
-        if key.startswith("reproduces.") or len(set(values)) < 2 or copy in seen:
+        if key.startswith("reproduces.") or len(set(values or ())) < 2 or copy in seen:
             continue
         seen.add(copy)
         keys.append(key)
     return keys
 
 
+def column_values(records: list[RunRecord], key: str) -> tuple[str, ...] | None:
+    """What each run would show in a column for `key` (its group option, or its value), to
+    compare; None for a mapping that is no config group, whose values are compared one by one."""
+    options = group_options(records, key)
+    if options is not None:
+        return tuple(options)
+    if any(isinstance(record.config.get(key), dict) for record in records):
+        return None
+    return tuple(repr(record.value(key)) for record in records)
+
+
+def config_keys(records: list[RunRecord]) -> list[str]:
+    """The runs' config groups (before the values inside them) and values, shallowest first."""
+    groups = [key for record in records for key in record.choices]
+    groups += [key for record in records for key, node in record.config.items() if is_target(node)]
+    return sorted(dict.fromkeys(groups + values_under(records, "")), key=lambda k: k.count("."))
+
+
+def values_under(records: list[RunRecord], prefix: str) -> list[str]:
+    """The config keys below `prefix` that hold a value (not a mapping), in config order."""
+    return list(
+        dict.fromkeys(
+            key
+            for record in records
+            for key, node in record.config.items()
+            if key.startswith(prefix) and not isinstance(node, dict)
+        )
+    )
+
+
+def is_target(node: Any) -> bool:
+    return isinstance(node, dict) and "_target_" in node
+
+
+def group_options(records: list[RunRecord], key: str) -> list[str] | None:
+    """Each run's option of the config group `key` (None where `key` is no group): its name
+    where Hydra recorded every run's choice, else for every run its `_target_`'s last part, so
+    that runs with and without .hydra/ are named alike."""
+    if all(key in record.choices for record in records):
+        return [record.choices[key] for record in records]
+    nodes = [record.config.get(key) for record in records]
+    if not any(is_target(node) for node in nodes):
+        return None
+    return [target_name(node) for node in nodes]
+
+
+def target_name(node: Any) -> str:
+    """`cnn` for a node whose `_target_` is multiclass.models.cnn; `null` for a group left out."""
+    if is_target(node):
+        return str(node["_target_"]).rsplit(".", 1)[-1]
+    return "null" if node is None else str(node)
+
+
+def group_names(records: list[RunRecord], key: str, swept: list[str]) -> list[str] | None:
+    """Each run's name for the config group `key`: its option, with the values inside that
+    differ between the runs of that option and have no column of their own, those that are
+    set: `cnn`, `mlp(depth=1)`, `mlp(depth=2)`. None where `key` is no group."""
+    options = group_options(records, key)
+    if options is None:
+        return None
+    differing = {}
+    for option in set(options):
+        peers = [record for record, mine in zip(records, options, strict=True) if mine == option]
+        differing[option] = [
+            inner
+            for inner in values_under(peers, f"{key}.")
+            if inner not in swept and len({repr(peer.value(inner)) for peer in peers}) > 1
+        ]
+    return [
+        option_name(option, record, key, differing[option])
+        for record, option in zip(records, options, strict=True)
+    ]
+
+
+def option_name(option: str, record: RunRecord, group: str, inner: list[str]) -> str:
+    """`mlp(depth=1, width=8)`: the option, then the run's values of `inner` that are set."""
+    values = {key.removeprefix(f"{group}."): record.value(key) for key in inner}
+    shown = [f"{key}={format_value(value)}" for key, value in values.items() if value is not None]
+    return f"{option}({', '.join(shown)})" if shown else option
+
+
 def format_value(value: Any) -> str:
+    """A configured value as the run saw it, a float to 4 significant digits (1e-05 stays
+    itself); a null or missing one is `-`."""
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
-        return f"{value:,}"
+        return f"{value:.4g}"
     return str(value)
+
+
+def format_figure(value: Any) -> str:
+    """A result, in one format per kind so that a column reads alike: integers with thousands
+    separators, floats to 4 decimals; a missing one is `-`."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.4f}"
