@@ -2,7 +2,9 @@
 distributions, the study's bookkeeping in-process, and a search continued across commands."""
 
 import json
+import logging
 import math
+from types import SimpleNamespace
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -10,6 +12,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
+from multiclass.commands.train import SweepReport
 from multiclass.config import CONFIG_DIR
 from multiclass.datasets.synthetic import write_idx_dataset
 from tests.conftest import run_cli
@@ -129,6 +132,28 @@ def test_a_continued_study_does_not_draw_its_first_trials_again(tmp_path):
     assert len(set(draws)) == 4
 
 
+def test_a_complete_study_says_so_with_its_best_trial_and_the_sweep_exits_0(tmp_path, caplog):
+    """Its trials ran elsewhere (a shared study.db, an earlier sweep folder): this sweep's
+    folder holds no job, so there is no report to make, and nothing failed."""
+    storage = f"sqlite:///{tmp_path}/study.db"
+    study = searcher(storage).start()
+    for value in (0.5, 0.9, 0.7):
+        study.tell(study.ask({"x": FloatDistribution(0, 1)}), value)
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}}})
+    (tmp_path / "sweep").mkdir()  # as OutputCheck leaves it
+    search = searcher(storage)
+    search.hydra_context, search.config = SimpleNamespace(config_loader=None), config
+    search.launcher = None  # a launch would fail: nothing is to run
+
+    caplog.set_level(logging.INFO)
+    search.sweep(["x=interval(0, 1)"])
+    SweepReport().on_multirun_end(config)  # returns: no sys.exit
+    best_x = study.trials[1].params["x"]
+    assert f"study s in {storage} is complete: 3 of 3 trials done, nothing to run" in caplog.text
+    assert f"study s: 3 complete; best trial 1: 0.9000  (x={best_x:.3g})" in caplog.text
+    assert list((tmp_path / "sweep").iterdir()) == []
+
+
 SEARCH = ["-m", "hparams_search=mnist_mlp", "dataset.root=data", "dataset.download=false"]
 SEARCH += ["trainer.epochs=1", "plots=false", "trainer.progress=false"]
 
@@ -144,7 +169,7 @@ def sweep_dir(tmp_path):
 def search(sweep_dir, *overrides):
     """Run the search; returns its log and the study it left."""
     result = run_cli(*SEARCH, *overrides, cwd=sweep_dir.parents[2])
-    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert "study mnist_mlp: " in result.stderr, result.stderr  # it got to the end
     storage = f"sqlite:///{sweep_dir}/study.db"
     return result.stderr, optuna.load_study(study_name="mnist_mlp", storage=storage)
@@ -167,9 +192,12 @@ def test_the_same_command_continues_the_study_and_failed_trials_do_not_stop_it(s
     assert [trial.number for trial in study.trials] == job_dirs(sweep_dir) == [0, 1, 2, 3, 4]
     assert [trial.state for trial in study.trials][3:] == [TrialState.FAIL, TrialState.COMPLETE]
     assert "trial 3 failed: the run did not complete" in log
-    assert json.loads((sweep_dir / "3" / "summary.json").read_text())["status"] == "failed"
+    assert "error: model.dropout" in (sweep_dir / "3" / "train.log").read_text()
     assert all((sweep_dir / str(n) / "summary.json").read_text() == first[n] for n in range(3))
     assert len({json.dumps(trial.params) for trial in study.trials}) == 5  # no repeats
 
     log, study = search(sweep_dir, "hydra.sweeper.n_trials=5")
-    assert "5 of 5 trials done, nothing to run" in log and len(study.trials) == 5
+    assert (
+        "study mnist_mlp in sqlite:///outputs/search/mnist_mlp/study.db is complete: 5 of 5" in log
+    )
+    assert "; best trial " in log and len(study.trials) == 5

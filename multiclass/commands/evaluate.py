@@ -8,12 +8,17 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from multiclass.commands.exits import command_parser, exit_on_error
+
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="multiclass-eval", description=__doc__.split("\n")[0])
+    parser = command_parser("multiclass-eval", __doc__)
     parser.add_argument("run_dir", type=Path, help="a run directory (holds model.pt)")
     parser.add_argument(
-        "overrides", nargs="*", help="dataset=NAME or dataset.KEY=VALUE (default: none)"
+        "overrides",
+        nargs="*",
+        default=[],
+        help="dataset=NAME or dataset.KEY=VALUE (default: none)",
     )
     parser.add_argument(
         "--name",
@@ -22,7 +27,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--checkpoint", default="model.pt", help="the checkpoint in RUN_DIR (default: model.pt)"
     )
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -35,8 +40,6 @@ def evaluate(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)  # before the imports that load torch: --help stays quick
-    from multiclass.commands.exits import exit_on_error
-
     exit_on_error(evaluate, args)
 
 

@@ -13,9 +13,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from multiclass.commands.exits import command_parser, exit_on_error
+
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="multiclass-predict", description=__doc__.split("\n")[0])
+    parser = command_parser("multiclass-predict", __doc__)
     parser.add_argument("run_dir", type=Path, help="a run directory (holds model.pt)")
     parser.add_argument("inputs", nargs="+", type=Path, help="image files or CSV files")
     parser.add_argument("--out", type=Path, help="write the CSV to this file (default: stdout)")
@@ -29,7 +31,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--checkpoint", default="model.pt", help="the checkpoint in RUN_DIR (default: model.pt)"
     )
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)
 
 
 def predictions_csv(args: argparse.Namespace) -> tuple[str, int]:
@@ -66,8 +68,6 @@ def predict(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)  # before the imports that load torch: --help stays quick
-    from multiclass.commands.exits import exit_on_error
-
     exit_on_error(predict, args)
 
 

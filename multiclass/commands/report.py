@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from multiclass.commands.exits import command_parser
 from multiclass.errors import UserError
 from multiclass.reporting.sweep import best_line, console_lines, write_report
 from multiclass.reporting.sweep_jobs import DEFAULT_OBJECTIVE, SweepReport, build_report
@@ -40,7 +41,7 @@ def report_sweep(
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="multiclass-report", description=__doc__.split("\n")[0])
+    parser = command_parser("multiclass-report", __doc__)
     parser.add_argument("paths", nargs="+", type=Path, help="run or sweep directories")
     parser.add_argument(
         "--out", type=Path, help="where to write the report (default: the one PATH given)"

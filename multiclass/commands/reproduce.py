@@ -5,7 +5,6 @@ Each experiment's `reproduces` node names its figures (`train_acc`, `test_loss`,
 summary.json); an experiment whose data cannot be had here gets "not run here" instead.
 """
 
-import argparse
 import json
 import shutil
 import statistics
@@ -16,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from multiclass.commands.exits import command_parser
 from multiclass.config import CONFIG_DIR, compose_config
 from multiclass.errors import one_line
 
@@ -110,9 +110,7 @@ def markdown(results: dict[str, dict[str, Any]], data_root: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="multiclass-reproduce", description=__doc__.split("\n")[0]
-    )
+    parser = command_parser("multiclass-reproduce", __doc__)
     parser.add_argument(
         "--data-root",
         type=Path,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from multiclass.commands.exits import command_parser, exit_on_error
 from multiclass.errors import UserError
 
 log = logging.getLogger("multiclass")
@@ -23,9 +24,11 @@ ABSENT = object()
 
 def rerun_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     """The resolved config.yaml the run wrote as it started, with `overrides` of its values."""
+    from multiclass.lifecycle.artifacts import read_config  # eval's and predict's own check
+
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "summary.json").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.yaml and summary.json)")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg = read_config(run_dir / "config.yaml")
     cfg.resume = None
     for override in overrides:
         key, equals, value = override.partition("=")
@@ -60,20 +63,30 @@ def default_out() -> Path:
     return Path("outputs") / f"{now:%Y-%m-%d}" / f"{now:%H-%M-%S-%f}-rerun"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="multiclass-rerun", description=__doc__.split("\n")[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Overrides may come before or after --out, as in the other commands."""
+    parser = command_parser("multiclass-rerun", __doc__)
     parser.add_argument("run_dir", type=Path, help="a run directory, or one job of a sweep")
-    parser.add_argument("overrides", nargs="*", help="key=value changes to the run's config")
+    parser.add_argument(
+        "overrides", nargs="*", default=[], help="key=value changes to the run's config"
+    )
     parser.add_argument("--out", type=Path, help="the new run's directory (default: outputs/...)")
-    args = parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)
+
+
+def prepare(args: argparse.Namespace) -> tuple[DictConfig, Path]:
+    """The config to run again and the new directory for it, checked before anything is
+    written."""
     out = args.out or default_out()
-    try:
-        cfg = rerun_config(args.run_dir, args.overrides)
-        if out.exists():
-            raise UserError(f"{out} exists already: a rerun writes into a new directory")
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    cfg = rerun_config(args.run_dir, args.overrides)
+    if out.exists():
+        raise UserError(f"{out} exists already: a rerun writes into a new directory")
+    return cfg, out
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    cfg, out = exit_on_error(prepare, args)
     from multiclass.lifecycle.compare import compare_runs
     from multiclass.lifecycle.run import execute
 

@@ -7,11 +7,15 @@ jobs are skipped, interrupted ones resume, jobs that never started start.
 Same as `multiclass-train resume=DIR` (add `-m` and the sweep's overrides for a sweep).
 """
 
+import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
+
+from multiclass.commands.exits import command_parser, exit_on_error
+from multiclass.errors import UserError
 
 LOCATION_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "resume")
 
@@ -26,18 +30,39 @@ def sweep_arguments(sweep_dir: Path) -> list[str]:
     return ["-m", *kept]
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0].startswith("-") or "=" in args[0]:
-        print(__doc__.strip().splitlines()[0], file=sys.stderr)
-        sys.exit(2)
-    target = Path(args[0])
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = command_parser("multiclass-resume", __doc__)
+    parser.add_argument("target", metavar="DIR", type=Path, help="a run or sweep directory")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        default=[],
+        metavar="key=value",
+        help="trainer.epochs=N to train longer, or a sweep's further overrides",
+    )
+    return parser.parse_intermixed_args(argv)
+
+
+def check_resumable(target: Path) -> None:
+    """A directory whose saved configs (its own, or a sweep's jobs') all read: a damaged
+    config.yaml is one line naming it, before Hydra writes anything into the directory."""
     if not target.is_dir():
-        print(f"error: nothing to resume: {target} is not a directory", file=sys.stderr)
-        sys.exit(1)
+        raise UserError(f"nothing to resume: {target} is not a directory")
+    from multiclass.lifecycle.artifacts import read_config  # eval's and predict's own check
+
+    jobs = sorted(target.glob("*/config.yaml")) if (target / "multirun.yaml").is_file() else []
+    for path in [target / "config.yaml", *jobs]:
+        if path.is_file():
+            read_config(path)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    exit_on_error(check_resumable, args.target)
     from multiclass.commands.train import main as train
 
-    sys.argv = ["multiclass-train", *sweep_arguments(target), f"resume={target}", *args[1:]]
+    resume = f"resume={args.target}"
+    sys.argv = ["multiclass-train", *sweep_arguments(args.target), resume, *args.overrides]
     train()
 
 

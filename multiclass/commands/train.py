@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from multiclass.commands.exits import exit_on_error
 from multiclass.config import CONFIG_DIR  # importing it registers the train.yaml schema
 from multiclass.errors import UserError
-from multiclass.lifecycle.artifacts import lock_run_dir, writable_folder
+from multiclass.lifecycle.artifacts import lock_run_dir, read_config, writable_folder
 from multiclass.validation import check_config
 
 log = logging.getLogger("multiclass")
@@ -57,8 +57,12 @@ class SweepReport(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from multiclass.commands.report import report_sweep
+        from multiclass.reporting.runs import find_runs
 
         sweep_dir = Path(config.hydra.sweep.dir)
+        if sweep_dir.is_dir() and not find_runs([sweep_dir]):  # no job ran: a complete search
+            log.info("no job ran in %s: no sweep report", sweep_dir)
+            return
         report = report_sweep([sweep_dir], sweep_dir, plots=config.get("plots", True))
         if report is None:  # no job wrote under the sweep dir: nothing to show for the sweep
             sys.exit(1)
@@ -93,6 +97,7 @@ class OutputCheck(Callback):
 def check_resumable(run_dir: Path) -> None:
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"nothing to resume: {run_dir} is not a run directory")
+    read_config(run_dir / "config.yaml")  # readable: one line, not Hydra's error block
 
 
 def check_run_dir(run_dir: Path) -> None:

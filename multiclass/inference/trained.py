@@ -16,6 +16,7 @@ from multiclass.datasets.table_file import is_frame, transform_rows
 from multiclass.engine import Task, batched_outputs
 from multiclass.errors import UserError
 from multiclass.heads import Head
+from multiclass.lifecycle.artifacts import read_config
 from multiclass.lifecycle.checkpoint import read_checkpoint, rebuild
 from multiclass.lifecycle.preprocess import load_preprocess
 from multiclass.lifecycle.runtime import Runtime
@@ -139,13 +140,3 @@ def ended(run_dir: Path) -> str:
     except (OSError, ValueError, TypeError, KeyError):  # no summary, or not one of ours
         return ""
     return f"; the run {status}" + (f": {error}" if error else "")
-
-
-def read_config(path: Path) -> DictConfig:
-    try:
-        config = OmegaConf.load(path)
-    except Exception as error:
-        raise UserError(f"{path}: not a readable config ({type(error).__name__})") from None
-    if not isinstance(config, DictConfig) or "dataset" not in config:
-        raise UserError(f"{path}: not a run's config (no dataset node)")
-    return config

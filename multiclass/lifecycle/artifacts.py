@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 from multiclass.errors import UserError, describe_os_error
 
 if TYPE_CHECKING:  # torch loads only where weights are digested
+    from omegaconf import DictConfig
     from torch import nn
 
 
@@ -151,3 +152,18 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
             return list(csv.DictReader(file))
     except OSError:
         return []
+
+
+def read_config(path: Path) -> "DictConfig":
+    """A run's config.yaml, or one line saying why it cannot be used (where YAML broke)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    try:
+        config = OmegaConf.load(path)
+    except Exception as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"{path}: not a readable config ({type(error).__name__}{where})") from None
+    if not isinstance(config, DictConfig) or "dataset" not in config:
+        raise UserError(f"{path}: not a run's config (no dataset node)")
+    return config

@@ -174,7 +174,7 @@ def objective(job: JobReturn) -> float:
     except Exception as error:
         raise TrialFailed(f"{type(error).__name__}: {error}") from error
     if value is None:
-        raise TrialFailed("the run did not complete (its summary.json says why)")
+        raise TrialFailed("the run did not complete (its train.log says why)")
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -195,6 +195,17 @@ def tell(study: optuna.Study, trial: Trial, job: JobReturn) -> None:
         return
     study.tell(trial, value)
     log.info("trial %d: %.4f  (%s)", trial.number, value, describe(trial.params))
+
+
+def to_do(done: int, n_trials: int) -> str:
+    """What a command does with its study: run the trials it lacks, or nothing, said plainly so
+    that the same command again does not read as a failure."""
+    if done < n_trials:
+        return f": {done} of {n_trials} trials done, running {n_trials - done} more"
+    return (
+        f" is complete: {done} of {n_trials} trials done, nothing to run"
+        " (raise hydra.sweeper.n_trials to run more)"
+    )
 
 
 def describe(params: dict[str, Any]) -> str:
@@ -268,9 +279,10 @@ class OptunaSearch(Sweeper):
             )
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
         study = self.start()
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        if trials_done(study) < self.n_trials:  # a complete study's folder is left as it was
+            sweep_dir = Path(self.config.hydra.sweep.dir)
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         while (left := self.n_trials - trials_done(study)) > 0:
             self.run_batch(study, space, min(left, self.n_jobs))
         log_summary(study)
@@ -287,14 +299,8 @@ class OptunaSearch(Sweeper):
             abandon(study, [t.number for t in running])
         study.sampler = make_sampler(self.sampler, len(study.trials)) or study.sampler
         done = trials_done(study)
-        log.info(
-            "study %s in %s: %d of %d trials done, %s",
-            self.study_name,
-            self.storage or "memory",
-            done,
-            self.n_trials,
-            f"running {self.n_trials - done} more" if done < self.n_trials else "nothing to run",
-        )
+        where = self.storage or "memory"
+        log.info("study %s in %s%s", self.study_name, where, to_do(done, self.n_trials))
         return study
 
     def run_batch(self, study: optuna.Study, space: SearchSpace, size: int) -> None:
