@@ -122,18 +122,20 @@ def test_breakpoint_in_a_users_model_stops_at_a_working_pdb_prompt(user_models):
     assert summary(user_models / "run")["status"] == "completed"
 
 
-def test_a_users_exception_is_one_line_or_with_hydra_full_error_pythons_traceback(user_models):
-    run = ["-m", "multiclass", *TINY, "~model", "+model._target_=user_models.Fails"]
-    short = python(*run, "hydra.run.dir=short", cwd=user_models)
-    assert short.returncode == 1
-    assert "Traceback" not in short.stderr
-    assert (
-        short.stderr.strip()
-        .splitlines()[-1]
-        .endswith("[ERROR] error: ValueError: the user's own bug")
-    )
+def test_a_users_exception_is_one_line_or_with_hydra_full_error_pythons_traceback(
+    user_models, monkeypatch, caplog
+):
+    fails = ["~model", "+model._target_=user_models.Fails"]
+    monkeypatch.syspath_prepend(str(user_models))
+    monkeypatch.delitem(sys.modules, "user_models", raising=False)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with caplog.at_level("ERROR", logger="multiclass"):
+        short = execute(compose_config(*TINY, *fails), user_models / "short")
+    assert short.status == "failed"
+    assert caplog.messages == ["error: ValueError: the user's own bug"]  # one line, no traceback
 
-    full = python(*run, "hydra.run.dir=full", cwd=user_models, HYDRA_FULL_ERROR="1")
+    run = ["-m", "multiclass", *TINY, *fails, "hydra.run.dir=full"]
+    full = python(*run, cwd=user_models, HYDRA_FULL_ERROR="1")
     assert full.returncode == 1
     lines = full.stderr.strip().splitlines()
     assert lines[-1] == "ValueError: the user's own bug"  # Python's own traceback, to the end

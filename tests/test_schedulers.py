@@ -126,14 +126,19 @@ def test_a_schedule_over_the_runs_length_refuses_a_longer_resume(name, train, tm
         outcome = resume(run_dir, "trainer.epochs=4")
     assert outcome.status == "failed"
     assert "cannot change trainer.epochs" in outcome.summary["error"]
-    assert [r.getMessage() for r in caplog.records] == [f"error: {outcome.summary['error']}"]
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [f"error: {outcome.summary['error']}"]
     assert {path.name: path.read_bytes() for path in run_dir.iterdir()} == files
 
 
 BAD_VALUES = {
-    "scheduler=step scheduler.step_size=0": "StepLR(step_size=0, gamma=0.1): ZeroDivisionError",
-    "scheduler=onecycle scheduler.pct_start=1.5": "Expected float between 0 and 1 pct_start",
-    "scheduler=cosine scheduler.interval=hourly": "scheduler.interval must be batch or epoch",
+    "scheduler=step scheduler.step_size=0": "scheduler.step_size must be an integer >= 1, got 0",
+    "scheduler=onecycle scheduler.pct_start=1.5": (
+        "scheduler.pct_start must be a number > 0 and < 1, got 1.5"
+    ),
+    "scheduler=cosine scheduler.interval=hourly": (
+        "scheduler.interval must be one of batch, epoch, got 'hourly'"
+    ),
 }
 
 
@@ -142,6 +147,6 @@ def test_a_bad_value_is_one_line_before_any_training(overrides, train, tmp_path,
     with caplog.at_level(logging.ERROR, logger="multiclass"):
         outcome = train(*TINY, *overrides.split(), run_dir=tmp_path / "run")
     assert (outcome.status, outcome.exit_code) == ("failed", 1)
-    errors = [record.getMessage() for record in caplog.records]
-    assert len(errors) == 1 and "\n" not in errors[0] and BAD_VALUES[overrides] in errors[0]
-    assert not (tmp_path / "run" / "metrics.csv").exists()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [f"error: {BAD_VALUES[overrides]}"]
+    assert not (tmp_path / "run").exists()
