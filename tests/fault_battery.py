@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 # 180 single-sample steps an epoch (about 0.3 s): kills land inside epochs and writes.
-RUN = ["dataset.limit=200", "trainer.batch_size=1", "model.dropout=0.2", "trainer.epochs=4"]
+EPOCHS = 4
+RUN = ["dataset.limit=200", "trainer.batch_size=1", "model.dropout=0.2", f"trainer.epochs={EPOCHS}"]
 RUN += ["model.width=1024"]  # 1M weights: a checkpoint write lasts long enough to land in
 QUIET = ["trainer.progress=false"]
 MOMENTS = ("random", "first epoch", "last epoch", "writing last.pt", "writing best.pt")
@@ -41,17 +42,21 @@ def writing(run_dir: Path, name: str) -> bool:
     return any(run_dir.glob(f".{name}.*.tmp"))
 
 
-def due(moment: str, run_dir: Path, started: float, at: float) -> bool:
-    if moment == "random":
-        return time.monotonic() - started >= at
+def due(moment: str, run_dir: Path, after: tuple[int, float], since: float | None) -> bool:
+    """Whether `moment` has come; `after`: (epochs, seconds) to wait first, `since`: when
+    that many epochs were done."""
     if moment == "first epoch":
         return (run_dir / "summary.json").exists() and epochs_done(run_dir) == 0
     if moment == "last epoch":
-        return epochs_done(run_dir) == 3
+        return epochs_done(run_dir) == EPOCHS - 1
+    if since is None:
+        return False
+    if moment == "random":
+        return time.monotonic() - since >= after[1]
     return writing(run_dir, moment.removeprefix("writing "))
 
 
-def kill_at(moment: str, run_dir: Path, at: float) -> bool:
+def kill_at(moment: str, run_dir: Path, after: tuple[int, float]) -> bool:
     """Start a run and SIGKILL it at `moment`; False if the run ended first."""
     args = [*QUIET, *RUN, f"hydra.run.dir={run_dir}"]
     process = subprocess.Popen(
@@ -59,9 +64,12 @@ def kill_at(moment: str, run_dir: Path, at: float) -> bool:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    started = time.monotonic()
+    since = None
     while process.poll() is None:
-        if due(moment, run_dir, started, at):
+        started = (run_dir / "summary.json").exists() and epochs_done(run_dir) >= after[0]
+        if since is None and started:
+            since = time.monotonic()
+        if due(moment, run_dir, after, since):
             process.send_signal(signal.SIGKILL)
             process.wait()
             return True
@@ -95,19 +103,22 @@ def main() -> None:
         cwd = Path(scratch)
         straight = multiclass(*QUIET, *RUN, "hydra.run.dir=straight", cwd=cwd)
         assert straight.returncode == 0, straight.stderr
-        expected = json.loads((cwd / "straight" / "summary.json").read_text())["weights_sha256"]
+        done = json.loads((cwd / "straight" / "summary.json").read_text())
+        expected, epoch_seconds = done["weights_sha256"], done["train_time_s"] / EPOCHS
         survived = 0
         for kill in range(args.kills):
             moment = MOMENTS[kill % len(MOMENTS)]
-            at = chooser.uniform(1.0, 4.0)  # start-up takes about 2 to 3 s, training about 1.5
+            # after a random count of epochs, and a random share of the next epoch's time
+            after = (chooser.randrange(EPOCHS), chooser.uniform(0, epoch_seconds))
             run_dir = cwd / f"kill{kill}"
-            if not kill_at(moment, run_dir, at):
+            if not kill_at(moment, run_dir, after):
                 print(f"{kill:2d} {moment}: the run ended before the kill; not counted")
                 continue
             epochs = epochs_done(run_dir)
             problem = check(run_dir, expected, cwd)
             survived += problem is None
-            when = f"{moment} ({at:.2f} s)" if moment == "random" else moment
+            when = f"{moment} ({after[1]:.2f} s into epoch {after[0] + 1})"
+            when = when if moment == "random" else moment
             when += f", after {epochs} epoch(s)"
             verdict = "ok" if problem is None else f"FAILED: {problem}"
             print(f"{kill:2d} {when}: {verdict}")

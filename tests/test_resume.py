@@ -148,7 +148,7 @@ def test_a_resume_that_fails_before_it_restored_leaves_a_completed_run_as_it_was
     assert files_of(run_dir) == before  # summary.json still says completed, config.yaml 2 epochs
 
 
-def test_a_run_without_last_pt_is_not_started_again_over_its_epochs(train, tmp_path):
+def test_a_completed_run_without_last_pt_is_not_started_again_over_its_results(train, tmp_path):
     run_dir = tmp_path / "run"
     train("dataset.limit=300", "trainer.epochs=2", run_dir=run_dir)
     (run_dir / "last.pt").unlink()
@@ -156,10 +156,27 @@ def test_a_run_without_last_pt_is_not_started_again_over_its_epochs(train, tmp_p
     outcome = resume(run_dir, "trainer.epochs=4")
     assert outcome.status == "failed"
     assert outcome.summary["error"] == (
-        f"cannot resume {run_dir}: metrics.csv has 2 epoch(s) but there is no last.pt to go on"
+        f"cannot resume {run_dir}: it completed 2 epoch(s) but there is no last.pt to go on"
         f" from; `multiclass-rerun {run_dir}` trains the run again from the start"
     )
     assert files_of(run_dir) == before
+
+
+def test_a_run_killed_before_its_first_last_pt_starts_again_and_says_so(train, tmp_path, caplog):
+    run_dir = tmp_path / "run"
+    straight = train("dataset.limit=300", "trainer.epochs=2", run_dir=tmp_path / "straight")
+    train("dataset.limit=300", "trainer.epochs=2", run_dir=run_dir)
+    (run_dir / "last.pt").unlink()  # as if killed while writing it the first time
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    (run_dir / "metrics.csv").write_text("\n".join(rows[:2]) + "\n")
+    (run_dir / "summary.json").write_text('{"status": "running"}')
+    with caplog.at_level("INFO", logger="multiclass"):
+        outcome = resume(run_dir)
+    assert (
+        f"warning: {run_dir} stopped before it saved its first last.pt: the 1 epoch(s) in"
+        " metrics.csv are trained again from epoch 1"
+    ) in caplog.messages
+    assert outcome.summary["weights_sha256"] == straight.summary["weights_sha256"]
 
 
 def test_a_run_that_finished_no_epoch_starts_again_and_says_so(train, tmp_path, caplog):

@@ -15,6 +15,7 @@ from typing import Any
 
 from multiclass.bench import compile_run
 from multiclass.bench.contestants import installed_rivals, measure, worker
+from multiclass.bench.load import under_load
 from multiclass.bench.machine import cnn_floor, machine
 from multiclass.bench.processes import startup_seconds, sweep_overhead
 from multiclass.bench.report import markdown, skipped_line, summarise
@@ -60,6 +61,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     if not (args.smoke or args.no_processes):
         report["startup"] = startup_seconds(args.repeats)
         report["sweep"] = sweep_overhead(repeats=args.repeats)
+        report["load"] = under_load(args.repeats)
     return report
 
 
@@ -97,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-processes",
         action="store_true",
-        help="skip the whole-process timings (start-up, sweep)",
+        help="skip the whole-process timings (start-up, sweep, the default run under load)",
     )
     parser.add_argument(
         "--compile-run",

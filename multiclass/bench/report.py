@@ -90,6 +90,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"job past the first: {sweep['plots_true_marginal_s']:.2f} s with plots (budget <= "
             f"1.0 s), {sweep['plots_false_marginal_s']:.2f} s without.",
         ]
+    if "load" in report:
+        lines += load_lines(report["load"])
     if report["smoke"]:
         lines.insert(0, "Smoke run: contestants in one process, not a measurement.")
     return "\n".join(lines) + "\n"
@@ -97,3 +99,19 @@ def markdown(report: dict[str, Any]) -> str:
 
 def skipped_line(skipped: tuple[str, ...] | list[str]) -> str:
     return f"- Skipped {', '.join(skipped)}: not installed ({RIVALS_INSTALL})."
+
+
+def load_lines(load: dict[str, Any]) -> list[str]:
+    """The default run's train_time_s idle and beside busy loops, per thread setting."""
+    lines = [
+        "",
+        f"Default run, {load['epochs']} epochs, train_time_s (medians), idle and beside"
+        f" {load['burners']} busy loops:",
+        "",
+        "| setting | idle (s) | loaded (s) | loaded / idle |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, idle in load["idle"].items():
+        loaded = load["loaded"][name]
+        lines.append(f"| {name} | {idle:.2f} | {loaded:.2f} | {loaded / idle:.1f} |")
+    return lines

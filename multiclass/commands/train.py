@@ -96,7 +96,11 @@ class OutputCheck(Callback):
 
 def check_resumable(run_dir: Path) -> None:
     if not (run_dir / "config.yaml").is_file():
-        raise UserError(f"nothing to resume: {run_dir} is not a run directory")
+        why = "it stopped before its run began" if (run_dir / ".hydra").is_dir() else ""
+        raise UserError(
+            f"nothing to resume: {run_dir} is not a run directory"
+            + (f" ({why}: run its command again)" if why else "")
+        )
     read_config(run_dir / "config.yaml")  # readable: one line, not Hydra's error block
 
 

@@ -187,7 +187,7 @@ def start(run: RunState) -> Progress:
         log.info("resuming after epoch %d from %s%s", progress.epoch, last, killed(run.run_dir))
     else:
         progress = fresh
-        not_resumable(run.run_dir)
+        start_over(run.run_dir)
     begin(run.cfg, run.run_dir, run.summary)
     run.recording = True
     return progress
@@ -203,16 +203,25 @@ def killed(run_dir: Path) -> str:
     )
 
 
-def not_resumable(run_dir: Path) -> None:
-    """A run without last.pt: one that finished no epoch starts again (a line says so); one
-    that did cannot go on, and its metrics.csv is not rewritten."""
+def start_over(run_dir: Path) -> None:
+    """A run without last.pt can only start again from epoch 1: said in a line, and refused
+    for a completed run, whose results it would replace."""
     epochs = len(read_csv_rows(run_dir / "metrics.csv"))
-    if epochs:
+    if (read_json(run_dir / "summary.json") or {}).get("status") == "completed":
         raise UserError(
-            f"cannot resume {run_dir}: metrics.csv has {epochs} epoch(s) but there is no {LAST}"
-            f" to go on from; `multiclass-rerun {run_dir}` trains the run again from the start"
+            f"cannot resume {run_dir}: it completed {epochs} epoch(s) but there is no {LAST} to"
+            f" go on from; `multiclass-rerun {run_dir}` trains the run again from the start"
         )
-    log.info("%s finished no epoch before it stopped: starting it from epoch 1", run_dir)
+    if epochs:
+        log.warning(
+            "warning: %s stopped before it saved its first %s: the %d epoch(s) in metrics.csv"
+            " are trained again from epoch 1",
+            run_dir,
+            LAST,
+            epochs,
+        )
+    else:
+        log.info("%s finished no epoch before it stopped: starting it from epoch 1", run_dir)
 
 
 def test_and_save(run: RunState) -> None:
