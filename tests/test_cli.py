@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from multiclass.commands.rerun import main as rerun_main
+from multiclass.lifecycle.artifacts import lock_run_dir
 from tests.conftest import RUN_FILES, run_cli
 
 CLI_FILES = (
@@ -182,3 +183,19 @@ def test_the_console_script_runs_the_same_app():
     )
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load(result.stdout)["model"]["_target_"] == "multiclass.models.cnn"
+
+
+def test_a_sweep_into_a_folder_whose_job_is_running_is_refused_before_it_writes(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    (sweep_dir / "0" / ".hydra").mkdir(parents=True)
+    hydra_record = sweep_dir / "0" / ".hydra" / "config.yaml"
+    hydra_record.write_text("the running job's own\n")
+    with lock_run_dir(sweep_dir / "0"):  # as its running job holds it
+        result = run_cli("-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: {sweep_dir} is in use: its job 0 is running; wait until it ends, or choose"
+        " another hydra.sweep.dir"
+    )
+    assert hydra_record.read_text() == "the running job's own\n"
+    assert sorted(p.name for p in sweep_dir.iterdir()) == ["0"]

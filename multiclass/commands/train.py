@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from multiclass.commands.exits import exit_on_error
 from multiclass.config import CONFIG_DIR  # importing it registers the train.yaml schema
 from multiclass.errors import UserError
-from multiclass.lifecycle.artifacts import lock_run_dir, read_config, writable_folder
+from multiclass.lifecycle.artifacts import LOCK, lock_run_dir, read_config, writable_folder
 from multiclass.validation import check_config
 
 log = logging.getLogger("multiclass")
@@ -89,9 +89,7 @@ class OutputCheck(Callback):
         exit_on_error(check_run_dir, Path(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        exit_on_error(
-            lambda path: writable_folder(path, "hydra.sweep.dir"), Path(config.hydra.sweep.dir)
-        )
+        exit_on_error(check_sweep_dir, Path(config.hydra.sweep.dir))
 
 
 def check_resumable(run_dir: Path) -> None:
@@ -102,6 +100,20 @@ def check_resumable(run_dir: Path) -> None:
             + (f" ({why}: run its command again)" if why else "")
         )
     read_config(run_dir / "config.yaml")  # readable: one line, not Hydra's error block
+
+
+def check_sweep_dir(sweep_dir: Path) -> None:
+    """Writable, and no job of it running: Hydra would rewrite a running job's .hydra/ before
+    that job's lock could refuse the second sweep."""
+    writable_folder(sweep_dir, "hydra.sweep.dir")
+    for lock in sorted(sweep_dir.glob(f"*/{LOCK}")):
+        try:
+            lock_run_dir(lock.parent).close()
+        except UserError:
+            raise UserError(
+                f"{sweep_dir} is in use: its job {lock.parent.name} is running; wait until it"
+                " ends, or choose another hydra.sweep.dir"
+            ) from None
 
 
 def check_run_dir(run_dir: Path) -> None:
