@@ -144,7 +144,10 @@ def test_a_resume_that_fails_before_it_restored_leaves_a_completed_run_as_it_was
     (run_dir / "last.pt").write_bytes(b"damaged")
     before = files_of(run_dir)
     outcome = resume(run_dir, "trainer.epochs=4")
-    assert outcome.status == "failed" and outcome.summary["error"].startswith("cannot resume")
+    assert outcome.status == "failed"
+    assert outcome.summary["error"].startswith(
+        f"cannot resume from {run_dir / 'last.pt'}: not a readable checkpoint, damaged or truncated"
+    )
     assert files_of(run_dir) == before  # summary.json still says completed, config.yaml 2 epochs
 
 

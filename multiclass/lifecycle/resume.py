@@ -57,11 +57,17 @@ def restore(path: Path, model: nn.Module, task: Task) -> Progress:
     last.pt, so it has them all)."""
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, overwritten, or not a checkpoint at all
+        raise UserError(
+            f"cannot resume from {path}: not a readable checkpoint, damaged or truncated"
+            f" ({type(error).__name__})"
+        ) from None
+    try:
         model.load_state_dict(content["model"])
         task.optimizer.load_state_dict(content["optimizer"])
         if task.schedule is not None:
             task.schedule.scheduler.load_state_dict(content["scheduler"])
-    except Exception as error:  # truncated, not a checkpoint, or of another model
+    except Exception as error:  # of another model or optimizer
         raise UserError(
             f"cannot resume from {path}: {' '.join(str(error).split())[:200]}"
         ) from None
