@@ -184,3 +184,17 @@ def test_only_callables_taking_input_shape_and_num_outputs_are_builders(target):
     with pytest.raises(UserError, match="is not a function or class taking input_shape"):
         model_builder(target)
     assert model_builder("multiclass.models.mlp") is mlp
+
+
+def test_a_resume_without_the_users_module_leaves_the_completed_run_as_it_was(user_code, tmp_path):
+    """PYTHONPATH forgotten: the resume fails in one line and the run keeps its record."""
+    run_dir = tmp_path / "run"
+    assert train_user_model(user_code, run_dir, "model=my_model")[0].status == "completed"
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    sys.path.remove(str(tmp_path))
+    sys.modules.pop(MODULE)
+    resume = (f"resume={run_dir}", "trainer.epochs=3")
+    outcome = execute(compose_config(*TINY_RUN, *resume), run_dir, resume)
+    assert outcome.status == "failed"
+    assert f"model._target_ {MODULE}.Residual cannot be imported" in outcome.summary["error"]
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
