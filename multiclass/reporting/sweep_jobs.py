@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from multiclass.errors import UserError
+from multiclass.lifecycle.outcome import SUMMARY_FIELDS
 from multiclass.reporting.runs import RunRecord, find_runs
 
 FIGURES = (
@@ -123,26 +124,10 @@ def build_report(paths: Sequence[Path], objective: str = DEFAULT_OBJECTIVE) -> S
     if not records:
         raise UserError(f"no run directories under {', '.join(str(p) for p in paths)}")
     figures = {key for r in records for key, value in r.summary.items() if is_figure(value)}
-    if objective not in figures | set(RANKABLE):
-        known = ", ".join(sorted(figures | set(RANKABLE)))
+    if objective not in figures | set(SUMMARY_FIELDS):  # a killed run's summary has fewer
+        known = ", ".join(sorted(figures))
         raise UserError(f"--objective {objective} is no figure of a run; the figures: {known}")
     return SweepReport(records, swept_keys(records), objective)
-
-
-# summary.json's figures a sweep can be ranked by (a killed run's summary has fewer)
-RANKABLE = (
-    "test_acc",
-    "test_loss",
-    "test_error",
-    "best_val_acc",
-    "best_epoch",
-    "epochs",
-    "train_loss",
-    "train_acc",
-    "num_params",
-    "train_time_s",
-    "samples_per_s",
-)
 
 
 def is_figure(value: object) -> bool:
