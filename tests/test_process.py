@@ -82,33 +82,47 @@ def summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_ends_the_run_as_interrupted_and_it_resumes(tmp_path, signum):
-    run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "multiclass", *SLOW, f"hydra.run.dir={run_dir}"]
-    command.append("trainer.progress=false")
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+def epochs_done(run_dir: Path) -> int:
     metrics = run_dir / "metrics.csv"
-    deadline = time.monotonic() + 120
-    while not (metrics.exists() and len(metrics.read_text().splitlines()) > 1):
-        assert time.monotonic() < deadline and process.poll() is None, "no epoch came"
-        time.sleep(0.01)
-    assert family(process.pid) == []  # no helper process: it trains where it was started
-    process.send_signal(signum)
-    _, stderr = process.communicate(timeout=60)
+    return max(0, len(metrics.read_text().splitlines()) - 1) if metrics.exists() else 0
 
-    assert process.returncode == 128 + signum  # 130 for Ctrl-C, 143 for SIGTERM
-    interrupted = summary(run_dir)
-    assert interrupted["status"] == "interrupted" and 1 <= interrupted["epochs"] < 4
-    assert (run_dir / "last.pt").exists()
-    how = "by the user" if signum == signal.SIGINT else "by SIGTERM"
-    assert stderr.strip().splitlines()[-1].endswith(f"[ERROR] error: interrupted {how}")
-    assert "Traceback" not in stderr
 
-    resume = [f"resume={run_dir}"]
-    resumed = execute(compose_config(*QUIET, *SLOW, *resume), run_dir, resume)
-    assert resumed.status == "completed" and resumed.summary["epochs"] == 4
-    assert resumed.summary["resumed_at"] == [interrupted["epochs"]]
+def test_sigint_and_sigterm_end_a_run_as_interrupted_and_it_resumes(tmp_path):
+    """Both signals at once, to two runs side by side (one subprocess's wait each)."""
+    runs = {signal.SIGINT: tmp_path / "sigint", signal.SIGTERM: tmp_path / "sigterm"}
+    processes = {
+        signum: subprocess.Popen(
+            [sys.executable, "-m", "multiclass", *SLOW, f"hydra.run.dir={run_dir}"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for signum, run_dir in runs.items()
+    }
+    waiting, deadline = set(runs), time.monotonic() + 120
+    while waiting:  # each gets its signal once its first epoch is done
+        for signum in list(waiting):
+            process = processes[signum]
+            assert time.monotonic() < deadline and process.poll() is None, "no epoch came"
+            if epochs_done(runs[signum]):
+                assert family(process.pid) == []  # no helper: it trains where it was started
+                process.send_signal(signum)
+                waiting.remove(signum)
+        time.sleep(0.005)
+    for signum, process in processes.items():
+        _, stderr = process.communicate(timeout=60)
+        run_dir = runs[signum]
+        assert process.returncode == 128 + signum  # 130 for Ctrl-C, 143 for SIGTERM
+        interrupted = summary(run_dir)
+        assert interrupted["status"] == "interrupted" and 1 <= interrupted["epochs"] < 4
+        assert (run_dir / "last.pt").exists()
+        how = "by the user" if signum == signal.SIGINT else "by SIGTERM"
+        assert stderr.strip().splitlines()[-1].endswith(f"[ERROR] error: interrupted {how}")
+        assert "Traceback" not in stderr
+
+        resume = [f"resume={run_dir}"]
+        resumed = execute(compose_config(*QUIET, *SLOW, *resume), run_dir, resume)
+        assert resumed.status == "completed" and resumed.summary["epochs"] == 4
+        assert resumed.summary["resumed_at"] == [interrupted["epochs"]]
 
 
 def test_breakpoint_in_a_users_model_stops_at_a_working_pdb_prompt(user_models):
