@@ -34,10 +34,13 @@ class Rule:
     choices: tuple[str, ...] = ()
     optional: bool = False
     items: "Rule | None" = None
+    one_of: tuple["Rule", ...] = ()  # kind object: what any of these rules allows
 
     def allows(self, value: Any) -> bool:
         if value is None:
             return self.optional
+        if self.one_of:
+            return any(rule.allows(value) for rule in self.one_of)
         if self.kind is list:
             return isinstance(value, list | tuple) and all(map(self.items.allows, value))
         if not self.has_kind(value):
@@ -62,7 +65,9 @@ class Rule:
 
     def describe(self) -> str:
         """What is allowed, in words: 'a number above 0 and below 1, or null'."""
-        if self.kind is list:
+        if self.one_of:
+            text = " or ".join(rule.describe() for rule in self.one_of)
+        elif self.kind is list:
             text = f"a list of {self.items.describe_plural()}"
         elif self.choices:
             text = "one of " + ", ".join(self.choices)
@@ -73,6 +78,8 @@ class Rule:
         return f"{text}, or null" if self.optional else text
 
     def describe_plural(self) -> str:
+        if self.one_of:
+            return " or ".join(rule.describe_plural() for rule in self.one_of)
         if self.kind is list:
             return f"lists of {self.items.describe_plural()}"
         names = {int: "integers", float: "numbers", bool: "true/false values", str: "texts"}
@@ -122,6 +129,10 @@ def listing(items: Rule, optional: bool = False) -> Rule:
     return Rule(list, items=items, optional=optional)
 
 
+def either(*rules: Rule) -> Rule:
+    return Rule(object, one_of=rules)
+
+
 FRACTION = number(0, 1, open_high=True)  # a share of the data, of a unit's outputs
 ACTIVATION = choice("relu", "leaky_relu", "sigmoid", "tanh", "gelu")
 
@@ -145,7 +156,7 @@ RULES: dict[str, Rule] = {
     "trainer.layer_stats": flag(),
     "trainer.divergence_factor": number(1, open_low=True, optional=True),
     # dataset
-    "dataset.classes": listing(integer(0), optional=True),
+    "dataset.classes": listing(either(integer(0), text()), optional=True),  # index or name
     "dataset.limit": integer(1, optional=True),
     "dataset.val_fraction": FRACTION,
     "dataset.test_fraction": number(0, 1, open_low=True, open_high=True),

@@ -34,6 +34,9 @@ def every_config() -> tuple[DictConfig, ...]:
 def bad_values(rule: Rule) -> list[Any]:
     """Values `rule` refuses: another type, null where it is not optional, past each bound,
     a list item of the wrong kind."""
+    if rule.one_of:  # what none of the alternatives allows
+        values = [v for one in rule.one_of for v in bad_values(one)]
+        return [v for v in values if not rule.allows(v)]
     wrong_type = {int: "abc", float: "abc", bool: "maybe", str: 12345, list: "abc"}
     values = [wrong_type[rule.kind]]
     if not rule.optional:
@@ -100,3 +103,10 @@ def test_the_command_line_says_it_in_one_line_and_writes_nothing(tmp_path, overr
     assert done.returncode == 1
     assert done.stderr.strip() == message
     assert not (tmp_path / "run").exists()
+
+
+def test_classes_are_taken_by_index_or_by_name():
+    check_config(compose_config("dataset.classes=[0,2]"))
+    check_config(compose_config("dataset=table", "dataset.classes=[setosa,virginica]"))
+    with pytest.raises(UserError, match=r"^dataset.classes must be a list of integers >= 0 or"):
+        check_config(compose_config("dataset.classes=[1.5]"))
