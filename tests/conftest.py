@@ -1,5 +1,6 @@
 """Shared helpers: compose a config as the CLI would, run it in-process, run the CLI."""
 
+import json
 import os
 import subprocess
 import sys
@@ -37,6 +38,17 @@ def train(tmp_path: Path) -> Callable[..., Outcome]:
         return execute(cfg, run_dir or tmp_path / f"run{next(counter)}")
 
     return run
+
+
+def files_of(folder: Path, but: tuple[str, ...] = ()) -> dict[str, bytes]:
+    """Every file under `folder` (.hydra/ too) with its bytes, but those named in `but`: what a
+    command that must change nothing is compared by."""
+    files = (p for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in but)
+    return {str(path.relative_to(folder)): path.read_bytes() for path in files}
+
+
+def read_summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

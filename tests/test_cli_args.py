@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from multiclass.commands import evaluate, predict, rerun, resume
+from tests.conftest import files_of
 
 SCRIPTS = {
     entry.name: entry
@@ -80,10 +81,6 @@ def damaged(tmp_path: Path, sweep: bool) -> tuple[Path, Path]:
     return target, run_dir / "config.yaml"
 
 
-def contents(folder: Path) -> dict[Path, bytes]:
-    return {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
-
-
 @pytest.mark.parametrize(
     ("command", "sweep"),
     [(rerun, False), (resume, False), (resume, True)],
@@ -93,7 +90,7 @@ def test_a_damaged_config_is_one_line_naming_it_and_changes_nothing(
     command, sweep, tmp_path, monkeypatch, capsys
 ):
     target, config = damaged(tmp_path, sweep)
-    before = contents(target)
+    before = files_of(target)
     monkeypatch.setattr(sys, "argv", ["multiclass"])  # resume hands its own on to Hydra
     with pytest.raises(SystemExit) as ended:
         command.main(
@@ -103,4 +100,4 @@ def test_a_damaged_config_is_one_line_naming_it_and_changes_nothing(
     out, err = capsys.readouterr()
     assert err.startswith(f"error: {config}: not a readable config") and not out
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert contents(target) == before and sorted(tmp_path.iterdir()) == [target]
+    assert files_of(target) == before and sorted(tmp_path.iterdir()) == [target]

@@ -2,7 +2,6 @@
 `interrupted` and it resumes; breakpoint(), pdb, cProfile and full tracebacks reach the
 training; no child process is started."""
 
-import json
 import os
 import pstats
 import re
@@ -18,7 +17,7 @@ import torch
 
 from multiclass.config import compose_config
 from multiclass.lifecycle.run import execute
-from tests.conftest import QUIET, family
+from tests.conftest import QUIET, family, read_summary
 
 # 180 single-sample steps an epoch: slow enough to signal mid-run, fast enough to test.
 SLOW = ["dataset.limit=200", "trainer.batch_size=1", "trainer.epochs=4", "plots=false"]
@@ -79,10 +78,6 @@ def user_models(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def summary(run_dir: Path) -> dict:
-    return json.loads((run_dir / "summary.json").read_text())
-
-
 def test_sigint_and_sigterm_end_a_run_as_interrupted_and_it_resumes(tmp_path):
     """Both signals at once, to two runs side by side (one subprocess's wait each)."""
     runs = {signal.SIGINT: tmp_path / "sigint", signal.SIGTERM: tmp_path / "sigterm"}
@@ -108,7 +103,7 @@ def test_sigint_and_sigterm_end_a_run_as_interrupted_and_it_resumes(tmp_path):
         _, stderr = process.communicate(timeout=60)
         run_dir = runs[signum]
         assert process.returncode == 128 + signum  # 130 for Ctrl-C, 143 for SIGTERM
-        interrupted = summary(run_dir)
+        interrupted = read_summary(run_dir)
         assert interrupted["status"] == "interrupted" and interrupted["epochs"] < 4
         saved = torch.load(run_dir / "last.pt", weights_only=True)["epoch"]
         how = "by the user" if signum == signal.SIGINT else "by SIGTERM"
@@ -129,7 +124,7 @@ def test_breakpoint_in_a_users_model_stops_at_a_working_pdb_prompt(user_models):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "(Pdb) 42" in done.stdout  # the prompt answered inside the user's forward
-    assert summary(user_models / "run")["status"] == "completed"
+    assert read_summary(user_models / "run")["status"] == "completed"
 
 
 def test_a_users_exception_is_one_line_or_with_hydra_full_error_pythons_traceback(
@@ -151,7 +146,7 @@ def test_a_users_exception_is_one_line_or_with_hydra_full_error_pythons_tracebac
     assert lines[-1] == "ValueError: the user's own bug"  # Python's own traceback, to the end
     assert f'File "{user_models / "user_models.py"}"' in full.stderr
     assert 'raise ValueError("the user\'s own bug")' in full.stderr
-    assert summary(user_models / "full")["status"] == "failed"  # the record is still written
+    assert read_summary(user_models / "full")["status"] == "failed"  # the record is still written
 
 
 def test_cprofile_sees_the_training(tmp_path):

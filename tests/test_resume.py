@@ -1,7 +1,6 @@
 """Resume after a crash (a real kill -9), best.pt and early stopping, and what a resume refuses."""
 
 import csv
-import json
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from multiclass.lifecycle.artifacts import lock_run_dir, weights_sha256
 from multiclass.lifecycle.checkpoint import load_classifier
 from multiclass.lifecycle.run import execute
 from multiclass.reporting.runs import read_run
-from tests.conftest import QUIET, family, run_cli
+from tests.conftest import QUIET, family, files_of, read_summary, run_cli
 
 # 180 single-sample steps an epoch: slow enough to kill between epochs, fast enough to test.
 SLOW = ["dataset.limit=200", "trainer.batch_size=1", "model.dropout=0.2", "trainer.epochs=6"]
@@ -24,10 +23,6 @@ TIMED = ("train_seconds", "epoch_seconds")
 def metrics_without_times(run_dir):
     with open(run_dir / "metrics.csv") as file:
         return [{k: v for k, v in row.items() if k not in TIMED} for row in csv.DictReader(file)]
-
-
-def summary(run_dir):
-    return json.loads((run_dir / "summary.json").read_text())
 
 
 def resume(run_dir, *overrides):
@@ -56,7 +51,7 @@ def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_runs_weights(train, t
     straight = train(*SLOW, run_dir=tmp_path / "straight")
     killed = tmp_path / "killed"
     kill_after_epochs(killed, 2, *SLOW)
-    assert summary(killed)["status"] == "running"  # written first: the kill left it so
+    assert read_summary(killed)["status"] == "running"  # written first: the kill left it so
     assert read_run(killed).status == "killed"  # no process holds its lock
     with lock_run_dir(killed):
         assert read_run(killed).status == "running"
@@ -70,7 +65,7 @@ def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_runs_weights(train, t
     assert "it was killed without warning: SIGKILL, which the out-of-memory killer" in caplog.text
     assert outcome.summary["weights_sha256"] == straight.summary["weights_sha256"]
     assert metrics_without_times(killed) == metrics_without_times(tmp_path / "straight")
-    assert summary(killed)["test_acc"] == straight.summary["test_acc"]
+    assert read_summary(killed)["test_acc"] == straight.summary["test_acc"]
 
 
 def test_a_resume_can_train_longer_and_a_finished_run_is_left_alone(train, tmp_path):
@@ -131,11 +126,6 @@ def test_resuming_a_folder_with_no_run_is_one_line_and_creates_nothing(tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: nothing to resume: {missing} is not a run directory"
     assert not missing.exists()
-
-
-def files_of(run_dir):
-    """Every file of a run directory (and its .hydra/) with its bytes."""
-    return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
 
 
 def test_a_resume_that_fails_before_it_restored_leaves_a_completed_run_as_it_was(train, tmp_path):
@@ -211,6 +201,20 @@ def test_multiclass_resume_continues_a_run_and_keeps_its_hydra_record(train, tmp
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
-    assert summary(run_dir)["epochs"] == 2 and summary(run_dir)["resumed_at"] == [1]
+    assert read_summary(run_dir)["epochs"] == 2 and read_summary(run_dir)["resumed_at"] == [1]
     after = files_of(run_dir)
     assert {k: v for k, v in after.items() if k.startswith(".hydra")} == hydra_files
+
+
+def test_a_resume_of_a_damaged_config_is_one_line_and_changes_nothing(train, tmp_path):
+    """The check is where every resume reads the saved config (a sweep's jobs too)."""
+    run_dir = tmp_path / "run"
+    train("dataset.limit=300", "trainer.epochs=1", run_dir=run_dir)
+    (run_dir / "config.yaml").write_text("dataset: [1, 2\nmodel: {")
+    before = files_of(run_dir)
+    outcome = resume(run_dir, "trainer.epochs=2")
+    assert outcome.status == "failed"
+    assert outcome.summary["error"] == (
+        f"{run_dir / 'config.yaml'}: not a readable config (ParserError at line 2, column 6)"
+    )
+    assert files_of(run_dir) == before

@@ -18,7 +18,7 @@ from multiclass.engine import Examples, evaluate
 from multiclass.errors import UserError
 from multiclass.lifecycle.run import execute
 from multiclass.models import mlp, model_builder
-from tests.conftest import QUIET, run_cli
+from tests.conftest import QUIET, files_of, run_cli
 
 MODULE = "my_models"
 USER_MODELS = '''
@@ -190,11 +190,11 @@ def test_a_resume_without_the_users_module_leaves_the_completed_run_as_it_was(us
     """PYTHONPATH forgotten: the resume fails in one line and the run keeps its record."""
     run_dir = tmp_path / "run"
     assert train_user_model(user_code, run_dir, "model=my_model")[0].status == "completed"
-    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    before = files_of(run_dir)
     sys.path.remove(str(tmp_path))
     sys.modules.pop(MODULE)
     resume = (f"resume={run_dir}", "trainer.epochs=3")
     outcome = execute(compose_config(*TINY_RUN, *resume), run_dir, resume)
     assert outcome.status == "failed"
     assert f"model._target_ {MODULE}.Residual cannot be imported" in outcome.summary["error"]
-    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+    assert files_of(run_dir) == before

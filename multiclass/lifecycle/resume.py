@@ -18,7 +18,7 @@ from torch import nn
 
 from multiclass.engine import EpochMetrics, Progress, Task
 from multiclass.errors import UserError
-from multiclass.lifecycle.artifacts import read_csv_rows, read_json, write_atomic
+from multiclass.lifecycle.artifacts import read_config, read_csv_rows, read_json, write_atomic
 from multiclass.schedulers import spans_the_run
 
 LAST = "last.pt"
@@ -156,7 +156,7 @@ def resumed_config(cfg: DictConfig, run_dir: Path, overrides: Iterable[str]) -> 
     saved_path = run_dir / "config.yaml"
     if not saved_path.exists():
         return cfg
-    saved = OmegaConf.load(saved_path)
+    saved = read_config(saved_path)  # a damaged file: one line naming it
     epochs = saved.trainer.epochs
     for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")

@@ -181,21 +181,22 @@ def start(run: RunState) -> Progress:
     if run.recording:
         return fresh
     last = run.run_dir / LAST
+    status = (read_json(run.run_dir / "summary.json") or {}).get("status")  # how it stopped
     if last.exists():
         progress = restore(last, run.built.model, run.built.task)
         run.summary["resumed_at"] = [progress.epoch]
-        log.info("resuming after epoch %d from %s%s", progress.epoch, last, killed(run.run_dir))
+        log.info("resuming after epoch %d from %s%s", progress.epoch, last, killed(status))
     else:
         progress = fresh
-        start_over(run.run_dir)
+        start_over(run.run_dir, status)
     begin(run.cfg, run.run_dir, run.summary)
     run.recording = True
     return progress
 
 
-def killed(run_dir: Path) -> str:
+def killed(status: str | None) -> str:
     """What a run left `running` says: it was killed with no chance to record it."""
-    if (read_json(run_dir / "summary.json") or {}).get("status") != "running":
+    if status != "running":
         return ""
     return (
         " (it was killed without warning: SIGKILL, which the out-of-memory killer sends, or a"
@@ -203,11 +204,11 @@ def killed(run_dir: Path) -> str:
     )
 
 
-def start_over(run_dir: Path) -> None:
+def start_over(run_dir: Path, status: str | None) -> None:
     """A run without last.pt can only start again from epoch 1: said in a line, and refused
     for a completed run, whose results it would replace."""
     epochs = len(read_csv_rows(run_dir / "metrics.csv"))
-    if (read_json(run_dir / "summary.json") or {}).get("status") == "completed":
+    if status == "completed":
         raise UserError(
             f"cannot resume {run_dir}: it completed {epochs} epoch(s) but there is no {LAST} to"
             f" go on from; `multiclass-rerun {run_dir}` trains the run again from the start"

@@ -89,9 +89,7 @@ class SweepReport:
 
     def score(self, record: RunRecord) -> float | None:
         value = record.summary.get(self.objective)
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-            return None
-        return float(value)
+        return float(value) if is_figure(value) and not math.isnan(value) else None
 
     def ranked(self) -> list[RunRecord]:
         """Completed jobs best first, then jobs without the objective, then unfinished jobs."""
