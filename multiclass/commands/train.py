@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from multiclass.commands.exits import exit_on_error
 from multiclass.config import CONFIG_DIR  # importing it registers the train.yaml schema
 from multiclass.errors import UserError
-from multiclass.lifecycle.artifacts import LOCK, lock_run_dir, read_config, writable_folder
+from multiclass.lifecycle.artifacts import LOCK, lock_run_dir, writable_folder
 from multiclass.validation import check_config
 
 log = logging.getLogger("multiclass")
@@ -99,7 +99,6 @@ def check_resumable(run_dir: Path) -> None:
             f"nothing to resume: {run_dir} is not a run directory"
             + (f" ({why}: run its command again)" if why else "")
         )
-    read_config(run_dir / "config.yaml")  # readable: one line, not Hydra's error block
 
 
 def check_sweep_dir(sweep_dir: Path) -> None:
