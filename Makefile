@@ -6,8 +6,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Every extra the tests use: dev tools, parallel and cluster launchers, search, Parquet files,
-# trackers, the benchmark's Lightning and fastai contestants.
-EXTRAS ?= dev,parallel,cluster,search,parquet,tensorboard,mlflow,bench
+# trackers, timm's models, the benchmark's Lightning and fastai contestants.
+EXTRAS ?= dev,parallel,cluster,search,parquet,tensorboard,mlflow,timm,bench
 
 .PHONY: run test lint reproduce bench wheel
 

@@ -7,11 +7,16 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+# trainer.monitor's choices: the validation figure that picks the best epoch (best.pt,
+# `test_on: best`, early stopping, what a sweep or search optimises), and which way is better.
+MONITORS = {"val_acc": "max", "val_loss": "min", "val_macro_f1": "max", "val_balanced_acc": "max"}
+
 
 @dataclass
 class EarlyStopping:
-    """Stop when validation accuracy has not beaten its best by more than `min_delta` for
-    `patience` epochs; `patience: null` (the default) never stops early."""
+    """Stop when the monitored validation figure (`trainer.monitor`) has not beaten its best
+    by more than `min_delta` for `patience` epochs; `patience: null` (the default) never stops
+    early."""
 
     patience: int | None = None
     min_delta: float = 0.0
@@ -29,6 +34,7 @@ class TrainerSettings:
     log_every: int = 1  # a log line every N epochs (and for the last); metrics.csv has all
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
     test_on: str = "last"  # the weights the test figures and model.pt come from: last or best
+    monitor: str = "val_acc"  # what makes an epoch the best (MONITORS)
     checkpoint_every_s: float = 0.0  # last.pt after an epoch once this long since the last one
     layer_stats: bool = True  # layers.csv/.png: per-layer gradients and activations, each log_every
     divergence_factor: float | None = 1e3  # diverged: train loss over this x chance's; null: off

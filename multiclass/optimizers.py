@@ -4,14 +4,16 @@ a CPU). `optimizer.fused` or `optimizer.foreach` set in the config are taken as 
 
 import inspect
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
 PartialOptimizer = Callable[..., torch.optim.Optimizer]
+Parameters = Iterable[torch.nn.Parameter] | list[dict[str, Any]]  # or parameter groups
 
 
 def build_optimizer(
-    make: PartialOptimizer, parameters: Iterable[torch.nn.Parameter], device: torch.device
+    make: PartialOptimizer, parameters: Parameters, device: torch.device
 ) -> torch.optim.Optimizer:
     """`make` is the `optimizer` group's partial; it gets `fused=True` where that works."""
     chosen = getattr(make, "keywords", {})

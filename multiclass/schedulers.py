@@ -47,6 +47,11 @@ def build_schedule(
     for key in RUN_LENGTH:
         if key in settings and settings[key] is None:
             settings[key] = length
+    groups = optimizer.param_groups
+    if isinstance(settings.get("max_lr"), int | float) and len(groups) > 1:
+        # one max_lr a group, in the groups' own ratio (a backbone's lower lr stays lower)
+        settings["max_lr"] = [settings["max_lr"] * g["lr"] / groups[0]["lr"] for g in groups]
+        settings["_convert_"] = "all"  # a list, not Hydra's ListConfig, which torch cannot divide
     return Schedule(checked(instantiate(settings), settings, optimizer), interval)
 
 
@@ -56,9 +61,11 @@ def checked(
     """`make(optimizer)`, once a copy on a throwaway optimizer has taken a step: torch accepts
     some bad values (StepLR's step_size=0) and fails only as it steps, after a whole epoch."""
     try:
-        probe = torch.optim.SGD(
-            [torch.nn.Parameter(torch.zeros(1))], lr=optimizer.param_groups[0]["lr"], momentum=0.9
-        )
+        groups = [
+            {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": group["lr"]}
+            for group in optimizer.param_groups
+        ]
+        probe = torch.optim.SGD(groups, lr=optimizer.param_groups[0]["lr"], momentum=0.9)
         trial = make(probe)
         probe.step()  # before the scheduler's, as torch expects
         trial.step()

@@ -17,7 +17,7 @@ from multiclass.errors import UserError
 
 NOT_CHECKED = ("hydra", "reproduces", "callbacks")  # Hydra's own; bookkeeping; by their class
 MARKERS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
-NULL_GROUPS = ("scheduler",)  # groups whose `none` option is null: no schedule
+NULL_GROUPS = ("scheduler", "augment")  # groups whose `none` option is null
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,7 @@ RULES: dict[str, Rule] = {
     "trainer.early_stopping.patience": integer(1, optional=True),
     "trainer.early_stopping.min_delta": number(0),
     "trainer.test_on": choice("last", "best"),
+    "trainer.monitor": choice("val_acc", "val_loss", "val_macro_f1", "val_balanced_acc"),
     "trainer.checkpoint_every_s": number(0),
     "trainer.layer_stats": flag(),
     "trainer.divergence_factor": number(1, open_low=True, optional=True),
@@ -189,6 +190,15 @@ RULES: dict[str, Rule] = {
     "model.kernel_size": integer(1),
     "model.padding": integer(0),
     "model.pool": integer(1),
+    "model.convs_per_block": integer(1),
+    "model.batch_norm": flag(),
+    "model.name": text(),
+    "model.weights": text(optional=True),
+    "model.freeze": choice("backbone", optional=True),
+    "model.backbone_lr": number(0, open_low=True),
+    # augment
+    "augment.padding": integer(0),
+    "augment.flip": flag(),
     # loss
     "loss.weight": listing(number(0), optional=True),
     "loss.pos_weight": listing(number(0, open_low=True), optional=True),

@@ -18,6 +18,7 @@ QUIET = ["trainer.progress=false", "plots=false"]
 RUN_FILES = (
     "config.yaml",
     "metrics.csv",
+    "per_class.csv",
     "summary.json",
     "model.pt",
     "curves.png",

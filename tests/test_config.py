@@ -37,7 +37,8 @@ def test_the_groups_hold_the_documented_options():
         "toy",
         "xor",
     ]
-    assert options("model") == ["cnn", "linear", "mlp"]
+    assert options("model") == ["cnn", "linear", "mlp", "timm", "torchvision"]
+    assert options("augment") == ["flip_crop", "none", "trivial_augment"]
     assert options("loss") == ["bce", "bce_with_logits", "cross_entropy", "nll"]
     assert options("optimizer") == ["adam", "adamw", "sgd"]
     assert options("scheduler") == ["cosine", "none", "onecycle", "step"]

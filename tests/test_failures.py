@@ -2,6 +2,7 @@
 folder that cannot be written, corrupt IDX files, a full disk, a seed out of range, a loss
 that explodes, two runs in one directory."""
 
+import dataclasses
 import errno
 import json
 import logging
@@ -130,7 +131,7 @@ def full_disk_at(monkeypatch, name: str, write: int, stays_full: bool) -> None:
 
 def whole_rows(run_dir: Path) -> list[list[str]]:
     rows = [line.split(",") for line in (run_dir / "metrics.csv").read_text().splitlines()]
-    assert {len(row) for row in rows} == {8}
+    assert {len(row) for row in rows} == {len(dataclasses.fields(EpochMetrics))}
     return rows
 
 
@@ -203,7 +204,18 @@ def test_an_append_the_disk_cut_short_is_cut_back(tmp_path, monkeypatch):
 
 
 def epoch_row(epoch: int) -> EpochMetrics:
-    return EpochMetrics(epoch, 0.5, 0.9, None, None, 0.001, 0.1, 0.1)
+    return EpochMetrics(
+        epoch=epoch,
+        train_loss=0.5,
+        train_acc=0.9,
+        val_loss=None,
+        val_acc=None,
+        val_macro_f1=None,
+        val_balanced_acc=None,
+        lr=0.001,
+        train_seconds=0.1,
+        epoch_seconds=0.1,
+    )
 
 
 # 4. A seed outside what numpy and scikit-learn take.

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from multiclass.config import compose_config
@@ -47,10 +48,14 @@ def kill_after_epochs(run_dir, epochs, *overrides):
     assert process.wait(timeout=60) == -signal.SIGKILL, "the run ended before it was killed"
 
 
-def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_runs_weights(train, tmp_path, caplog):
-    straight = train(*SLOW, run_dir=tmp_path / "straight")
+@pytest.mark.parametrize("augment", ["none", "flip_crop"])
+def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_runs_weights(
+    train, tmp_path, caplog, augment
+):
+    slow = [*SLOW, f"augment={augment}"]
+    straight = train(*slow, run_dir=tmp_path / "straight")
     killed = tmp_path / "killed"
-    kill_after_epochs(killed, 2, *SLOW)
+    kill_after_epochs(killed, 2, *slow)
     assert read_summary(killed)["status"] == "running"  # written first: the kill left it so
     assert read_run(killed).status == "killed"  # no process holds its lock
     with lock_run_dir(killed):

@@ -22,6 +22,8 @@ METRIC_COLUMNS = [
     "train_acc",
     "val_loss",
     "val_acc",
+    "val_macro_f1",
+    "val_balanced_acc",
     "lr",
     "train_seconds",
     "epoch_seconds",

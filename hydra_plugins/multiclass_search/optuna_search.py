@@ -21,7 +21,7 @@ class OptunaSearchConf:
 
     _target_: str = "hydra_plugins.multiclass_search.optuna_search.OptunaSearchSweeper"
     _recursive_: bool = False  # the search builds the sampler itself (it offsets the seed)
-    direction: str = "maximize"  # or minimize: what the app returns (best_val_acc here)
+    direction: str = "maximize"  # or minimize: the app returns trainer.monitor's best figure
     study_name: str = "search"  # the study in `storage` that the same command continues
     storage: str | None = None  # an SQLAlchemy URL, e.g. sqlite:///outputs/search/x.db
     n_trials: int = 20  # trials the study should have in all, counting earlier commands'

@@ -6,7 +6,8 @@ and layer statistics, and a user's own class joins the list from their `--config
 Events, in the order a run fires them (each gets the run's `RunState` first):
 - `on_run_start`: config.yaml written, nothing built yet;
 - `on_fit_start`: data, model and optimizer built, `progress` restored on a resume;
-- `on_epoch_end(row, improved)`: after each epoch, `improved` when its val_acc is the best yet;
+- `on_epoch_end(row, improved)`: after each epoch, `improved` when its `trainer.monitor` figure
+  (val_acc by default) is the best yet;
   setting `run.progress.stopped_early` ends training after this epoch;
 - `on_layer_stats(epoch, rows)`: the layer statistics of an epoch were measured;
 - `on_test_end(tested)`: the test figures are in the summary and model.pt is saved;

@@ -1,5 +1,6 @@
-"""best.pt whenever an epoch has the best val_acc so far, then last.pt, which a resume needs
-(in that order: a kill between them loses nothing a resume needs)."""
+"""best.pt whenever an epoch has the best `trainer.monitor` figure so far (val_acc by default),
+then last.pt, which a resume needs (in that order: a kill between them loses nothing a resume
+needs)."""
 
 import time
 

@@ -1,5 +1,6 @@
 """Early stopping: training ends once `trainer.early_stopping.patience` epochs have passed
-without a better val_acc (better: above the best by more than `min_delta`)."""
+without a better `trainer.monitor` figure (better: above the best by more than `min_delta`;
+below it for val_loss)."""
 
 from multiclass.callbacks import Callback, RunState
 from multiclass.engine import EpochMetrics

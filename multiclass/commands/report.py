@@ -12,7 +12,12 @@ from pathlib import Path
 from multiclass.commands.exits import command_parser
 from multiclass.errors import UserError
 from multiclass.reporting.sweep import best_line, console_lines, write_report
-from multiclass.reporting.sweep_jobs import DEFAULT_OBJECTIVE, SweepReport, build_report
+from multiclass.reporting.sweep_jobs import (
+    DEFAULT_OBJECTIVE,
+    MONITORED_OBJECTIVE,
+    SweepReport,
+    build_report,
+)
 
 log = logging.getLogger("multiclass")
 
@@ -21,10 +26,11 @@ def report_sweep(
     paths: Sequence[Path],
     out_dir: Path,
     plots: bool = True,
-    objective: str = DEFAULT_OBJECTIVE,
+    objective: str | None = None,
     top: int = 5,
 ) -> SweepReport | None:
-    """Write the report of the runs under `paths` into `out_dir` and print its best `top` rows;
+    """Write the report of the runs under `paths` into `out_dir` and print its best `top` rows,
+    ranked by `objective` (None: what the runs returned to their sweeper, see build_report);
     a report that cannot be made is one logged line (it never undoes the sweep it reports)."""
     try:
         report = build_report(paths, objective)
@@ -33,7 +39,7 @@ def report_sweep(
         log.error("error: no sweep report: %s", error)
         return None
     shown, runs = min(top, len(report.records)), len(report.records)
-    print(f"Best {shown} of {runs} {report.kind}s by {objective}:")
+    print(f"Best {shown} of {runs} {report.kind}s by {report.objective_name}:")
     print("\n".join(console_lines(report, top)))
     print(best_line(report).replace("`", ""))
     print(f"Report: {', '.join(str(path) for path in written)}")
@@ -48,9 +54,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--objective",
-        default=DEFAULT_OBJECTIVE,
         help="the summary.json figure to rank by; one ending in loss, error or time_s is"
-        f" minimised (default: {DEFAULT_OBJECTIVE})",
+        f" minimised (default: {DEFAULT_OBJECTIVE}, or {MONITORED_OBJECTIVE} where every run"
+        " has one other trainer.monitor, minimised for val_loss)",
     )
     parser.add_argument("--top", type=int, default=5, help="rows printed (default: 5)")
     parser.add_argument("--no-plot", action="store_true", help="skip sweep.png")

@@ -28,8 +28,9 @@ jobs_undrawn: list[Path] = []
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def train(cfg: DictConfig) -> float | None:
-    """Train one configuration into Hydra's output directory; returns the sweep objective,
-    None for a run that did not complete (a search records it as a failed trial)."""
+    """Train one configuration into Hydra's output directory; returns the sweep objective, the
+    best epoch's figure of `trainer.monitor` (best_val_acc by default), None for a run that
+    did not complete (a search records it as a failed trial)."""
     from multiclass.lifecycle.run import execute  # torch: not for --help, --cfg or bad input
 
     logging.raiseExceptions = False  # a train.log on a full disk: the one line, no tracebacks
@@ -41,7 +42,10 @@ def train(cfg: DictConfig) -> float | None:
             sys.exit(outcome.exit_code)
     elif outcome.undrawn:
         jobs_undrawn.append(run_dir)
-    return outcome.summary.get("best_val_acc") if outcome.status == "completed" else None
+    if outcome.status != "completed":
+        return None
+    summary = outcome.summary  # a run from before trainer.monitor has best_val_acc alone
+    return summary["best_score"] if "best_score" in summary else summary.get("best_val_acc")
 
 
 main = train  # the console script's entry point

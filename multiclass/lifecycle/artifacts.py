@@ -89,6 +89,15 @@ class MetricsLog:
             self.started = True
 
 
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """A CSV file of `rows` (mappings with the same keys, in column order), written whole."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, text.getvalue())
+
+
 LOCK = ".lock"
 
 

@@ -12,12 +12,14 @@ from torch import nn
 
 from multiclass.config import TrainerSettings
 from multiclass.datasets import Splits
+from multiclass.datasets.augment import check_augmentation
 from multiclass.engine import Task, batches_per_epoch
 from multiclass.heads import build_loss
 from multiclass.lifecycle.checkpoint import save_checkpoint
 from multiclass.lifecycle.preprocess import save_preprocess
 from multiclass.lifecycle.runtime import seed_everything
-from multiclass.models import build_classifier
+from multiclass.models import build_classifier, finetune
+from multiclass.models.finetune import Finetuning
 from multiclass.optimizers import build_optimizer
 from multiclass.schedulers import build_schedule
 
@@ -61,11 +63,25 @@ def build(cfg: DictConfig, settings: TrainerSettings, summary: dict[str, Any]) -
     criterion, head = build_loss(cfg.loss, splits.num_classes)
     seed_everything(cfg.seed)
     model = runtime.place(build_classifier(cfg.model, splits.input_shape, head))
-    optimizer = build_optimizer(instantiate(cfg.optimizer), model.parameters(), runtime.device)
+    trainable = finetune.prepare(model[0], Finetuning.of(cfg.model))  # model[0]: the body
+    optimizer = build_optimizer(instantiate(cfg.optimizer), trainable.groups, runtime.device)
+    for group, factor in zip(optimizer.param_groups, trainable.lr_factors, strict=True):
+        group["lr"] *= factor
+    augment = instantiate(cfg.get("augment"))
+    check_augmentation(augment, splits.input_shape)
     batches = batches_per_epoch(len(splits.train), settings)
     schedule = build_schedule(cfg.get("scheduler"), optimizer, settings.epochs, batches)
     summary["num_params"] = sum(p.numel() for p in model.parameters())
-    task = Task(runtime.compiled(model), criterion, head, optimizer, runtime, schedule)
+    task = Task(
+        runtime.compiled(model),
+        criterion,
+        head,
+        optimizer,
+        runtime,
+        schedule,
+        augment=augment,
+        frozen=trainable.frozen,
+    )
     return Built(cfg, splits, model, task)
 
 

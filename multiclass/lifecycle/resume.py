@@ -45,16 +45,19 @@ def save_last(path: Path, model: nn.Module, task: Task, progress: Progress) -> N
         "best_val_acc": progress.best_val_acc,
         "best_epoch": progress.best_epoch,
         "stopped_early": progress.stopped_early,
+        "monitor": progress.monitor,
+        "best_score": progress.best_score,
     }
     buffer = io.BytesIO()
     torch.save(content, buffer)
     write_atomic(path, buffer.getvalue())
 
 
-def restore(path: Path, model: nn.Module, task: Task) -> Progress:
+def restore(path: Path, model: nn.Module, task: Task, monitor: str = "val_acc") -> Progress:
     """Load last.pt into `model`, the optimizer and the scheduler of `task`, reset every
     generator; the progress saved, with the epochs' rows from metrics.csv (written before
-    last.pt, so it has them all)."""
+    last.pt, so it has them all). `monitor`: the config's trainer.monitor, which must be the
+    one last.pt's best epoch was chosen by (a last.pt from before trainer.monitor: val_acc)."""
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated, overwritten, or not a checkpoint at all
@@ -71,6 +74,12 @@ def restore(path: Path, model: nn.Module, task: Task) -> Progress:
         raise UserError(
             f"cannot resume from {path}: {' '.join(str(error).split())[:200]}"
         ) from None
+    saved_monitor = content.get("monitor", "val_acc")
+    if saved_monitor != monitor:
+        raise UserError(
+            f"cannot resume from {path}: its best epoch was chosen by {saved_monitor}, not by"
+            f" trainer.monitor={monitor}"
+        )
     set_random_states(content["random"])
     order = torch.Generator()
     order.set_state(content["order"])
@@ -80,16 +89,22 @@ def restore(path: Path, model: nn.Module, task: Task) -> Progress:
         best_val_acc=content["best_val_acc"],
         best_epoch=content["best_epoch"],
         stopped_early=content["stopped_early"],
+        monitor=monitor,
+        best_score=content.get("best_score", content["best_val_acc"]),
     )
 
 
 def read_history(path: Path, epochs: int) -> list[EpochMetrics]:
-    """The first `epochs` rows of metrics.csv as the run recorded them (floats round-trip)."""
+    """The first `epochs` rows of metrics.csv as the run recorded them (floats round-trip); a
+    column it does not have (val_macro_f1 in a run from before it) is left empty."""
     rows = read_csv_rows(path)[:epochs]
     if len(rows) < epochs:
         raise UserError(f"cannot resume: {path} has {len(rows)} rows, last.pt {epochs} epochs")
     fields = {field.name: field.type for field in dataclasses.fields(EpochMetrics)}
-    return [EpochMetrics(**{k: parse(v, fields[k]) for k, v in row.items()}) for row in rows]
+    return [
+        EpochMetrics(**{k: parse(row.get(k) or "", kind) for k, kind in fields.items()})
+        for row in rows
+    ]
 
 
 def parse(text: str, kind: Any) -> Any:

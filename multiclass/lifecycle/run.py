@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from multiclass import class_metrics
 from multiclass.callbacks import RunState, build_callbacks
 from multiclass.config import trainer_settings
 from multiclass.engine import EpochMetrics, Examples, Progress, evaluate, fit, samples_per_epoch
@@ -153,6 +154,7 @@ def train_and_test(run: RunState) -> None:
     """Build dataset, loss, model, optimizer and schedule; train; test; save model.pt."""
     run.callbacks.fire("on_run_start", run)
     run.built = build(run.cfg, run.settings, run.summary)
+    class_metrics.load()  # scikit-learn's, for every evaluation: not in epoch 1's time
     run.progress = start(run)
     samples = samples_per_epoch(len(run.built.splits.train), run.settings)
     running = RunningSummary(run, samples)
@@ -162,13 +164,15 @@ def train_and_test(run: RunState) -> None:
         run.callbacks.fire("on_epoch_end", run, row, improved)
         running.summarise()
         if run.settings.reports(row.epoch):
-            log.info("epoch %d/%d  %s", row.epoch, run.settings.epochs, describe_epoch(row))
+            described = describe_epoch(row, run.settings.monitor)
+            log.info("epoch %d/%d  %s", row.epoch, run.settings.epochs, described)
 
     fit(run.built.task, run.built.splits, run.settings, run.progress, on_epoch_end)
     if run.progress.stopped_early:
         log.info(
-            "stopped early after epoch %d: no better val_acc since epoch %d",
+            "stopped early after epoch %d: no better %s since epoch %d",
             run.progress.epoch,
+            run.progress.monitor,
             run.progress.best_epoch,
         )
     test_and_save(run)
@@ -177,13 +181,14 @@ def train_and_test(run: RunState) -> None:
 def start(run: RunState) -> Progress:
     """A fresh start, or with `resume` set, where the run stopped: its last.pt restored, and
     only then its config.yaml and a `running` summary.json written."""
-    fresh = Progress(order=torch.Generator().manual_seed(run.cfg.seed))
+    monitor = run.settings.monitor
+    fresh = Progress(order=torch.Generator().manual_seed(run.cfg.seed), monitor=monitor)
     if run.recording:
         return fresh
     last = run.run_dir / LAST
     status = (read_json(run.run_dir / "summary.json") or {}).get("status")  # how it stopped
     if last.exists():
-        progress = restore(last, run.built.model, run.built.task)
+        progress = restore(last, run.built.model, run.built.task, monitor)
         run.summary["resumed_at"] = [progress.epoch]
         log.info("resuming after epoch %d from %s%s", progress.epoch, last, killed(status))
     else:
@@ -240,6 +245,7 @@ def test_and_save(run: RunState) -> None:
     test = Examples.of(splits.test, built.task.head)
     tested = evaluate(built.task, test, run.settings.eval_batch_size)
     summary.update(test_acc=tested.acc, test_loss=tested.loss, test_error=1 - tested.acc)
+    summary.update(test_macro_f1=tested.macro_f1, test_balanced_acc=tested.balanced_acc)
     summary.update(tested="best" if tested_epoch != progress.epoch else "last")
     summary["tested_epoch"] = tested_epoch
     built.save_model(run.run_dir / "model.pt")
@@ -259,7 +265,8 @@ def test_and_save(run: RunState) -> None:
 
 class RunningSummary:
     """The summary's running figures after each epoch: epochs, the last losses, the best
-    val_acc, and the training time as a running total (runs can have 10,000 epochs)."""
+    epoch by the monitored figure, and the training time as a running total (runs can have
+    10,000 epochs)."""
 
     def __init__(self, run: RunState, samples_per_epoch: int) -> None:
         self.run = run
@@ -282,12 +289,17 @@ class RunningSummary:
             samples_per_s=len(history) * self.samples_per_epoch / self.seconds if last else None,
             best_val_acc=progress.best_val_acc,
             best_epoch=progress.best_epoch,
+            monitor=progress.monitor,
+            best_score=progress.best_score,
             stopped_early=progress.stopped_early,
         )
 
 
-def describe_epoch(row: EpochMetrics) -> str:
+def describe_epoch(row: EpochMetrics, monitor: str = "val_acc") -> str:
+    """The epoch's log line: losses and accuracies, and the monitored figure if it is another."""
     text = f"train_loss {row.train_loss:.4f}  train_acc {row.train_acc:.4f}"
     if row.val_acc is not None:
         text += f"  val_loss {row.val_loss:.4f}  val_acc {row.val_acc:.4f}"
+        if monitor not in ("val_loss", "val_acc"):
+            text += f"  {monitor} {getattr(row, monitor):.4f}"
     return f"{text}  ({row.epoch_seconds:.2f} s)"

@@ -84,7 +84,10 @@ class LayerProbe:
                 logits = self.model(model_inputs(self.task, self.inputs)).float()
                 loss = self.task.criterion(logits, self.targets)
                 weights = [m.weight for m in self.layers if isinstance(m, WEIGHTED)]
-                grads = iter(torch.autograd.grad(loss, weights, allow_unused=True))
+                trained = [w for w in weights if w.requires_grad]  # not a frozen backbone's
+                found = torch.autograd.grad(loss, trained, allow_unused=True) if trained else ()
+                by_weight = dict(zip(map(id, trained), found, strict=True))
+                grads = iter([by_weight.get(id(w)) for w in weights])
         finally:
             for hook in hooks:
                 hook.remove()

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from multiclass.config import MONITORS
 from multiclass.errors import UserError
 from multiclass.lifecycle.artifacts import lock_run_dir, read_csv_rows, read_json
 
@@ -30,6 +31,11 @@ class RunRecord:
     @property
     def status(self) -> str:
         return self.summary.get("status") or "unfinished"
+
+    @property
+    def monitor(self) -> str:
+        """What picked the run's best epoch (trainer.monitor; val_acc in runs from before it)."""
+        return monitor_of(self.config)
 
     def value(self, key: str) -> Any:
         """A config value, typed as the run saw it; a null one as its override typed it (`null`),
@@ -67,27 +73,33 @@ def run_dir_of(marker: Path) -> Path:
 def read_run(run_dir: Path) -> RunRecord:
     rows = read_csv_rows(run_dir / "metrics.csv")
     hydra = (read_yaml(run_dir / ".hydra" / "hydra.yaml") or {}).get("hydra") or {}
+    config = flatten(read_yaml(run_dir / "config.yaml") or {})
     return RunRecord(
         path=run_dir,
         job=job_number(run_dir, hydra),
         overrides=read_overrides(run_dir / ".hydra" / "overrides.yaml"),
-        config=flatten(read_yaml(run_dir / "config.yaml") or {}),
-        summary=read_summary(run_dir, rows),
+        config=config,
+        summary=read_summary(run_dir, rows, monitor_of(config)),
         val_acc=[float(row["val_acc"]) for row in rows if row.get("val_acc")],
         choices=group_choices(hydra),
     )
 
 
-def read_summary(run_dir: Path, rows: list[dict[str, str]]) -> dict[str, Any]:
+def read_summary(run_dir: Path, rows: list[dict[str, str]], monitor: str) -> dict[str, Any]:
     """summary.json; for a run it says is `running`, what metrics.csv says so far, and whether
     it still runs (a process holds its lock) or was killed without a word (SIGKILL, as the
     out-of-memory killer sends)."""
     summary = read_json(run_dir / "summary.json")
     if summary is None:
-        return summary_so_far(rows)
+        return summary_so_far(rows, monitor)
     if summary.get("status") == "running":
-        return {**summary_so_far(rows), "status": "running" if in_use(run_dir) else "killed"}
+        so_far = summary_so_far(rows, monitor)
+        return {**so_far, "status": "running" if in_use(run_dir) else "killed"}
     return summary
+
+
+def monitor_of(config: dict[str, Any]) -> str:
+    return config.get("trainer.monitor") or "val_acc"
 
 
 def in_use(run_dir: Path) -> bool:
@@ -125,14 +137,16 @@ def read_overrides(path: Path) -> dict[str, str]:
     return overrides
 
 
-def summary_so_far(rows: list[dict[str, str]]) -> dict[str, Any]:
-    """A job without summary.json (running, or killed): its best epoch and time so far."""
+def summary_so_far(rows: list[dict[str, str]], monitor: str = "val_acc") -> dict[str, Any]:
+    """A job without summary.json (running, or killed): its best epoch by `monitor` (the first
+    of a tie) and time so far."""
     summary: dict[str, Any] = {"status": "unfinished", "epochs": len(rows)}
-    scored = [(float(row["val_acc"]), int(row["epoch"])) for row in rows if row.get("val_acc")]
+    scored = [row for row in rows if row.get(monitor)]
     if scored:
-        best_acc, _ = max(scored)
-        best_epoch = min(epoch for acc, epoch in scored if acc == best_acc)
-        summary.update(best_val_acc=best_acc, best_epoch=best_epoch)
+        sign = -1 if MONITORS.get(monitor) == "min" else 1
+        best = max(scored, key=lambda row: (sign * float(row[monitor]), -int(row["epoch"])))
+        summary.update(best_val_acc=float(best["val_acc"]), best_epoch=int(best["epoch"]))
+        summary.update(monitor=monitor, best_score=float(best[monitor]))
     if rows:
         summary["train_time_s"] = sum(float(row["train_seconds"]) for row in rows)
     return summary

@@ -56,7 +56,7 @@ def to_markdown(report: SweepReport) -> str:
     lines = [
         f"# Sweep report: {len(report.records)} {report.kind}s ({tally})",
         "",
-        f"Ranked by `{report.objective}`, {direction} first;"
+        f"Ranked by `{report.objective_name}`, {direction} first;"
         f" {report.kind}s that did not complete last.",
         "",
         best_line(report),
@@ -69,10 +69,10 @@ def to_markdown(report: SweepReport) -> str:
 def best_line(report: SweepReport) -> str:
     best = report.best
     if best is None:
-        return f"No completed job has a `{report.objective}`."
+        return f"No completed job has a `{report.objective_name}`."
     params = " ".join(f"`{key}={format_value(report.value(best, key))}`" for key in report.swept)
     return (
-        f"Best: {report.title(best)} ({best.path}), {report.objective}"
+        f"Best: {report.title(best)} ({best.path}), {report.objective_name}"
         f" {format_figure(report.score(best))}" + (f", with {params}" if params else "")
     )
 

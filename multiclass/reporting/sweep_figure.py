@@ -31,7 +31,7 @@ def draw_sweep(report: SweepReport, path: Path) -> None:
     draw_curves(report, right)
     completed = sum(record.status == "completed" for record in report.records)
     figure.suptitle(
-        f"{len(report.records)} jobs, {completed} completed; objective {report.objective}"
+        f"{len(report.records)} jobs, {completed} completed; objective {report.objective_name}"
     )
     save(figure, path)
 
@@ -69,9 +69,9 @@ def draw_one_key(report: SweepReport, ax) -> None:
     else:
         ax.bar([format_value(v) for v in values], means)
     ax.set_xlabel(key)
-    ax.set_ylabel(report.objective)
+    ax.set_ylabel(report.objective_name)
     ax.grid(alpha=0.3)
-    ax.set_title(f"{report.objective} by {key}")
+    ax.set_title(f"{report.objective_name} by {key}")
 
 
 def draw_heatmap(report: SweepReport, ax) -> None:
@@ -100,7 +100,7 @@ def draw_heatmap(report: SweepReport, ax) -> None:
     ax.set_yticks(range(len(rows)), [format_value(v) for v in rows])
     ax.set_xlabel(cols_key)
     ax.set_ylabel(rows_key)
-    ax.set_title(f"{report.objective} by {rows_key} and {cols_key}")
+    ax.set_title(f"{report.objective_name} by {rows_key} and {cols_key}")
     ax.figure.colorbar(image, ax=ax)
 
 
@@ -118,8 +118,8 @@ def draw_best(report: SweepReport, ax) -> None:
         text = f"{report.title(record)}: {report.label(record)}   {format_figure(score)}"
         ax.text(0.01, row, text, transform=ax.get_yaxis_transform(), va="center", fontsize=7)
     ax.set_yticks([])
-    ax.set_xlabel(report.objective)
-    ax.set_title(f"best {len(best)} jobs by {report.objective}")
+    ax.set_xlabel(report.objective_name)
+    ax.set_title(f"best {len(best)} jobs by {report.objective_name}")
     ax.grid(axis="x", alpha=0.3)
 
 

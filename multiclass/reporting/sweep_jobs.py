@@ -10,6 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from multiclass.config import MONITORS
 from multiclass.errors import UserError
 from multiclass.lifecycle.outcome import SUMMARY_FIELDS
 from multiclass.reporting.runs import RunRecord, find_runs
@@ -18,14 +19,22 @@ FIGURES = (
     "status",
     "error",
     "test_acc",
+    "test_macro_f1",
+    "test_balanced_acc",
     "best_val_acc",
     "best_epoch",
+    "monitor",
+    "best_score",
     "test_loss",
     "num_params",
     "train_time_s",
     "samples_per_s",
 )
-DEFAULT_OBJECTIVE = "best_val_acc"  # what multiclass-train returns to a sweeper
+MONITOR_FIGURES = ("monitor", "best_score")  # left out where every run monitors val_acc
+# What multiclass-train returns to a sweeper: best_val_acc under the default trainer.monitor,
+# best_score (the best of the figure monitored) under another; the report ranks by the same.
+DEFAULT_OBJECTIVE = "best_val_acc"
+MONITORED_OBJECTIVE = "best_score"
 MINIMIZED = ("loss", "error", "time_s")  # objectives whose best is the lowest
 
 
@@ -36,10 +45,28 @@ class SweepReport:
     records: list[RunRecord]
     swept: list[str]  # the keys whose values differ between jobs
     objective: str
+    monitor: str = "val_acc"  # what every run monitors (trainer.monitor), where best_score ranks
 
     @property
     def minimize(self) -> bool:
+        if self.objective == MONITORED_OBJECTIVE:
+            return MONITORS.get(self.monitor) == "min"
         return self.objective.endswith(MINIMIZED)
+
+    @property
+    def objective_name(self) -> str:
+        """The objective as the report names it: `best_score (val_loss)` says of what."""
+        if self.objective == MONITORED_OBJECTIVE:
+            return f"{self.objective} ({self.monitor})"
+        return self.objective
+
+    @cached_property
+    def figures(self) -> tuple[str, ...]:
+        """The summary's figures a row shows: the monitor's only where some run has another
+        than val_acc, whose best_score would repeat best_val_acc."""
+        if all(record.monitor == "val_acc" for record in self.records):
+            return tuple(name for name in FIGURES if name not in MONITOR_FIGURES)
+        return FIGURES
 
     @cached_property
     def kind(self) -> str:
@@ -82,7 +109,7 @@ class SweepReport:
     def row(self, record: RunRecord) -> dict[str, Any]:
         row: dict[str, Any] = {"job": record.job}
         row.update({key: self.value(record, key) for key in self.swept})
-        row.update({name: record.summary.get(name) for name in FIGURES})
+        row.update({name: record.summary.get(name) for name in self.figures})
         row["status"] = record.status
         row["run_dir"] = str(record.path)
         return row
@@ -117,15 +144,27 @@ class SweepReport:
         return " ".join(parts) or self.title(record)
 
 
-def build_report(paths: Sequence[Path], objective: str = DEFAULT_OBJECTIVE) -> SweepReport:
+def build_report(paths: Sequence[Path], objective: str | None = None) -> SweepReport:
+    """The runs under `paths`, ranked by `objective`; by default by what multiclass-train
+    returned to the sweeper: best_score where every run monitors one figure other than
+    val_acc, else best_val_acc."""
     records = find_runs(paths)
     if not records:
         raise UserError(f"no run directories under {', '.join(str(p) for p in paths)}")
+    monitors = sorted({record.monitor for record in records})
+    if objective is None:
+        one_other = len(monitors) == 1 and monitors != ["val_acc"]
+        objective = MONITORED_OBJECTIVE if one_other else DEFAULT_OBJECTIVE
     figures = {key for r in records for key, value in r.summary.items() if is_figure(value)}
     if objective not in figures | set(SUMMARY_FIELDS):  # a killed run's summary has fewer
         known = ", ".join(sorted(figures))
         raise UserError(f"--objective {objective} is no figure of a run; the figures: {known}")
-    return SweepReport(records, swept_keys(records), objective)
+    if objective == MONITORED_OBJECTIVE and len(monitors) > 1:
+        raise UserError(
+            f"--objective {objective} compares runs that monitor one figure; these monitor"
+            f" {', '.join(monitors)} (trainer.monitor)"
+        )
+    return SweepReport(records, swept_keys(records), objective, monitors[0])
 
 
 def is_figure(value: object) -> bool:

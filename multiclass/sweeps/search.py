@@ -37,6 +37,8 @@ from optuna.samplers import BaseSampler
 from optuna.trial import Trial, TrialState
 from sqlalchemy.engine import make_url
 
+from multiclass.config import MONITORS
+
 log = logging.getLogger(__name__)
 
 DIRECTIONS = ("maximize", "minimize")
@@ -115,6 +117,20 @@ def to_param(override: Override) -> Param:
         return Param(kind(min(values), max(values), step=abs(sweep.step)))
     choices = [Transformer.encode(value) for value in values]
     return Param(CategoricalDistribution(choices), tuple(map(Transformer.str, values)))
+
+
+def check_direction(direction: str, config: DictConfig, space: SearchSpace) -> None:
+    """The app returns the best figure of `trainer.monitor`: a search must minimise val_loss
+    and maximise the others, or it looks for the worst model (a searched monitor: unchecked)."""
+    if "trainer.monitor" in space.params:
+        return
+    monitor = OmegaConf.select(config, "trainer.monitor", default=None) or "val_acc"
+    wanted = "minimize" if MONITORS.get(monitor) == "min" else "maximize"
+    if direction != wanted:
+        raise SearchError(
+            f"hydra.sweeper.direction={direction} with trainer.monitor={monitor} would search"
+            f" for the worst model: set hydra.sweeper.direction={wanted}"
+        )
 
 
 def open_study(name: str, storage: str | None, direction: str) -> optuna.Study:
@@ -277,6 +293,7 @@ class OptunaSearch(Sweeper):
                 "nothing to search: set hydra.sweeper.params (e.g. hparams_search=mnist_mlp)"
                 " or sweep a key on the command line"
             )
+        check_direction(self.direction, self.config, space)
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
         study = self.start()
         if trials_done(study) < self.n_trials:  # a complete study's folder is left as it was

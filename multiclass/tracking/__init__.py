@@ -23,7 +23,16 @@ log = logging.getLogger("multiclass")
 
 # A run's status as trackers record it.
 FINAL_STATUS = {"completed": "FINISHED", "interrupted": "KILLED"}  # anything else: FAILED
-FINAL_METRICS = ("test_acc", "test_loss", "best_val_acc", "best_epoch", "train_time_s")
+FINAL_METRICS = (
+    "test_acc",
+    "test_loss",
+    "test_macro_f1",
+    "test_balanced_acc",
+    "best_val_acc",
+    "best_epoch",
+    "best_score",  # of trainer.monitor, at best_epoch
+    "train_time_s",
+)
 
 
 class Tracker:
@@ -110,6 +119,7 @@ def epoch_scalars(row: "EpochMetrics") -> dict[str, float]:
     }
     if row.val_acc is not None:
         scalars.update(val_loss=row.val_loss, val_acc=row.val_acc)
+        scalars.update(val_macro_f1=row.val_macro_f1, val_balanced_acc=row.val_balanced_acc)
     return scalars
 
 

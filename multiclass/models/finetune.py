@@ -1,0 +1,166 @@
+"""Fine-tuning, for every model alike: start from a weights file (`model.weights`), train the
+head only (`model.freeze=backbone`) or the backbone at a fraction of the lr
+(`model.backbone_lr`). The head is the model's last layer with parameters, the one that gives
+the classes' outputs; the backbone is everything before it.
+
+These keys are ours, not the builder's: `build_classifier` leaves them out of the builder's
+arguments, and a model rebuilt from model.pt never reads the weights file again."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from multiclass.errors import UserError
+
+FINETUNE_KEYS = ("weights", "freeze", "backbone_lr")
+FREEZE_CHOICES = ("backbone",)
+SHOWN = 4  # layers named in an error
+
+
+@dataclass(frozen=True)
+class Finetuning:
+    weights: str | None = None  # a state dict file: torchvision's, timm's, or a run's model.pt
+    freeze: str | None = None  # "backbone": train the head only
+    backbone_lr: float = 1.0  # the backbone's lr as a fraction of the optimizer's
+
+    @classmethod
+    def of(cls, model_cfg: DictConfig) -> "Finetuning":
+        return cls(**{key: model_cfg[key] for key in FINETUNE_KEYS if key in model_cfg})
+
+
+@dataclass(frozen=True)
+class Trainable:
+    """What the optimizer updates (its parameter groups, each group's lr a factor of the
+    optimizer's) and what stays in eval mode."""
+
+    groups: list[dict[str, Any]]
+    lr_factors: tuple[float, ...] = (1.0,)
+    frozen: tuple[nn.Module, ...] = ()
+
+
+def prepare(body: nn.Module, settings: Finetuning) -> Trainable:
+    """Load the weights file into `body`, then split its parameters as `settings` says. With
+    the defaults the optimizer gets one group of every parameter, as without fine-tuning."""
+    if settings.weights is not None:
+        load_weights(body, Path(settings.weights))
+    head = head_module(body)
+    in_head = {id(parameter) for parameter in head.parameters()}
+    backbone = [p for p in body.parameters() if id(p) not in in_head]
+    if settings.freeze == "backbone":
+        for parameter in backbone:
+            parameter.requires_grad_(False)
+        # In eval mode too: batch norm keeps its running statistics, dropout is off.
+        head_modules = set(head.modules())
+        frozen = tuple(m for m in body.modules() if m not in head_modules and not any(m.children()))
+        return Trainable([{"params": list(head.parameters())}], frozen=frozen)
+    if settings.backbone_lr != 1.0:
+        # the head's group first: metrics.csv's lr is the head's
+        groups = [{"params": list(head.parameters())}, {"params": backbone}]
+        return Trainable(groups, lr_factors=(1.0, settings.backbone_lr))
+    return Trainable([{"params": list(body.parameters())}])
+
+
+def head_module(body: nn.Module) -> nn.Module:
+    """The classifier: timm's `get_classifier()`, else the last module with parameters of its
+    own (torchvision's `fc`, `classifier[-1]`, `heads.head`; our models' last Linear)."""
+    get_classifier = getattr(body, "get_classifier", None)
+    if callable(get_classifier) and isinstance(get_classifier(), nn.Module):
+        return get_classifier()
+    with_parameters = [m for m in body.modules() if list(m.parameters(recurse=False))]
+    if not with_parameters:
+        raise UserError("model.freeze and model.backbone_lr need a model with parameters")
+    return with_parameters[-1]
+
+
+def load_weights(body: nn.Module, path: Path) -> None:
+    """The file's tensors into `body`, but the head's, which stays as built for the data's
+    classes. A first convolution saved for another number of input channels is adapted (summed
+    over them for one channel, as timm does); any other mismatch is a one-line error."""
+    saved = read_state_dict(path)
+    own = body.state_dict()
+    head_prefixes = head_keys(body)
+    stem = first_conv_weight(body)
+    loaded, mismatched = {}, []
+    for key, tensor in saved.items():
+        if key.startswith(head_prefixes) or key not in own:
+            continue
+        wanted = own[key].shape
+        if tensor.shape == wanted:
+            loaded[key] = tensor
+        elif key == stem and tensor.shape[:1] + tensor.shape[2:] == wanted[:1] + wanted[2:]:
+            loaded[key] = adapt_input_conv(tensor, wanted[1])
+        else:
+            mismatched.append(f"{key} {tuple(tensor.shape)} in the file, {tuple(wanted)} here")
+    missing = [
+        key
+        for key in own
+        if key not in saved
+        and not key.startswith(head_prefixes)
+        and not key.endswith("num_batches_tracked")
+    ]
+    unexpected = [key for key in saved if key not in own and not key.startswith(head_prefixes)]
+    for problems, what in ((mismatched, "shapes differ"), (missing, "not in the file")):
+        if problems:
+            raise UserError(f"model.weights {path}: {what}: {listed(problems)}")
+    if unexpected:
+        raise UserError(f"model.weights {path}: layers this model lacks: {listed(unexpected)}")
+    body.load_state_dict(loaded, strict=False)
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from a torch file (torch.load with weights_only=True), a .safetensors file,
+    or a multiclass model.pt (its model's own weights)."""
+    if not path.is_file():
+        raise UserError(f"model.weights {path}: no such file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            content: Any = load_file(path)
+        else:
+            content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        detail = " ".join(str(error).split())[:200]
+        what = f"{type(error).__name__}: {detail}"
+        raise UserError(f"model.weights {path}: cannot be read: {what}") from None
+    if isinstance(content, dict) and isinstance(content.get("state_dict"), dict):
+        # a multiclass model.pt: the classifier is Sequential(body, output layer)
+        content = {k.removeprefix("0."): v for k, v in content["state_dict"].items()}
+    if not isinstance(content, dict) or not all(
+        isinstance(v, torch.Tensor) for v in content.values()
+    ):
+        raise UserError(f"model.weights {path}: not a state dict (names to tensors)")
+    return content
+
+
+def head_keys(body: nn.Module) -> tuple[str, ...]:
+    """The state dict prefixes of the head's tensors."""
+    head = head_module(body)
+    (name,) = [name for name, module in body.named_modules() if module is head]
+    return (f"{name}.",)
+
+
+def first_conv_weight(body: nn.Module) -> str | None:
+    """The state dict key of the first convolution's weight: the stem that sees the images."""
+    for name, module in body.named_modules():
+        if isinstance(module, nn.Conv2d):
+            return f"{name}.weight"
+    return None
+
+
+def adapt_input_conv(weight: torch.Tensor, channels: int) -> torch.Tensor:
+    """A stem's weight (out, c, h, w) for `channels` inputs: summed over c for one channel,
+    else c's weights repeated and scaled to keep the output's size (timm's adapt_input_conv)."""
+    if channels == 1:
+        return weight.sum(dim=1, keepdim=True)
+    repeats = -(-channels // weight.shape[1])
+    return weight.repeat(1, repeats, 1, 1)[:, :channels] * (weight.shape[1] / channels)
+
+
+def listed(keys: list[str]) -> str:
+    more = f" and {len(keys) - SHOWN} more" if len(keys) > SHOWN else ""
+    return ", ".join(keys[:SHOWN]) + more
