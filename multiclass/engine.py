@@ -33,6 +33,18 @@ class Task:
     schedule: Schedule | None = None  # None: the optimizer's lr throughout
     augment: Augmentation | None = None  # of training batches; None: batches as stored
     frozen: tuple[nn.Module, ...] = ()  # kept in eval mode while training (a frozen backbone)
+    scaler: torch.amp.GradScaler | None = None  # fp16's loss scaling; None: plain steps
+
+    def backward_and_step(self, loss: torch.Tensor) -> None:
+        """The gradients of `loss`, then an optimizer step; under fp16 through the scaler,
+        which skips a step whose gradients overflowed and adjusts its scale."""
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
 
     def step_schedule(self, interval: Interval) -> float:
         """The lr the last optimizer step used; then the scheduler steps, if it steps after
@@ -248,8 +260,7 @@ def train_epoch(
             outputs = task.model(model_inputs(task, inputs))
         loss = task.criterion(outputs.float(), data.targets.index_select(0, batch))
         task.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        task.optimizer.step()
+        task.backward_and_step(loss)
         lr = task.step_schedule("batch")
         loss_sum += loss.detach() * len(batch)
         correct += (task.head.predict(outputs.detach()) == data.labels.index_select(0, batch)).sum()

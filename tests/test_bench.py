@@ -174,3 +174,13 @@ def test_compiling_pays_back_once_its_faster_epochs_repay_the_first():
 
     assert pays_back(settings(1.0, 1.0, 5.0, 0.5)) == "after about 9 epochs"
     assert pays_back(settings(1.0, 1.0, 5.0, 1.0)).startswith("never")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is here: gpu-check would run")
+def test_gpu_check_says_in_one_line_that_there_is_no_gpu_and_exits_0(capsys):
+    from multiclass.bench.gpu_check import main
+
+    assert main([]) == 0
+    assert capsys.readouterr().out == (
+        "gpu-check: no CUDA GPU here (torch.cuda.is_available() is False): nothing to check\n"
+    )

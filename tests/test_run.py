@@ -163,7 +163,7 @@ BAD_VALUES = {  # refused before anything is written (tests/test_validation.py: 
     "trainer.batch_size=-8": "trainer.batch_size must be an integer >= 1, got -8",
     "model.width=wide": "model.width must be an integer >= 1, got 'wide'",
     "model=cnn model.kernel_size=big": "model.kernel_size must be an integer >= 1, got 'big'",
-    "device.precision=fp8": "device.precision must be one of fp32, bf16, got 'fp8'",
+    "device.precision=fp8": "device.precision must be one of fp32, bf16, fp16, got 'fp8'",
 }
 
 

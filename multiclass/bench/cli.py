@@ -25,7 +25,7 @@ from multiclass.lifecycle.artifacts import write_atomic, write_json
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Every measurement; `args.smoke` runs the contestants in this process and skips the
-    compile and bf16 variants and the whole-process timings: a check that it works, no more."""
+    compile, bf16 and fp16 variants and the whole-process timings: a check that it works."""
     run_one = worker if args.smoke else measure
     rivals, skipped = installed_rivals()
     if skipped:

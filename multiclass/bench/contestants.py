@@ -37,7 +37,9 @@ def installed_rivals() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return present, tuple(name for name in RIVALS if name not in present)
 
 
-def framework_overrides(workload: Workload, root: Path, variant: str) -> list[str]:
+def framework_overrides(
+    workload: Workload, root: Path, variant: str, device: str = "cpu"
+) -> list[str]:
     model = (
         "model.hidden=[256,128,64]"
         if workload.model == "mlp"
@@ -47,6 +49,7 @@ def framework_overrides(workload: Workload, root: Path, variant: str) -> list[st
         "framework": "",
         "framework+compile": "device.compile=true",
         "framework+bf16": "device.precision=bf16",
+        "framework+fp16": "device.precision=fp16",
     }[variant]
     return [
         "dataset=mnist",
@@ -60,18 +63,20 @@ def framework_overrides(workload: Workload, root: Path, variant: str) -> list[st
         "plots=false",
         "trainer.progress=false",
         f"optimizer.lr={LEARNING_RATE}",
-        "device=cpu",
+        f"device={device}",
         *extra.split(),
     ]
 
 
-def run_framework(workload: Workload, root: Path, variant: str) -> dict[str, Any]:
+def run_framework(
+    workload: Workload, root: Path, variant: str, device: str = "cpu"
+) -> dict[str, Any]:
     import csv
 
     from multiclass.config import compose_config
     from multiclass.lifecycle.run import execute
 
-    cfg = compose_config(*framework_overrides(workload, root, variant))
+    cfg = compose_config(*framework_overrides(workload, root, variant, device))
     with tempfile.TemporaryDirectory() as run_dir:
         outcome = execute(cfg, Path(run_dir))
         if outcome.status != "completed":
@@ -79,7 +84,11 @@ def run_framework(workload: Workload, root: Path, variant: str) -> dict[str, Any
         with open(Path(run_dir) / "metrics.csv") as file:
             (row,) = csv.DictReader(file)
     accuracy = outcome.summary["test_acc"] if workload.model == "mlp" else None
-    return {"seconds": float(row["train_seconds"]), "test_acc": accuracy}
+    return {
+        "seconds": float(row["train_seconds"]),
+        "test_acc": accuracy,
+        "weights_sha256": outcome.summary["weights_sha256"],
+    }
 
 
 def run_seed_style(workload: Workload, root: Path) -> dict[str, Any]:

@@ -21,11 +21,15 @@ class Workload:
 def workloads(
     samples: int, cnn_steps: int, variants: bool, rivals: tuple[str, ...] = ()
 ) -> list[Workload]:
-    """The MLP at batch 32 and 256 (the framework also with torch.compile and with bf16 at 256
+    """The MLP at batch 32 and 256 (the framework also with torch.compile, bf16 and fp16 at 256
     when `variants`), and the CNN at batch 256 for `cnn_steps` steps; every one also with the
     `rivals` (other frameworks' contestants)."""
     everywhere = (*CONTESTANTS, *rivals)
-    at_256 = (*everywhere, "framework+compile", "framework+bf16") if variants else everywhere
+    at_256 = (
+        (*everywhere, "framework+compile", "framework+bf16", "framework+fp16")
+        if variants
+        else everywhere
+    )
     return [
         Workload("mlp-b32", "mlp", 32, samples, everywhere),
         Workload("mlp-b256", "mlp", 256, samples, at_256),

@@ -81,6 +81,7 @@ def build(cfg: DictConfig, settings: TrainerSettings, summary: dict[str, Any]) -
         schedule,
         augment=augment,
         frozen=trainable.frozen,
+        scaler=runtime.grad_scaler(),
     )
     return Built(cfg, splits, model, task)
 

@@ -40,6 +40,7 @@ def save_last(path: Path, model: nn.Module, task: Task, progress: Progress) -> N
         "model": model.state_dict(),
         "optimizer": task.optimizer.state_dict(),
         "scheduler": None if task.schedule is None else task.schedule.scheduler.state_dict(),
+        "scaler": None if task.scaler is None else task.scaler.state_dict(),
         "random": random_states(),
         "order": progress.order.get_state(),
         "best_val_acc": progress.best_val_acc,
@@ -70,6 +71,8 @@ def restore(path: Path, model: nn.Module, task: Task, monitor: str = "val_acc") 
         task.optimizer.load_state_dict(content["optimizer"])
         if task.schedule is not None:
             task.schedule.scheduler.load_state_dict(content["scheduler"])
+        if task.scaler is not None and content.get("scaler"):
+            task.scaler.load_state_dict(content["scaler"])
     except Exception as error:  # of another model or optimizer
         raise UserError(
             f"cannot resume from {path}: {' '.join(str(error).split())[:200]}"

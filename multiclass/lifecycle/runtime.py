@@ -12,7 +12,8 @@ import torch
 
 from multiclass.errors import UserError
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
+HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}  # autocast's dtype for each
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,15 @@ class Runtime:
         return torch.compile(model) if self.compile else model
 
     def autocast(self) -> AbstractContextManager:
-        """bf16 autocast when asked for, else nothing (fp32 needs no context)."""
-        if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        """bf16 or fp16 autocast when asked for, else nothing (fp32 needs no context)."""
+        if self.precision in HALF:
+            return torch.autocast(self.device.type, dtype=HALF[self.precision])
         return contextlib.nullcontext()
+
+    def grad_scaler(self) -> torch.amp.GradScaler | None:
+        """fp16's loss scaling (its gradients would underflow without it); None otherwise:
+        bf16 has fp32's range, and fp32 steps exactly as without a scaler."""
+        return torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
 
 
 def prepare(
