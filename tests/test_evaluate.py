@@ -42,6 +42,8 @@ def test_its_own_test_split_gives_the_runs_own_figures(run_dir, capsys):
     report = json.loads((run_dir / "eval" / "test" / "eval.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert report["accuracy"] == summary["test_acc"]
+    assert report["macro_f1"] == summary["test_macro_f1"]
+    assert report["balanced_acc"] == summary["test_balanced_acc"]
     assert report["loss"] == pytest.approx(summary["test_loss"], rel=1e-6)
     assert report["num_samples"] == summary["split_sizes"]["test"]
     assert (report["checkpoint"], report["overrides"]) == ("model.pt", [])

@@ -67,6 +67,8 @@ def evaluate_run(run: TrainedRun, overrides: Sequence[str], name: str | None = N
     content = {
         "accuracy": tested.acc,
         "loss": tested.loss,
+        "macro_f1": tested.macro_f1,
+        "balanced_acc": tested.balanced_acc,
         "num_samples": len(data),
         "dataset": splits.name,
         "split": splits.evaluated_on,
