@@ -94,15 +94,25 @@ class Progress:
 
     order: torch.Generator  # the batch order; its state moves on with every epoch
     history: list[EpochMetrics] = field(default_factory=list)
-    best_val_acc: float | None = None  # the val_acc of best_epoch
     best_epoch: int | None = None
     stopped_early: bool = False
     monitor: str = "val_acc"  # the row's figure that makes an epoch the best (MONITORS)
-    best_score: float | None = None  # the monitor's figure at best_epoch
 
     @property
     def epoch(self) -> int:
         return len(self.history)
+
+    @property
+    def best_val_acc(self) -> float | None:
+        """The val_acc of best_epoch."""
+        return None if self.best_epoch is None else self.history[self.best_epoch - 1].val_acc
+
+    @property
+    def best_score(self) -> float | None:
+        """The monitor's figure at best_epoch."""
+        if self.best_epoch is None:
+            return None
+        return getattr(self.history[self.best_epoch - 1], self.monitor)
 
     def record(self, row: EpochMetrics, min_delta: float = 0.0) -> bool:
         """Add an epoch's row; True when its `monitor` figure is the best so far: above the
@@ -111,7 +121,7 @@ class Progress:
         score = getattr(row, self.monitor)
         if score is None or math.isnan(score) or not self.beats(score, min_delta):
             return False
-        self.best_score, self.best_val_acc, self.best_epoch = score, row.val_acc, row.epoch
+        self.best_epoch = row.epoch
         return True
 
     def beats(self, score: float, min_delta: float) -> bool:

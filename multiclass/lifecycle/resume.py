@@ -43,11 +43,9 @@ def save_last(path: Path, model: nn.Module, task: Task, progress: Progress) -> N
         "scaler": None if task.scaler is None else task.scaler.state_dict(),
         "random": random_states(),
         "order": progress.order.get_state(),
-        "best_val_acc": progress.best_val_acc,
-        "best_epoch": progress.best_epoch,
+        "best_epoch": progress.best_epoch,  # its figures are in metrics.csv's rows
         "stopped_early": progress.stopped_early,
         "monitor": progress.monitor,
-        "best_score": progress.best_score,
     }
     buffer = io.BytesIO()
     torch.save(content, buffer)
@@ -89,11 +87,9 @@ def restore(path: Path, model: nn.Module, task: Task, monitor: str = "val_acc") 
     return Progress(
         order=order,
         history=read_history(path.with_name("metrics.csv"), content["epoch"]),
-        best_val_acc=content["best_val_acc"],
         best_epoch=content["best_epoch"],
         stopped_early=content["stopped_early"],
         monitor=monitor,
-        best_score=content.get("best_score", content["best_val_acc"]),
     )
 
 
