@@ -132,3 +132,18 @@ def test_a_safetensors_file_loads_as_a_torch_file_does(tmp_path):
     body = built("model=cnn")  # other random weights: the generator has moved on
     prepare(body, Finetuning(weights=str(tmp_path / "model.safetensors")))
     assert torch.equal(body[0].weight, source[0].weight)  # the first conv, not the head
+
+
+@pytest.mark.skipif(not TIMM, reason="timm is not installed: pip install -e '.[timm]'")
+def test_a_timm_weights_file_loads_all_but_the_head_and_sums_the_deep_stem(tmp_path):
+    import timm
+
+    imagenet = timm.create_model("resnet10t")  # as timm's file holds it: RGB, 1000 classes
+    torch.save(imagenet.state_dict(), tmp_path / "resnet10t.pth")
+    body = built("model=timm", "model.name=resnet10t")
+    prepare(body, Finetuning(weights=str(tmp_path / "resnet10t.pth")))
+    saved, loaded = imagenet.state_dict(), body.state_dict()
+    stem = "conv1.0.weight"  # resnet10t's deep stem: its first of three convolutions
+    assert torch.equal(loaded[stem], saved[stem].sum(dim=1, keepdim=True))
+    assert all(torch.equal(loaded[k], saved[k]) for k in saved if k.startswith("layer"))
+    assert loaded["fc.weight"].shape == (10, 512)

@@ -45,9 +45,9 @@ class Trainable:
 def prepare(body: nn.Module, settings: Finetuning) -> Trainable:
     """Load the weights file into `body`, then split its parameters as `settings` says. With
     the defaults the optimizer gets one group of every parameter, as without fine-tuning."""
-    if settings.weights is not None:
-        load_weights(body, Path(settings.weights))
     head = head_module(body)
+    if settings.weights is not None:
+        load_weights(body, head, Path(settings.weights))
     in_head = {id(parameter) for parameter in head.parameters()}
     backbone = [p for p in body.parameters() if id(p) not in in_head]
     if settings.freeze == "backbone":
@@ -76,17 +76,19 @@ def head_module(body: nn.Module) -> nn.Module:
     return with_parameters[-1]
 
 
-def load_weights(body: nn.Module, path: Path) -> None:
+def load_weights(body: nn.Module, head: nn.Module, path: Path) -> None:
     """The file's tensors into `body`, but the head's, which stays as built for the data's
     classes. A first convolution saved for another number of input channels is adapted (summed
     over them for one channel, as timm does); any other mismatch is a one-line error."""
     saved = read_state_dict(path)
     own = body.state_dict()
-    head_prefixes = head_keys(body)
-    stem = first_conv_weight(body)
+    (head_name,) = [name for name, module in body.named_modules() if module is head]
+    head_prefix = f"{head_name}."  # the head's tensors in the state dict
+    stem_name, _ = first_conv(body)
+    stem = None if stem_name is None else f"{stem_name}.weight"
     loaded, mismatched = {}, []
     for key, tensor in saved.items():
-        if key.startswith(head_prefixes) or key not in own:
+        if key.startswith(head_prefix) or key not in own:
             continue
         wanted = own[key].shape
         if tensor.shape == wanted:
@@ -99,10 +101,10 @@ def load_weights(body: nn.Module, path: Path) -> None:
         key
         for key in own
         if key not in saved
-        and not key.startswith(head_prefixes)
+        and not key.startswith(head_prefix)
         and not key.endswith("num_batches_tracked")
     ]
-    unexpected = [key for key in saved if key not in own and not key.startswith(head_prefixes)]
+    unexpected = [key for key in saved if key not in own and not key.startswith(head_prefix)]
     for problems, what in ((mismatched, "shapes differ"), (missing, "not in the file")):
         if problems:
             raise UserError(f"model.weights {path}: {what}: {listed(problems)}")
@@ -137,19 +139,12 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return content
 
 
-def head_keys(body: nn.Module) -> tuple[str, ...]:
-    """The state dict prefixes of the head's tensors."""
-    head = head_module(body)
-    (name,) = [name for name, module in body.named_modules() if module is head]
-    return (f"{name}.",)
-
-
-def first_conv_weight(body: nn.Module) -> str | None:
-    """The state dict key of the first convolution's weight: the stem that sees the images."""
+def first_conv(body: nn.Module) -> tuple[str | None, nn.Conv2d | None]:
+    """The first convolution and its name: the stem that sees the images (None, None without)."""
     for name, module in body.named_modules():
         if isinstance(module, nn.Conv2d):
-            return f"{name}.weight"
-    return None
+            return name, module
+    return None, None
 
 
 def adapt_input_conv(weight: torch.Tensor, channels: int) -> torch.Tensor:

@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from multiclass.errors import UserError
+from multiclass.models.finetune import first_conv
 
 CLOSE_NAMES = 5
 
@@ -69,18 +70,17 @@ def built(make: Callable[..., nn.Module], name: str, **arguments: Any) -> nn.Mod
 
 def take_channels(model: nn.Module, channels: int) -> None:
     """Rebuild the first convolution for `channels` input channels, when it takes others."""
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            if module.in_channels != channels:
-                stem = nn.Conv2d(
-                    channels,
-                    module.out_channels,
-                    module.kernel_size,
-                    stride=module.stride,
-                    padding=module.padding,
-                    dilation=module.dilation,
-                    bias=module.bias is not None,
-                    padding_mode=module.padding_mode,
-                )
-                model.set_submodule(name, stem)
-            return
+    name, conv = first_conv(model)
+    if conv is None or conv.in_channels == channels:
+        return
+    stem = nn.Conv2d(
+        channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        bias=conv.bias is not None,
+        padding_mode=conv.padding_mode,
+    )
+    model.set_submodule(name, stem)
