@@ -1,18 +1,17 @@
-"""The figures beyond accuracy, by scikit-learn: macro F1 and balanced accuracy (each epoch on
-the validation split, and on the test split), and per class precision, recall, F1 and support
-(per_class.csv). Every class of the data set counts (`labels=range(num_classes)`), with 0
-where a class has no sample or no prediction (`zero_division=0`), so every class gets a row.
+"""The figures beyond accuracy: macro F1 and balanced accuracy (each epoch on the validation
+split, and on the test split), and per class precision, recall, F1 and support
+(per_class.csv), all from one confusion matrix. Every class of the data set counts, with 0
+where a class has no sample or no prediction, so every class gets a row: scikit-learn's
+`f1_score(labels=range(k), average="macro", zero_division=0)`, `balanced_accuracy_score` and
+`precision_recall_fscore_support`, which tests/test_class_metrics.py checks these against.
 
-sklearn.metrics is imported by the functions, not here: it costs about 1.7 s (SciPy comes with
-it), which a process pays only once it has something to score (a run: before its first epoch,
-`load`)."""
+Not scikit-learn's own functions: importing sklearn.metrics costs a fresh process 0.9 s (it
+brings SciPy and pandas), which every run would pay before its first epoch, for a few lines
+of arithmetic on a k x k matrix."""
 
-import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
 
 PER_CLASS_CSV = "per_class.csv"
 
@@ -28,35 +27,43 @@ class ClassRow:
     support: int
 
 
-def load() -> None:
-    """Import sklearn.metrics now: a run does before it trains, so that the import falls in its
-    start-up and not in its first epoch's `epoch_seconds`."""
-    import sklearn.metrics  # noqa: F401
+def confusion_counts(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts of true (rows) against predicted (columns) classes, k x k."""
+    cells = labels.astype(np.int64) * num_classes + predictions.astype(np.int64)
+    return np.bincount(cells, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, 0 where the denominator is 0 (scikit-learn's zero_division=0)."""
+    return np.divide(numerator, denominator, out=np.zeros(len(numerator)), where=denominator > 0)
+
+
+def scores(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per class precision, recall, F1 and support of a confusion matrix."""
+    hits = np.diag(counts).astype(np.float64)
+    support, predicted = counts.sum(axis=1), counts.sum(axis=0)
+    return (
+        ratio(hits, predicted),
+        ratio(hits, support),
+        ratio(2 * hits, support + predicted),
+        support,
+    )
 
 
 def balanced_scores(
-    labels: "np.ndarray", predictions: "np.ndarray", num_classes: int
+    labels: np.ndarray, predictions: np.ndarray, num_classes: int
 ) -> tuple[float, float]:
     """(macro F1 over every class, balanced accuracy: the mean recall of the classes present)."""
-    from sklearn.metrics import balanced_accuracy_score, f1_score
-
-    classes = list(range(num_classes))
-    macro_f1 = f1_score(labels, predictions, labels=classes, average="macro", zero_division=0)
-    with warnings.catch_warnings():  # a class predicted but absent from a small split
-        warnings.simplefilter("ignore", UserWarning)
-        balanced = balanced_accuracy_score(labels, predictions)
-    return float(macro_f1), float(balanced)
+    _, recall, f1, support = scores(confusion_counts(labels, predictions, num_classes))
+    present = support > 0
+    return float(f1.mean()), float(recall[present].mean()) if present.any() else 0.0
 
 
 def per_class(
-    labels: "np.ndarray", predictions: "np.ndarray", class_names: list[str]
+    labels: np.ndarray, predictions: np.ndarray, class_names: list[str]
 ) -> list[ClassRow]:
     """Precision, recall, F1 and support of each class, in the data set's class order."""
-    from sklearn.metrics import precision_recall_fscore_support
-
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predictions, labels=list(range(len(class_names))), zero_division=0
-    )
+    precision, recall, f1, support = scores(confusion_counts(labels, predictions, len(class_names)))
     return [
         ClassRow(name, float(p), float(r), float(f), int(s))
         for name, p, r, f, s in zip(class_names, precision, recall, f1, support, strict=True)

@@ -1,15 +1,23 @@
 """Per-class metrics and `trainer.monitor`: per_class.csv and the macro F1 and balanced accuracy
-(scikit-learn's, on the run's own predictions), in metrics.csv, summary.json, the sweep report
-and the trackers; and the monitored figure choosing best.pt, early stopping, a search's
-direction and what a resume goes on from."""
+(equal to scikit-learn's, on the run's own predictions and on hard cases), in metrics.csv,
+summary.json, the sweep report and the trackers; and the monitored figure choosing best.pt,
+early stopping, a search's direction and what a resume goes on from."""
 
 import csv
+import warnings
 
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
-from sklearn.metrics import balanced_accuracy_score, f1_score, precision_recall_fscore_support
+from sklearn.metrics import (
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
 
+from multiclass.class_metrics import balanced_scores, confusion_counts, per_class
 from multiclass.config import MONITORS, compose_config
 from multiclass.engine import EpochMetrics, Progress
 from multiclass.errors import UserError
@@ -59,6 +67,38 @@ def test_per_class_csv_and_the_summary_are_scikit_learns_on_the_test_predictions
     for key in ("test_macro_f1", "test_balanced_acc", "best_score"):
         assert 0 <= summary[key] <= 1, key
     assert summary["monitor"] == "val_acc" and summary["best_score"] == summary["best_val_acc"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "predictions"),
+    [
+        ([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0]),  # every class present and predicted
+        ([0, 0, 1, 1, 1, 0], [0, 2, 1, 1, 2, 0]),  # class 2 predicted, never present
+        ([0, 2, 2, 1, 3, 3], [0, 0, 0, 1, 1, 1]),  # classes 2 and 3 present, never predicted
+        ([3, 3, 3, 3], [3, 3, 3, 3]),  # one class of five only
+        ([1, 0, 4, 2], [0, 1, 2, 4]),  # every prediction wrong
+    ],
+)
+def test_the_metrics_equal_scikit_learns_with_absent_and_unpredicted_classes(labels, predictions):
+    labels, predictions, k = np.array(labels), np.array(predictions), 5
+    classes = list(range(k))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predictions, labels=classes, zero_division=0
+    )
+    rows = per_class(labels, predictions, [str(c) for c in classes])
+    assert [r.precision for r in rows] == pytest.approx(precision)
+    assert [r.recall for r in rows] == pytest.approx(recall)
+    assert [r.f1 for r in rows] == pytest.approx(f1)
+    assert [r.support for r in rows] == support.tolist()
+    macro_f1, balanced = balanced_scores(labels, predictions, k)
+    assert macro_f1 == pytest.approx(
+        f1_score(labels, predictions, labels=classes, average="macro", zero_division=0)
+    )
+    with warnings.catch_warnings():  # sklearn warns of a class predicted but absent
+        warnings.simplefilter("ignore", UserWarning)
+        assert balanced == pytest.approx(balanced_accuracy_score(labels, predictions))
+    counts = confusion_counts(labels, predictions, k)
+    assert counts.tolist() == confusion_matrix(labels, predictions, labels=classes).tolist()
 
 
 def test_metrics_csv_has_the_val_figures_each_epoch_and_empty_ones_without_val(train, tmp_path):

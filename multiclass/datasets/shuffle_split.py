@@ -1,8 +1,7 @@
 """Seeded splits of sample indices into train and holdout: scikit-learn's `train_test_split`
 with a float `test_size`, stratified or not, giving the same indices for the same seed without
-importing sklearn.model_selection. Every run now imports sklearn.metrics (per-class metrics),
-so what this saves is that module's share: 0.10 s of start-up after sklearn.metrics.
-tests/test_datasets.py checks these splits against scikit-learn's own."""
+importing scikit-learn, whose import (SciPy, pandas) costs a fresh process about 1 s of
+start-up. tests/test_datasets.py checks these splits against scikit-learn's own."""
 
 import math
 

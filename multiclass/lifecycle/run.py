@@ -14,7 +14,6 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from multiclass import class_metrics
 from multiclass.callbacks import RunState, build_callbacks
 from multiclass.config import trainer_settings
 from multiclass.engine import EpochMetrics, Examples, Progress, evaluate, fit, samples_per_epoch
@@ -154,7 +153,6 @@ def train_and_test(run: RunState) -> None:
     """Build dataset, loss, model, optimizer and schedule; train; test; save model.pt."""
     run.callbacks.fire("on_run_start", run)
     run.built = build(run.cfg, run.settings, run.summary)
-    class_metrics.load()  # scikit-learn's, for every evaluation: not in epoch 1's time
     run.progress = start(run)
     samples = samples_per_epoch(len(run.built.splits.train), run.settings)
     running = RunningSummary(run, samples)

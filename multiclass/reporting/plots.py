@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from multiclass.class_metrics import confusion_counts
 from multiclass.lifecycle.artifacts import write_atomic
 
 T = TypeVar("T")
@@ -96,9 +97,7 @@ def confusion_matrix(
 ) -> None:
     """Counts of true (rows) against predicted (columns) classes; a cell never predicted stays
     blank, so the mistakes made stand out (and a good model's picture draws faster)."""
-    from sklearn.metrics import confusion_matrix  # imported by every run's test already
-
-    counts = confusion_matrix(labels, predictions, labels=range(len(class_names)))
+    counts = confusion_counts(labels, predictions, len(class_names))
     figure, image, cells = kept(("confusion", *class_names), lambda: confusion_layout(class_names))
     image.set_data(counts)
     image.set_clim(counts.min(), counts.max())
