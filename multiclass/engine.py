@@ -1,5 +1,6 @@
-"""The training loop. Every split is already a tensor on the device; a batch is a slice of a
-seeded permutation, and loss and accuracy accumulate on the device, read once per epoch."""
+"""The training loop. A split is a tensor already on the device, or rows on disk read batch
+by batch in a background thread (multiclass.datasets.storage); a batch is a slice of a seeded
+permutation, and loss and accuracy accumulate on the device, read once per epoch."""
 
 import math
 import time
@@ -15,6 +16,7 @@ from multiclass.class_metrics import balanced_scores
 from multiclass.config import MONITORS, TrainerSettings
 from multiclass.datasets import Split, Splits, as_float
 from multiclass.datasets.augment import Augmentation
+from multiclass.datasets.storage import Inputs, gather, training_batches
 from multiclass.errors import TrainingDiverged, UserError
 from multiclass.heads import Head
 from multiclass.lifecycle.runtime import Runtime
@@ -59,7 +61,7 @@ class Task:
 class Examples:
     """A split with its targets encoded once, as the loss wants them."""
 
-    x: torch.Tensor
+    x: Inputs
     labels: torch.Tensor
     targets: torch.Tensor
 
@@ -256,14 +258,16 @@ def train_epoch(
     task.model.train()
     for module in task.frozen:
         module.eval()
-    device = data.x.device
+    device = data.labels.device
     permutation = torch.randperm(len(data), generator=order).to(device)
     seen = samples_per_epoch(len(data), settings)
+    batches = [
+        permutation[start : start + settings.batch_size]
+        for start in range(0, seen, settings.batch_size)
+    ]
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    for start in range(0, seen, settings.batch_size):
-        batch = permutation[start : start + settings.batch_size]
-        inputs = data.x.index_select(0, batch)
+    for batch, inputs in zip(batches, training_batches(data.x, batches, device), strict=True):
         if task.augment is not None:
             inputs = task.augment(inputs, int(torch.randint(2**62, (), generator=order)))
         with task.runtime.autocast():
@@ -282,7 +286,7 @@ def train_epoch(
 def evaluate(task: Task, data: Examples, batch_size: int) -> Evaluation:
     """Mean loss, accuracy, macro F1, balanced accuracy and the predicted classes of `data`,
     in batches of `batch_size`."""
-    loss_sum = torch.zeros((), device=data.x.device)
+    loss_sum = torch.zeros((), device=data.labels.device)
     predictions = []
     for batch, outputs in batched_outputs(task, data.x, batch_size):
         loss_sum += task.criterion(outputs, data.targets[batch]) * len(outputs)
@@ -310,12 +314,11 @@ def predict(task: Task, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     ).cpu()
 
 
-def batched_outputs(
-    task: Task, x: torch.Tensor, batch_size: int
-) -> Iterator[tuple[slice, torch.Tensor]]:
+def batched_outputs(task: Task, x: Inputs, batch_size: int) -> Iterator[tuple[slice, torch.Tensor]]:
     """The model's float outputs on `x` in eval mode, batch by batch (callers disable grad)."""
     task.model.eval()
     for start in range(0, len(x), batch_size):
         batch = slice(start, start + batch_size)
+        inputs = gather(x, batch).to(task.runtime.device)
         with task.runtime.autocast():
-            yield batch, task.model(model_inputs(task, x[batch])).float()
+            yield batch, task.model(model_inputs(task, inputs)).float()

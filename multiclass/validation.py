@@ -174,6 +174,8 @@ RULES: dict[str, Rule] = {
     "dataset.max_bytes": integer(1, optional=True),
     "dataset.on_bad_image": choice("skip", "error"),
     "dataset.progress": flag(),
+    "dataset.storage": choice("memory", "disk", "auto"),
+    "dataset.cache_dir": text(optional=True),
     "dataset.path": text(optional=True),
     "dataset.target": text(optional=True),
     "dataset.features": listing(text(), optional=True),

@@ -1,8 +1,9 @@
 """multiclass-bench: the framework's training speed beside the loops people write by hand.
 
 The command: its options, the order of the measurements, and the report's files (bench.md and
-bench.json, or compile-run.md and .json); `multiclass-bench worker ...` is the fresh process
-that runs one contestant (multiclass.bench.contestants.measure starts it).
+bench.json, or compile-run.md and .json, or storage.md and .json); `multiclass-bench worker
+...` is the fresh process that runs one contestant (multiclass.bench.contestants.measure
+starts it).
 """
 
 import argparse
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from multiclass.bench import compile_run
+from multiclass.bench import compile_run, data_on_disk
 from multiclass.bench.contestants import installed_rivals, measure, worker
 from multiclass.bench.load import under_load
 from multiclass.bench.machine import cnn_floor, machine
@@ -79,6 +80,9 @@ def main(argv: list[str] | None = None) -> None:
         write_report(
             compile_run.compile_run(args), compile_run.markdown, args.output, "compile-run"
         )
+    elif args.storage:
+        report = data_on_disk.storage_bench(args)
+        write_report(report, data_on_disk.markdown, args.output, "storage")
     else:
         write_report(benchmark(args), markdown, args.output, "bench")
 
@@ -107,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead, time whole seed runs with device.compile=false and true",
     )
     parser.add_argument("--compile-epochs", type=int, default=20, help="epochs of --compile-run")
+    parser.add_argument(
+        "--storage",
+        action="store_true",
+        help="instead, dataset.storage=disk against memory: epoch times on MNIST, and peak"
+        " memory on image folders of 5,000 and 50,000 images",
+    )
     return parser
 
 

@@ -25,6 +25,7 @@ from multiclass.bench.workloads import (
 # Other frameworks' contestants: the module each needs, and how to install it.
 RIVALS = {"lightning": "pytorch_lightning", "fastai": "fastai"}
 RIVALS_INSTALL = "pip install -e '.[bench]'"
+BENCH_CACHE = Path(tempfile.gettempdir()) / "multiclass-bench-cache"  # dataset.storage=disk's
 
 
 def installed(module: str) -> bool:
@@ -50,6 +51,7 @@ def framework_overrides(
         "framework+compile": "device.compile=true",
         "framework+bf16": "device.precision=bf16",
         "framework+fp16": "device.precision=fp16",
+        "framework+disk": f"dataset.storage=disk dataset.cache_dir={BENCH_CACHE}",
     }[variant]
     return [
         "dataset=mnist",

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from multiclass.callbacks import Callback, RunState
+from multiclass.datasets.storage import gather
 from multiclass.engine import Evaluation, predict
 from multiclass.errors import one_line
 
@@ -53,7 +54,7 @@ class Pictures(Callback):
             self.decision_boundary(run)
         if len(splits.input_shape) == 3:
             chosen = plots.grid_choice(labels, predictions)
-            images = splits.test.x[torch.as_tensor(chosen, device=splits.test.x.device)]
+            images = gather(splits.test.x, torch.as_tensor(chosen, device=splits.test.x.device))
             draw(
                 run,
                 "predictions.png",
@@ -71,7 +72,7 @@ class Pictures(Callback):
         from multiclass.reporting import plots
 
         splits, task = run.built.splits, run.built.task
-        points = splits.train.x.cpu().numpy()
+        points = gather(splits.train.x, slice(None)).cpu().numpy()
         x0, x1 = plots.plane(points)
         plane = torch.from_numpy(plots.plane_points(x0, x1))
         response = predict(task, plane, run.settings.eval_batch_size)

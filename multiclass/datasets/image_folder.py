@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 
 from multiclass.datasets.splits import Split, Splits, row_splits
+from multiclass.datasets.storage import Cache, cache_key, choose_storage, physical_memory
 from multiclass.errors import UserError
 
 log = logging.getLogger("multiclass")
@@ -33,10 +35,13 @@ def image_folder(
     max_bytes: int | None = None,
     on_bad_image: str = "skip",
     progress: bool = True,
+    storage: str = "auto",
+    cache_dir: str | None = None,
     **split_options: Any,
 ) -> Splits:
     """The images under `root`, classes named by their folders, resized to image_size x
-    image_size (None: kept, when all have one size), grey (1 channel) or RGB (3)."""
+    image_size (None: kept, when all have one size), grey (1 channel) or RGB (3), held in
+    memory or decoded once into a cache on disk (`storage`, multiclass.datasets.storage)."""
     if root is None:
         raise UserError("dataset=image_folder needs dataset.root, the folder of class folders")
     if on_bad_image not in BAD_IMAGE:
@@ -52,16 +57,26 @@ def image_folder(
     splits = [split.x for split in (rows.train, rows.val, rows.test) if split is not None]
     wanted = sorted(set(torch.cat(splits).tolist()))  # the rows of the files to decode
     size = (image_size, image_size) if image_size else reader.common_size(wanted)
-    check_memory(len(wanted) - len(reader.bad), channels, size, max_bytes)
     decoding = ImageDecoding(MODES[channels], size)
-    decoded = reader.decode_splits(rows, decoding, len(wanted), progress)
+    pixels = (len(wanted) - len(reader.bad)) * channels * size[0] * size[1]
+    if choose_storage(storage, pixels) == "disk":
+        files = [reader.files[row] for row in wanted]
+        cache = Cache.under(cache_dir, cache_key("image_folder", files, decoding))
+        decoded = reader.cache_splits(rows, decoding, wanted, cache, progress)
+        where = f"on disk in {cache.folder}"
+    else:
+        check_memory(len(wanted) - len(reader.bad), channels, size, max_bytes)
+        decoded = reader.decode_splits(rows, decoding, len(wanted), progress)
+        where = "in memory"
+    kept = len(wanted) - len(reader.bad)
     log.info(
-        "%s: %d images decoded, %dx%dx%d, %s as uint8",
+        "%s: %d images decoded, %dx%dx%d, %s as uint8 %s",
         folder,
-        len(wanted) - len(reader.bad),
+        kept,
         channels,
         *size,
-        in_bytes((len(wanted) - len(reader.bad)) * channels * size[0] * size[1]),
+        in_bytes(kept * channels * size[0] * size[1]),
+        where,
     )
     if reader.bad:
         log.warning(
@@ -140,14 +155,6 @@ def check_memory(count: int, channels: int, size: tuple[int, int], max_bytes: in
             f" more than {whose} ({in_bytes(limit)}): lower dataset.image_size, set"
             " dataset.grayscale=true or dataset.limit, or raise dataset.max_bytes"
         )
-
-
-def physical_memory() -> int | None:
-    """This machine's memory in bytes, where the system says (not on Windows)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
 
 
 def in_bytes(count: int) -> str:
@@ -243,6 +250,46 @@ class ImageReader:
         with bar, logging_redirect_tqdm():
             return rows.map(lambda split: self.decode_split(split, decoding, bar.update))
 
+    def cache_splits(
+        self, rows: Splits, decoding: ImageDecoding, wanted: list[int], cache: Cache, progress: bool
+    ) -> Splits:
+        """Each split of row numbers as rows of the cache of the `wanted` files' images,
+        decoding them into it first unless it is there; unreadable files are left out."""
+        from tqdm.auto import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        cached = cache.open()
+        if cached is None:
+            bar = tqdm(
+                total=len(wanted), unit="image", desc="cache", disable=None if progress else True
+            )
+            with bar, logging_redirect_tqdm():
+                images = (self.decoded(row, decoding, bar.update) for row in wanted)
+                shape = (len(wanted), decoding.channels, *decoding.size)
+                cached = cache.build(shape, np.uint8, images)
+        left_out = cached.meta["left_out"]
+        if left_out:
+            self.read(wanted[left_out[0]], decoding.pixels)  # on_bad_image=error: its error
+            self.bad.extend(self.files[wanted[index]] for index in left_out)
+        kept = np.delete(np.array(wanted, dtype=np.int64), left_out)
+        position = np.full(len(self.files), -1, dtype=np.int64)
+        position[kept] = np.arange(len(kept))
+        inputs = cached.whole()
+
+        def on_disk(split: Split) -> Split:
+            positions = position[split.x.numpy()]
+            readable = positions >= 0
+            return Split(inputs[positions[readable]], split.y[torch.from_numpy(readable)])
+
+        return rows.map(on_disk)
+
+    def decoded(
+        self, row: int, decoding: ImageDecoding, advance: Callable[[int], Any]
+    ) -> "np.ndarray | None":
+        pixels = self.read(row, decoding.pixels)
+        advance(1)
+        return None if pixels is None else pixels.numpy()
+
     def decode_split(
         self, split: Split, decoding: ImageDecoding, advance: Callable[[int], Any]
     ) -> Split:
@@ -268,7 +315,6 @@ class ImageReader:
 
 def pixels_of(image: Any, mode: str, size: tuple[int, int]) -> torch.Tensor:
     """A PIL image as uint8 (C, H, W) in `mode`, resized (bilinear) to `size` if it differs."""
-    import numpy as np
     from PIL import Image
 
     converted = image.convert(mode)

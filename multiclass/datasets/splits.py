@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from multiclass.datasets.shuffle_split import shuffle_split, stratified_split
+from multiclass.datasets.storage import Inputs
 from multiclass.errors import UserError
 
 
@@ -16,10 +17,10 @@ class Source:
     """A data set as loaded: inputs, integer labels, class names and an official test set if any."""
 
     name: str
-    x: torch.Tensor
+    x: Inputs
     y: torch.Tensor
     class_names: list[str]
-    test_x: torch.Tensor | None = None
+    test_x: Inputs | None = None
     test_y: torch.Tensor | None = None
     # Where the classes come from, for the one-line error when there is only one
     # (e.g. "dataset.root shapes"); None: the data set's name.
@@ -33,10 +34,11 @@ def as_float(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Split:
-    """One split as tensors: inputs of shape (N, *input_shape), int64 labels (N,). Images are
-    stored as uint8, a quarter of float32, and become floats batch by batch (`as_float`)."""
+    """One split: inputs of shape (N, *input_shape), a tensor or rows on disk (DiskArray),
+    and int64 labels (N,). Images are stored as uint8, a quarter of float32, and become
+    floats batch by batch (`as_float`)."""
 
-    x: torch.Tensor
+    x: Inputs
     y: torch.Tensor
 
     def __len__(self) -> int:
@@ -175,8 +177,8 @@ def check_classes(names: list[str], origin: str) -> None:
 
 
 def keep_classes(
-    x: torch.Tensor, y: torch.Tensor, wanted: list[int], num_classes: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+    x: Inputs, y: torch.Tensor, wanted: list[int], num_classes: int
+) -> tuple[Inputs, torch.Tensor]:
     """The samples of the wanted classes, relabelled by their position in `wanted`."""
     if wanted == list(range(num_classes)):
         return x, y

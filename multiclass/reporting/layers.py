@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from multiclass.datasets import Split
+from multiclass.datasets.storage import gather
 from multiclass.engine import Task, model_inputs
 from multiclass.lifecycle.artifacts import MetricsLog
 from multiclass.reporting.layer_rows import (
@@ -57,7 +58,7 @@ class LayerProbe:
     def __init__(self, task: Task, model: nn.Module, train: Split) -> None:
         self.task = task
         self.model = model  # as built: hooks on a compiled wrapper would make it recompile
-        self.inputs = train.x[:PROBE_SAMPLES]
+        self.inputs = gather(train.x, slice(PROBE_SAMPLES)).to(task.runtime.device)
         self.targets = task.head.encode(train.y[:PROBE_SAMPLES])
         self.layers = [m for m in model.modules() if isinstance(m, WEIGHTED + ACTIVATIONS)]
         self.names = [layer_name(i, m) for i, m in enumerate(self.layers, start=1)]

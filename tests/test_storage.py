@@ -1,0 +1,203 @@
+"""dataset.storage=disk: splits decoded once into a cache file and read batch by batch give the
+weights memory storage gives; a cache is keyed by its sources, checked on every open, and never
+left half written (multiclass/datasets/storage.py)."""
+
+import logging
+import mmap
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from multiclass.datasets import storage
+from multiclass.datasets.image_folder import image_folder
+from multiclass.datasets.storage import Cache, DiskArray, choose_storage, prefetched
+from multiclass.datasets.synthetic import write_idx_dataset
+from multiclass.errors import UserError
+from tests.test_image_folder import corrupt, draw_folder
+
+TINY = ["trainer.epochs=2", "trainer.batch_size=16"]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return draw_folder(tmp_path / "colours", per_class=12)
+
+
+def folder_run(train, folder: Path, cache: Path, storage: str, *more: str):
+    options = [f"dataset.root={folder}", f"dataset.cache_dir={cache}", "dataset.image_size=8"]
+    return train(
+        "dataset=image_folder", *options, f"dataset.storage={storage}", "model=cnn", *TINY, *more
+    ).summary
+
+
+def caches(cache: Path) -> list[str]:
+    return sorted(path.name for path in cache.iterdir())
+
+
+def test_an_image_folder_on_disk_trains_to_the_weights_it_trains_to_in_memory(
+    train, folder, tmp_path
+):
+    cache = tmp_path / "cache"
+    augmented = ["augment=flip_crop", "augment.padding=1"]
+    memory = folder_run(train, folder, cache, "memory", *augmented)
+    assert not cache.exists()  # memory storage writes no cache
+    built = folder_run(train, folder, cache, "disk", *augmented)
+    (key,) = caches(cache)
+    stamp = (cache / key / "inputs.npy").stat().st_mtime_ns
+    reused = folder_run(train, folder, cache, "disk", *augmented)
+    assert memory["status"] == built["status"] == reused["status"] == "completed"
+    assert memory["weights_sha256"] == built["weights_sha256"] == reused["weights_sha256"]
+    assert memory["test_acc"] == built["test_acc"] and memory["split_sizes"] == built["split_sizes"]
+    assert caches(cache) == [key] and (cache / key / "inputs.npy").stat().st_mtime_ns == stamp
+
+
+def test_mnist_on_disk_trains_to_the_weights_of_mnist_in_memory_and_reads_no_idx_file_again(
+    train, tmp_path
+):
+    write_idx_dataset(tmp_path / "data" / "MNIST" / "raw", num_train=200, num_test=60)
+    cache = tmp_path / "cache"
+    options = ["dataset=mnist", f"dataset.root={tmp_path / 'data'}", "dataset.download=false"]
+    runs = {
+        storage: train(*options, f"dataset.cache_dir={cache}", f"dataset.storage={storage}", *TINY)
+        for storage in ("memory", "disk")
+    }
+    assert runs["memory"].summary["weights_sha256"] == runs["disk"].summary["weights_sha256"]
+    (key,) = caches(cache)
+    assert key.startswith("mnist-")
+    images = tmp_path / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    stat = images.stat()
+    images.write_bytes(b"\0" * stat.st_size)  # what a read of the file would now see
+    os.utime(images, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the cache's key unchanged
+    again = train(*options, f"dataset.cache_dir={cache}", "dataset.storage=disk", *TINY).summary
+    assert again["weights_sha256"] == runs["disk"].summary["weights_sha256"]
+
+
+def test_a_changed_folder_gets_a_new_cache_and_is_never_served_stale(folder, tmp_path):
+    cache = tmp_path / "cache"
+    before = image_folder(str(folder), storage="disk", cache_dir=str(cache), val_fraction=0)
+    (folder / "red" / "0.png").unlink()
+    after = image_folder(str(folder), storage="disk", cache_dir=str(cache), val_fraction=0)
+    assert len(before.train) + len(before.test) == 36
+    assert len(after.train) + len(after.test) == 35
+    assert len(caches(cache)) == 2
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "drop meta.json"])
+def test_a_damaged_cache_is_found_and_built_again(folder, tmp_path, caplog, damage):
+    cache = tmp_path / "cache"
+    first = image_folder(str(folder), storage="disk", cache_dir=str(cache)).train.x.read()
+    (key,) = caches(cache)
+    inputs = cache / key / "inputs.npy"
+    if damage == "flip a byte":
+        data = bytearray(inputs.read_bytes())
+        data[-5] ^= 0xFF
+        inputs.write_bytes(bytes(data))
+    elif damage == "truncate":
+        inputs.write_bytes(inputs.read_bytes()[:-100])
+    else:
+        (cache / key / "meta.json").unlink()
+    with caplog.at_level(logging.WARNING, logger="multiclass"):
+        second = image_folder(str(folder), storage="disk", cache_dir=str(cache))
+    expected = {"flip a byte": "corrupt", "truncate": "truncated", "drop meta.json": "unreadable"}
+    assert f"warning: cache {cache / key} is {expected[damage]}" in caplog.text
+    assert torch.equal(first, second.train.x.read())
+    assert caches(cache) == [key]
+
+
+def test_a_build_stopped_part_way_leaves_no_cache_and_a_killed_ones_leftovers_go(folder, tmp_path):
+    cache = tmp_path / "cache"
+    bad = corrupt(folder)
+    with pytest.raises(UserError, match=str(bad)):
+        image_folder(str(folder), storage="disk", cache_dir=str(cache), on_bad_image="error")
+    assert caches(cache) == []  # neither a cache nor a partial one
+    skipped = image_folder(str(folder), storage="disk", cache_dir=str(cache))
+    (key,) = caches(cache)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
+    leftover = cache / f"{key}.partial-{os.uname().nodename}-{dead}"
+    leftover.mkdir()
+    (cache / key / "meta.json").unlink()  # so that the next open builds again
+    image_folder(str(folder), storage="disk", cache_dir=str(cache))
+    assert caches(cache) == [key]  # the dead process's partial build is gone
+    assert len(skipped.train) + len(skipped.val) + len(skipped.test) == 36  # 37 files, 1 bad
+    with pytest.raises(UserError, match=str(bad)):  # the cache remembers it was left out
+        image_folder(str(folder), storage="disk", cache_dir=str(cache), on_bad_image="error")
+
+
+def test_an_unwritable_cache_folder_is_one_line(folder, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(
+        UserError, match=r"cannot write the data cache in .*file.*dataset\.cache_dir"
+    ):
+        image_folder(str(folder), storage="disk", cache_dir=str(blocker / "cache"))
+
+
+def test_auto_goes_to_disk_above_a_quarter_of_the_memory(monkeypatch):
+    monkeypatch.setattr(storage, "physical_memory", lambda: 1000)
+    assert choose_storage("auto", 250) == "memory"
+    assert choose_storage("auto", 251) == "disk"
+    assert choose_storage("memory", 10**9) == "memory" and choose_storage("disk", 1) == "disk"
+    with pytest.raises(UserError, match=r"dataset\.storage must be memory, disk or auto"):
+        choose_storage("ssd", 1)
+
+
+def test_rows_on_disk_select_and_read_as_a_tensor_does(tmp_path):
+    rows = np.arange(10 * 6, dtype=np.uint8).reshape(10, 2, 3)
+    whole = Cache(tmp_path, "key").build(rows.shape, rows.dtype, iter(rows)).whole()
+    tensor = torch.from_numpy(rows)
+    view = whole[torch.tensor([7, 2, 5, 9])][1:]  # a view of a view: nothing read yet
+    assert view.shape == torch.Size([3, 2, 3]) and view.dtype == torch.uint8
+    assert torch.equal(view.read(), tensor[[2, 5, 9]])
+    mask = torch.tensor([True, False] * 5)
+    assert torch.equal(whole[mask].index_select(0, torch.tensor([4, 0])), tensor[mask][[4, 0]])
+    assert isinstance(whole.to(torch.device("cpu")), DiskArray)
+
+
+def test_the_pages_read_are_released_as_reading_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(storage, "RELEASE_BYTES", 3 * (6 + storage.PAGE))  # 3 rows' worth
+    rows = np.zeros((10, 2, 3), dtype=np.uint8)
+    whole = Cache(tmp_path, "key").build(rows.shape, rows.dtype, iter(rows)).whole()
+    released = ReleaseCounter(whole.mapping.map)
+    monkeypatch.setattr(whole.mapping, "map", released)
+    counts = []
+    for batch in ([0, 1], [2], [3, 4, 5], [6]):
+        whole.read(torch.tensor(batch))
+        counts.append(released.calls)
+    assert counts == [0, 1, 2, 2]
+
+
+class ReleaseCounter:
+    """A mapped file whose madvise(MADV_DONTNEED) calls are counted."""
+
+    def __init__(self, mapped) -> None:
+        self.mapped, self.calls = mapped, 0
+
+    def madvise(self, option: int) -> None:
+        assert option == mmap.MADV_DONTNEED
+        self.calls += 1
+        self.mapped.madvise(option)
+
+
+def test_prefetching_keeps_the_order_and_raises_a_reads_error_where_it_is_taken():
+    assert list(prefetched(lambda key: key * 2, [1, 2, 3])) == [2, 4, 6]
+    assert list(prefetched(lambda key: key, [])) == []
+
+    def read(key: int) -> int:
+        if key == 2:
+            raise OSError("disk gone")
+        return key
+
+    batches = prefetched(read, [1, 2, 3])
+    assert next(batches) == 1
+    with pytest.raises(OSError, match="disk gone"):
+        next(batches)
