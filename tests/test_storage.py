@@ -163,17 +163,18 @@ def test_rows_on_disk_select_and_read_as_a_tensor_does(tmp_path):
     assert isinstance(whole.to(torch.device("cpu")), DiskArray)
 
 
-def test_the_pages_read_are_released_as_reading_goes_on(tmp_path, monkeypatch):
-    monkeypatch.setattr(storage, "RELEASE_BYTES", 3 * (6 + storage.PAGE))  # 3 rows' worth
+@pytest.mark.parametrize(("release_bytes", "released"), [(100, 4), (10**6, 0)])
+def test_a_large_maps_pages_are_released_after_every_read_and_a_small_ones_never(
+    tmp_path, monkeypatch, release_bytes, released
+):
+    monkeypatch.setattr(storage, "RELEASE_BYTES", release_bytes)  # the file: 188 bytes
     rows = np.zeros((10, 2, 3), dtype=np.uint8)
     whole = Cache(tmp_path, "key").build(rows.shape, rows.dtype, iter(rows)).whole()
-    released = ReleaseCounter(whole.mapping.map)
-    monkeypatch.setattr(whole.mapping, "map", released)
-    counts = []
+    counter = ReleaseCounter(whole.mapping.map)
+    monkeypatch.setattr(whole.mapping, "map", counter)
     for batch in ([0, 1], [2], [3, 4, 5], [6]):
         whole.read(torch.tensor(batch))
-        counts.append(released.calls)
-    assert counts == [0, 1, 2, 2]
+    assert counter.calls == released
 
 
 class ReleaseCounter:
@@ -182,10 +183,31 @@ class ReleaseCounter:
     def __init__(self, mapped) -> None:
         self.mapped, self.calls = mapped, 0
 
+    def __len__(self) -> int:
+        return len(self.mapped)
+
     def madvise(self, option: int) -> None:
         assert option == mmap.MADV_DONTNEED
         self.calls += 1
         self.mapped.madvise(option)
+
+
+def test_disk_batches_read_a_few_at_a_time_are_the_batches_memory_gives(tmp_path, monkeypatch):
+    monkeypatch.setattr(storage, "READ_BYTES", 3 * 6 * 2)  # 3 batches of 2 rows a read
+    rows = np.arange(11 * 6, dtype=np.uint8).reshape(11, 2, 3)
+    whole = Cache(tmp_path, "key").build(rows.shape, rows.dtype, iter(rows)).whole()
+    order = torch.randperm(11, generator=torch.Generator().manual_seed(0))
+    batches = list(order.split(2))  # the last batch of one row
+    reads = []
+    monkeypatch.setattr(
+        whole.mapping, "rows", lambda p, rows=whole.mapping.rows: reads.append(len(p)) or rows(p)
+    )
+    cpu = torch.device("cpu")
+    on_disk = list(storage.training_batches(whole, batches, cpu))
+    in_memory = list(storage.training_batches(torch.from_numpy(rows), batches, cpu))
+    assert len(on_disk) == len(in_memory) == 6
+    assert all(torch.equal(a, b) for a, b in zip(on_disk, in_memory, strict=True))
+    assert reads == [6, 5]
 
 
 def test_prefetching_keeps_the_order_and_raises_a_reads_error_where_it_is_taken():

@@ -63,14 +63,14 @@ def image_folder(
         files = [reader.files[row] for row in wanted]
         cache = Cache.under(cache_dir, cache_key("image_folder", files, decoding))
         decoded = reader.cache_splits(rows, decoding, wanted, cache, progress)
-        where = f"on disk in {cache.folder}"
+        where = f" on disk in {cache.folder}"
     else:
         check_memory(len(wanted) - len(reader.bad), channels, size, max_bytes)
         decoded = reader.decode_splits(rows, decoding, len(wanted), progress)
-        where = "in memory"
+        where = ""
     kept = len(wanted) - len(reader.bad)
     log.info(
-        "%s: %d images decoded, %dx%dx%d, %s as uint8 %s",
+        "%s: %d images decoded, %dx%dx%d, %s as uint8%s",
         folder,
         kept,
         channels,
