@@ -1,10 +1,11 @@
 """Data parallel training on the CPU (gloo): two processes started by torchrun, or by
-`device.processes=2`, train the weights one process trains with the same global batch, and
-write one run directory. The runs are started once for the module: each process start costs
-seconds of imports."""
+`device.processes=2`, train the weights one process trains with the same global batch, write
+one run directory, and resume. The runs are started once for the module: each process start
+costs seconds of imports."""
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -49,18 +50,17 @@ def torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Run directories of the same config: two torchrun runs, each in its own folder with
-    Hydra's default run directory, and one of `device.processes=2`."""
-    made = {}
-    for name in ("torchrun", "again"):
-        folder = tmp_path_factory.mktemp(name)
-        done = torchrun(*ARGS, cwd=folder)
-        assert done.returncode == 0, done.stderr
-        made[name] = folder
-    folder = tmp_path_factory.mktemp("processes")
-    done = run_cli("device.processes=2", *ARGS, "hydra.run.dir=run", cwd=folder)
+    """Folders of runs of one config: a torchrun run in Hydra's default run directory, one of
+    `device.processes=2`, and a copy of that one resumed for a fourth epoch."""
+    made = {name: tmp_path_factory.mktemp(name) for name in ("torchrun", "processes", "resumed")}
+    done = torchrun(*ARGS, cwd=made["torchrun"])
     assert done.returncode == 0, done.stderr
-    made["processes"] = folder
+    done = run_cli("device.processes=2", *ARGS, "hydra.run.dir=run", cwd=made["processes"])
+    assert done.returncode == 0, done.stderr
+    shutil.copytree(made["processes"] / "run", made["resumed"] / "run")
+    # Its saved config's device.processes=2 starts the processes again.
+    done = run_cli("resume=run", "trainer.epochs=4", cwd=made["resumed"])
+    assert done.returncode == 0, done.stderr
     return made
 
 
@@ -95,8 +95,9 @@ def test_two_processes_train_the_weights_of_one(
 
 
 def test_two_data_parallel_runs_of_one_config_are_the_same(runs: dict[str, Path]) -> None:
+    # Started two ways, torchrun and device.processes=2: the same processes, the same digest.
     (first,) = run_dirs(runs["torchrun"])
-    (second,) = run_dirs(runs["again"])
+    (second,) = run_dirs(runs["processes"])
     assert read_summary(first)["weights_sha256"] == read_summary(second)["weights_sha256"]
 
 
@@ -124,3 +125,17 @@ def test_device_processes_trains_as_torchrun(runs: dict[str, Path]) -> None:
     assert all(torch.equal(tensor, theirs[name]) for name, tensor in mine.items())
     assert read_summary(launched)["processes"] == 2
     assert (launched / "train.log").read_text().count("epoch 3/3") == 1
+
+
+def test_a_data_parallel_run_resumes_in_its_processes(
+    runs: dict[str, Path], train: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    (resumed,) = run_dirs(runs["resumed"])
+    summary = read_summary(resumed)
+    assert (summary["status"], summary["resumed_at"], summary["processes"]) == ("completed", [3], 2)
+    assert [row["epoch"] for row in metrics(resumed)] == ["1", "2", "3", "4"]
+    one = tmp_path / "one"
+    assert train(*ARGS, "trainer.epochs=4", run_dir=one).status == "completed"
+    theirs = weights(one)
+    for name, tensor in weights(resumed).items():
+        assert torch.allclose(tensor, theirs[name], rtol=0, atol=1e-5), name
