@@ -24,6 +24,42 @@ from multiclass.schedulers import Interval, Schedule
 
 
 @dataclass(frozen=True)
+class Shard:
+    """This process's share of every batch when `size` processes train one run in data
+    parallel (multiclass.lifecycle.distributed): each draws the same global batch from the
+    shared seeded order and takes every `size`-th sample of it from its `rank` on, so that the
+    global batch is still `trainer.batch_size`. One process (the default) takes every batch
+    whole, as it always did."""
+
+    rank: int = 0
+    size: int = 1
+
+    def part(self, rows: torch.Tensor) -> torch.Tensor:
+        """This process's rows of a global batch (indices or inputs)."""
+        return rows if self.size == 1 else rows[self.rank :: self.size]
+
+    def scaled(
+        self, loss: torch.Tensor, outputs: torch.Tensor, mine: int, whole: int
+    ) -> torch.Tensor:
+        """The loss to back-propagate: DistributedDataParallel averages the processes'
+        gradients, so each scales its share's mean loss by mine x size / whole, and the
+        average is the gradient of the global batch's mean loss, even when the last batch
+        splits unevenly. A share left empty (a last batch smaller than the processes) gives
+        zero gradients, through a graph whose backward DDP still waits for."""
+        if self.size == 1:
+            return loss
+        if mine == 0:
+            return outputs.sum() * 0.0
+        return loss * (mine * self.size / whole)
+
+    def total(self, value: torch.Tensor) -> torch.Tensor:
+        """`value` summed over the processes: an epoch's loss and correct counts."""
+        if self.size > 1:
+            torch.distributed.all_reduce(value)
+        return value
+
+
+@dataclass(frozen=True)
 class Task:
     """Everything a training step touches besides the data."""
 
@@ -36,6 +72,15 @@ class Task:
     augment: Augmentation | None = None  # of training batches; None: batches as stored
     frozen: tuple[nn.Module, ...] = ()  # kept in eval mode while training (a frozen backbone)
     scaler: torch.amp.GradScaler | None = None  # fp16's loss scaling; None: plain steps
+    shard: Shard = field(default_factory=Shard)  # this process's share of each batch
+    # The model outside its DistributedDataParallel wrapper, for evaluation, which every process
+    # runs whole and alone (a wrapper's forward may synchronise buffers); None: `model` itself.
+    unwrapped: nn.Module | None = None
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The model evaluation runs."""
+        return self.model if self.unwrapped is None else self.unwrapped
 
     def backward_and_step(self, loss: torch.Tensor) -> None:
         """The gradients of `loss`, then an optimizer step; under fp16 through the scaler,
@@ -265,20 +310,27 @@ def train_epoch(
         permutation[start : start + settings.batch_size]
         for start in range(0, seen, settings.batch_size)
     ]
+    shard = task.shard
+    # An augmented batch is augmented whole, then shared: the same samples as in one process.
+    read = batches if task.augment is not None else [shard.part(batch) for batch in batches]
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    for batch, inputs in zip(batches, training_batches(data.x, batches, device), strict=True):
+    for batch, inputs in zip(batches, training_batches(data.x, read, device), strict=True):
         if task.augment is not None:
-            inputs = task.augment(inputs, int(torch.randint(2**62, (), generator=order)))
+            seed = int(torch.randint(2**62, (), generator=order))
+            inputs = shard.part(task.augment(inputs, seed))
+        mine = shard.part(batch)
         with task.runtime.autocast():
             outputs = task.model(model_inputs(task, inputs))
-        loss = task.criterion(outputs.float(), data.targets.index_select(0, batch))
+        loss = task.criterion(outputs.float(), data.targets.index_select(0, mine))
         task.optimizer.zero_grad(set_to_none=True)
-        task.backward_and_step(loss)
+        task.backward_and_step(shard.scaled(loss, outputs, len(mine), len(batch)))
         lr = task.step_schedule("batch")
-        loss_sum += loss.detach() * len(batch)
-        correct += (task.head.predict(outputs.detach()) == data.labels.index_select(0, batch)).sum()
+        if len(mine):  # an empty share's mean loss is NaN
+            loss_sum += loss.detach() * len(mine)
+        correct += (task.head.predict(outputs.detach()) == data.labels.index_select(0, mine)).sum()
         advance()
+    loss_sum, correct = shard.total(loss_sum), shard.total(correct)
     return loss_sum.item() / seen, correct.item() / seen, lr
 
 
@@ -316,9 +368,10 @@ def predict(task: Task, x: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 def batched_outputs(task: Task, x: Inputs, batch_size: int) -> Iterator[tuple[slice, torch.Tensor]]:
     """The model's float outputs on `x` in eval mode, batch by batch (callers disable grad)."""
-    task.model.eval()
+    model = task.evaluated
+    model.eval()
     for start in range(0, len(x), batch_size):
         batch = slice(start, start + batch_size)
         inputs = gather(x, batch).to(task.runtime.device)
         with task.runtime.autocast():
-            yield batch, task.model(model_inputs(task, inputs)).float()
+            yield batch, model(model_inputs(task, inputs)).float()

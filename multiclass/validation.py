@@ -229,6 +229,7 @@ RULES: dict[str, Rule] = {
     "device.kind": choice("auto", "cuda", "mps", "cpu"),
     "device.deterministic": flag(),
     "device.num_threads": integer(1, optional=True),
+    "device.processes": integer(1),
     "device.precision": choice("fp32", "bf16", "fp16"),
     "device.compile": flag(),
     "device.channels_last": flag(),

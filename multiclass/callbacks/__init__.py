@@ -44,10 +44,15 @@ class RunState:
     progress: "Progress | None" = None
     undrawn: list[str] = field(default_factory=list)  # pictures that failed, one line each
     recording: bool = True  # whether the run writes its record (a resume: once it restored)
+    leader: bool = True  # False on data parallel ranks > 0: they train, and write nothing
 
 
 class Callback:
-    """Does nothing at every event: a callback overrides the events it needs."""
+    """Does nothing at every event: a callback overrides the events it needs. Under data
+    parallel training only rank 0 calls it, unless it sets `every_rank` (one that decides how
+    training goes, such as early stopping, must run on every rank)."""
+
+    every_rank = False
 
     def on_run_start(self, run: RunState) -> None:
         pass
@@ -77,6 +82,10 @@ class Callbacks:
     def fire(self, event: str, run: RunState, *args: Any) -> None:
         for callback in self.callbacks:
             getattr(callback, event)(run, *args)
+
+    def every_rank(self) -> "Callbacks":
+        """Those a data parallel rank other than 0 calls."""
+        return Callbacks([callback for callback in self.callbacks if callback.every_rank])
 
     def end(self, run: RunState) -> None:
         """`on_run_end` for each, even when one fails: a warning line, and the rest still run

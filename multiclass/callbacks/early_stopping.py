@@ -7,6 +7,8 @@ from multiclass.engine import EpochMetrics
 
 
 class EarlyStopping(Callback):
+    every_rank = True  # every rank of a data parallel run stops at the same epoch
+
     def on_epoch_end(self, run: RunState, row: EpochMetrics, improved: bool) -> None:
         patience = run.settings.early_stopping.patience
         run.progress.stopped_early = run.progress.patience_spent(patience)

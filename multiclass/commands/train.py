@@ -1,9 +1,12 @@
 """The command line: `multiclass-train [overrides]` and `python -m multiclass [overrides]`,
 one Hydra app over conf/train.yaml. Each run trains in this process, as Hydra's launcher calls
 `train`; a single run exits with its status's code; a sweep runs every job, then exits
-non-zero if any job did not complete."""
+non-zero if any job did not complete. With `device.processes=N` this process trains nothing:
+it starts N that train the run in data parallel and waits for them, as under
+`torchrun --nproc_per_node=N -m multiclass` (lifecycle.distributed)."""
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ from omegaconf import DictConfig
 from multiclass.commands.exits import exit_on_error
 from multiclass.config import CONFIG_DIR  # importing it registers the train.yaml schema
 from multiclass.errors import UserError
-from multiclass.lifecycle.artifacts import LOCK, lock_run_dir, writable_folder
+from multiclass.lifecycle.artifacts import LOCK, lock_run_dir, read_config, writable_folder
 from multiclass.validation import check_config
 
 log = logging.getLogger("multiclass")
@@ -36,6 +39,9 @@ def train(cfg: DictConfig) -> float | None:
     logging.raiseExceptions = False  # a train.log on a full disk: the one line, no tracebacks
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    processes = processes_of(cfg, run_dir, hydra_cfg.overrides.task)
+    if processes > 1 and "WORLD_SIZE" not in os.environ:  # not already one of those processes
+        sys.exit(launch_processes(processes, run_dir, hydra_cfg.mode))
     outcome = execute(cfg, run_dir, hydra_cfg.overrides.task)
     if hydra_cfg.mode == RunMode.RUN or outcome.status == "interrupted":
         if outcome.exit_code:  # a sweep stops at Ctrl-C or SIGTERM
@@ -48,7 +54,43 @@ def train(cfg: DictConfig) -> float | None:
     return summary["best_score"] if "best_score" in summary else summary.get("best_val_acc")
 
 
-main = train  # the console script's entry point
+def main() -> None:
+    """The console script's entry point. A process torchrun started (WORLD_SIZE in its
+    environment) first joins the others of its run, which agree on one run directory: Hydra
+    reads it from the command line, so it is appended there."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        train()
+        return
+    from multiclass.lifecycle import distributed
+
+    sys.argv += exit_on_error(distributed.join, sys.argv[1:])
+    try:
+        train()
+    finally:
+        distributed.leave()
+
+
+def processes_of(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> int:
+    """How many processes train the run: `device.processes`, which a resume takes from the
+    run's saved config unless the command line gives it."""
+    processes = cfg.device.get("processes", 1)
+    saved = run_dir / "config.yaml"
+    named = any(override.startswith("device.processes=") for override in overrides)
+    if cfg.get("resume") and saved.is_file() and not named:
+        processes = exit_on_error(read_config, saved).device.get("processes", 1)
+    return processes
+
+
+def launch_processes(processes: int, run_dir: Path, mode: RunMode) -> int:
+    """Start `processes` processes that train this command's run in its run directory; their
+    exit status."""
+    if mode != RunMode.RUN:
+        log.error("error: device.processes > 1 trains a single run, not a sweep (-m)")
+        return 1
+    from multiclass.lifecycle.distributed import launch
+
+    log.info("training with %d processes (data parallel) -> %s", processes, run_dir)
+    return launch(processes, [*sys.argv[1:], f"hydra.run.dir={run_dir}"])
 
 
 class SweepReport(Callback):
@@ -90,7 +132,8 @@ class OutputCheck(Callback):
         exit_on_error(check_config, config)  # a bad value: one line, and no folder made
         if config.get("resume"):
             exit_on_error(check_resumable, Path(config.hydra.run.dir))
-        exit_on_error(check_run_dir, Path(config.hydra.run.dir))
+        if os.environ.get("RANK", "0") == "0":  # a data parallel rank > 0 writes nothing there
+            exit_on_error(check_run_dir, Path(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         exit_on_error(check_sweep_dir, Path(config.hydra.sweep.dir))

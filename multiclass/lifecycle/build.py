@@ -15,6 +15,7 @@ from multiclass.datasets import Splits
 from multiclass.datasets.augment import check_augmentation
 from multiclass.engine import Task, batches_per_epoch
 from multiclass.heads import build_loss
+from multiclass.lifecycle import distributed
 from multiclass.lifecycle.checkpoint import save_checkpoint
 from multiclass.lifecycle.preprocess import save_preprocess
 from multiclass.lifecycle.runtime import seed_everything
@@ -58,6 +59,7 @@ def build(cfg: DictConfig, settings: TrainerSettings, summary: dict[str, Any]) -
     """Device, data, loss, model (seeded), optimizer and lr schedule, as the config says."""
     runtime = instantiate(cfg.device)
     summary.update(seed=cfg.seed, device=str(runtime.device), num_threads=torch.get_num_threads())
+    summary["processes"] = distributed.shard().size
     splits: Splits = instantiate(cfg.dataset).to(runtime.device)
     summary.update(describe_data(splits))
     criterion, head = build_loss(cfg.loss, splits.num_classes)
@@ -72,8 +74,9 @@ def build(cfg: DictConfig, settings: TrainerSettings, summary: dict[str, Any]) -
     batches = batches_per_epoch(len(splits.train), settings)
     schedule = build_schedule(cfg.get("scheduler"), optimizer, settings.epochs, batches)
     summary["num_params"] = sum(p.numel() for p in model.parameters())
+    trained = distributed.wrap(model, runtime.device)
     task = Task(
-        runtime.compiled(model),
+        runtime.compiled(trained),
         criterion,
         head,
         optimizer,
@@ -82,6 +85,8 @@ def build(cfg: DictConfig, settings: TrainerSettings, summary: dict[str, Any]) -
         augment=augment,
         frozen=trainable.frozen,
         scaler=runtime.grad_scaler(),
+        shard=distributed.shard(),
+        unwrapped=None if trained is model else model,
     )
     return Built(cfg, splits, model, task)
 

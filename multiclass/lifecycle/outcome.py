@@ -38,6 +38,7 @@ SUMMARY_FIELDS = (
     "samples_per_s",
     "device",
     "num_threads",
+    "processes",
     "seed",
     "weights_sha256",
     "dataset",

@@ -31,6 +31,7 @@ RESUMABLE_KEYS = (
     "trainer.log_every",
     "trainer.early_stopping.patience",
     "logger",
+    "device.processes",  # how many processes train it, not what (the same weights, to rounding)
 )
 
 

@@ -1,7 +1,8 @@
 """One run, start to finish, in the process that called it: build the components from the
 config, train, test, and let the callbacks fill the run directory. `execute` adds what a
 command line needs: a status, an exit code and a one-line error that never loses what the
-run already wrote."""
+run already wrote. Under data parallel training (lifecycle.distributed) every process runs
+this; rank 0 alone writes, tests and calls the callbacks but those every rank needs."""
 
 import logging
 import os
@@ -9,6 +10,7 @@ import signal
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -18,6 +20,7 @@ from multiclass.callbacks import RunState, build_callbacks
 from multiclass.config import trainer_settings
 from multiclass.engine import EpochMetrics, Examples, Progress, evaluate, fit, samples_per_epoch
 from multiclass.errors import TrainingDiverged, UserError, is_user_error, one_line
+from multiclass.lifecycle import distributed
 from multiclass.lifecycle.artifacts import (
     lock_run_dir,
     read_csv_rows,
@@ -63,6 +66,9 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Ou
     except UserError as bad:  # before anything is written: no run directory for a typo
         log.error("error: %s", bad)
         return Outcome("failed", {"status": "failed", "error": str(bad)})
+    if distributed.rank() > 0:  # trains in step with rank 0, which writes the run directory
+        with sigterm_interrupts():
+            return run_locked(cfg, run_dir, leader=False)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         lock = lock_run_dir(run_dir)
@@ -91,18 +97,22 @@ def sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_locked(cfg: DictConfig, run_dir: Path) -> Outcome:
+def run_locked(cfg: DictConfig, run_dir: Path, leader: bool = True) -> Outcome:
     """`execute` once `run_dir` is this process's alone. A fresh run records itself at once; a
     resume only once it has restored last.pt, so that a resume that fails or is refused before
-    that leaves the run's files as they were."""
+    that leaves the run's files as they were. Not the `leader` (a data parallel rank > 0): the
+    same training, without a file, a progress bar, the test or the recording callbacks."""
     summary = new_summary()
     resuming = bool(cfg.get("resume")) and (run_dir / "config.yaml").exists()
     run = None
     error, signum = None, None
     try:
-        if not resuming:
+        if not resuming and leader:
             begin(cfg, run_dir, summary)
-        run = RunState(cfg, run_dir, trainer_settings(cfg), summary, build_callbacks(cfg))
+        settings, callbacks = trainer_settings(cfg), build_callbacks(cfg)
+        if not leader:
+            settings, callbacks = replace(settings, progress=False), callbacks.every_rank()
+        run = RunState(cfg, run_dir, settings, summary, callbacks, leader=leader)
         run.recording = not resuming
         train_and_test(run)
         status = "completed"
@@ -115,9 +125,13 @@ def run_locked(cfg: DictConfig, run_dir: Path) -> Outcome:
     except Exception as failure:
         status, error = "failed", one_line(failure)
         if not is_user_error(failure) and os.environ.get("HYDRA_FULL_ERROR") == "1":
-            finish(run, run_dir, summary, status, error, resuming)
+            if leader:
+                finish(run, run_dir, summary, status, error, resuming)
             raise  # Python's own traceback, down to the line that failed
-    status = finish(run, run_dir, summary, status, error, resuming)
+    if leader:
+        status = finish(run, run_dir, summary, status, error, resuming)
+    elif status == "failed":  # rank 0 says the rest, once
+        log.error("error: %s", error)
     undrawn = tuple(run.undrawn) if run else ()
     return Outcome(status, summary, undrawn, signum)
 
@@ -166,6 +180,8 @@ def train_and_test(run: RunState) -> None:
             log.info("epoch %d/%d  %s", row.epoch, run.settings.epochs, described)
 
     fit(run.built.task, run.built.splits, run.settings, run.progress, on_epoch_end)
+    if not run.leader:
+        return
     if run.progress.stopped_early:
         log.info(
             "stopped early after epoch %d: no better %s since epoch %d",
@@ -192,7 +208,8 @@ def start(run: RunState) -> Progress:
     else:
         progress = fresh
         start_over(run.run_dir, status)
-    begin(run.cfg, run.run_dir, run.summary)
+    if run.leader:
+        begin(run.cfg, run.run_dir, run.summary)
     run.recording = True
     return progress
 

@@ -61,8 +61,10 @@ def prepare(
     compile: bool = False,
     channels_last: bool = True,
     reuse_memory: bool = True,
+    processes: int = 1,
 ) -> Runtime:
-    """Pick the device and set torch's process-wide knobs; built from the `device` config group."""
+    """Pick the device and set torch's process-wide knobs; built from the `device` config group.
+    `processes` is read before: by the command, which starts that many (lifecycle.distributed)."""
     device = select_device(kind)
     if precision not in PRECISIONS:
         raise UserError(
