@@ -178,6 +178,7 @@ def resumed_config(cfg: DictConfig, run_dir: Path, overrides: Iterable[str]) -> 
         if key.startswith("hydra.") or key.startswith("hydra/"):
             continue
         now, before = plain(OmegaConf.select(cfg, key)), plain(OmegaConf.select(saved, key))
+        now, before = fixed_part(key, now), fixed_part(key, before)
         if key in RESUMABLE_KEYS or key.startswith("logger."):
             OmegaConf.update(saved, key, now, force_add=True)
         elif now != before:
@@ -188,6 +189,16 @@ def resumed_config(cfg: DictConfig, run_dir: Path, overrides: Iterable[str]) -> 
     keep_schedule_length(saved, epochs, run_dir)
     OmegaConf.update(saved, "resume", cfg.resume, force_add=True)
     return saved
+
+
+def fixed_part(key: str, value: Any) -> Any:
+    """A config group's node (`device=cpu` on the command line) without the keys a resume may
+    change (device.processes): it must equal the saved one in the rest."""
+    if not isinstance(value, dict):
+        return value
+    prefix = f"{key}."
+    resumable = {k.removeprefix(prefix) for k in RESUMABLE_KEYS if k.startswith(prefix)}
+    return {name: item for name, item in value.items() if name not in resumable}
 
 
 def keep_schedule_length(saved: DictConfig, epochs: int, run_dir: Path) -> None:
