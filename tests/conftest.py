@@ -1,19 +1,28 @@
-"""Shared helpers: compose a config as the CLI would, run it in-process, run the CLI."""
+"""Shared helpers: compose a config as the CLI would, run it in-process, run the CLI.
+
+Every run of the suite trains on the CPU, whatever accelerator the machine has: `device=auto`
+would move in-process runs to CUDA or MPS there (and summary.json's device with them). The
+`cpu_only` fixture pins every in-process composition to `device=cpu` (a test's own `device=`
+override still wins), QUIET carries it into command lines built from it, and run_cli adds it to
+every command it runs."""
 
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import multiclass.config
 from multiclass.config import compose_config
 from multiclass.lifecycle.run import Outcome, execute
 
-QUIET = ["trainer.progress=false", "plots=false"]
+CPU = "device=cpu"
+QUIET = ["trainer.progress=false", "plots=false", CPU]
 # What a run on image data writes itself; the CLI adds Hydra's .hydra/ and train.log.
 RUN_FILES = (
     "config.yaml",
@@ -27,6 +36,21 @@ RUN_FILES = (
     "layers.csv",
     "layers.png",
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cpu_only() -> Iterator[None]:
+    """`device=cpu` first in every in-process composition (compose_config's call of Hydra's
+    compose), so that a test's own `device=...` comes later and wins. Session-wide: runs that
+    module-scoped fixtures make are pinned too."""
+    compose = multiclass.config.compose
+
+    def on_the_cpu(config_name: str, overrides: list[str], **kwargs: Any) -> Any:
+        return compose(config_name, overrides=[CPU, *overrides], **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(multiclass.config, "compose", on_the_cpu)
+        yield
 
 
 @pytest.fixture
@@ -52,18 +76,21 @@ def read_summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """`python -m multiclass <args>` in `cwd`, as a user would type it."""
+def cli(*args: str) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of `python -m multiclass <args> device=cpu`, as a user would
+    type it (`device=cpu` last, where Hydra takes overrides after `-m`). Left out where `args`
+    name a device, or resume a run, which takes its device from the config it saved (made on
+    the CPU here)."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
-        [sys.executable, "-m", "multiclass", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    pinned = () if any(arg.startswith(("device=", "resume=")) for arg in args) else (CPU,)
+    return [sys.executable, "-m", "multiclass", *args, *pinned], env
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m multiclass <args>` in `cwd` (see `cli`), to its end."""
+    command, env = cli(*args)
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
 def family(pid: int) -> list[int]:

@@ -2,16 +2,23 @@
 
 import csv
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from importlib.util import find_spec
 from pathlib import Path
+from subprocess import DEVNULL, PIPE
+from types import SimpleNamespace
 
 import pytest
+import torch
 import yaml
 
 from multiclass.commands.rerun import main as rerun_main
 from multiclass.lifecycle.artifacts import lock_run_dir
-from tests.conftest import RUN_FILES, run_cli
+from tests.conftest import CPU, QUIET, RUN_FILES, cli, read_summary, run_cli
 
 CLI_FILES = (
     *RUN_FILES,
@@ -27,7 +34,7 @@ def run_dirs(cwd):
 
 
 def test_two_runs_started_together_each_fill_their_own_directory(tmp_path):
-    command = [sys.executable, "-m", "multiclass", "dataset.limit=300", "trainer.epochs=2"]
+    command = [sys.executable, "-m", "multiclass", "dataset.limit=200", "trainer.epochs=2", CPU]
     runs = [
         subprocess.Popen(
             command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -49,71 +56,124 @@ def test_two_runs_started_together_each_fill_their_own_directory(tmp_path):
         assert [line for line in log_lines if "] epoch " in line][1].count("epoch 2/2") == 1
 
 
-def test_a_sweep_over_depth_and_width_runs_every_job_under_outputs(tmp_path):
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = run_cli(
-        "-m",
-        "model.depth=1,2",
-        "model.width=8,16",
-        "dataset.limit=200",
-        "trainer.epochs=1",
-        "plots=false",
-        "logger=mlflow",
-        f"logger.tracking_uri={store}",
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    dirs = run_dirs(tmp_path)
-    assert len(dirs) == 4 and len({d.parent for d in dirs}) == 1
-    combos = set()
-    for run_dir in dirs:
-        config = yaml.safe_load((run_dir / "config.yaml").read_text())
-        combos.add((config["model"]["depth"], config["model"]["width"]))
-        assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
-    assert combos == {(1, 8), (1, 16), (2, 8), (2, 16)}
+# 180 single-sample steps an epoch: slow enough to kill the sweep inside job 1.
+SLOW_SWEEP = [
+    "-m", "model.depth=1,2", "model.width=8,16", "dataset.limit=200", "trainer.batch_size=1",
+    "trainer.epochs=3", "plots=false", "trainer.progress=false", CPU,
+]  # fmt: skip
+MLFLOW = find_spec("mlflow") is not None
 
-    # Any job of a sweep reruns to the same weights and metrics.
+
+@pytest.fixture(scope="module")
+def resumed_sweep(tmp_path_factory) -> SimpleNamespace:
+    """A depth x width sweep under outputs/, killed (SIGKILL) once job 1 saved a last.pt: job 0
+    completed, job 1 cut short, jobs 2 and 3 never started; then `multiclass-resume SWEEP_DIR`.
+    Tracked in MLflow where it is installed."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    store = f"sqlite:///{cwd / 'mlflow.db'}"
+    tracking = ["logger=mlflow", f"logger.tracking_uri={store}"] if MLFLOW else []
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "multiclass", *SLOW_SWEEP, *tracking]
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=DEVNULL, stderr=DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if list(cwd.glob("outputs/*/*/1/last.pt")):
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    assert process.wait(timeout=60) == -signal.SIGKILL, "the sweep ended before it was killed"
+    (sweep_dir,) = (path.parent.parent for path in cwd.glob("outputs/*/*/1/last.pt"))
+    killed = {
+        "jobs": sorted(path.name for path in sweep_dir.iterdir() if path.is_dir()),
+        "statuses": [read_summary(sweep_dir / job)["status"] for job in ("0", "1")],
+        "saved_epoch": torch.load(sweep_dir / "1" / "last.pt", weights_only=True)["epoch"],
+        "job_0": (sweep_dir / "0" / "summary.json").read_bytes(),
+    }
+    script = Path(sys.executable).parent / "multiclass-resume"
+    resumed = subprocess.run(
+        [script, str(sweep_dir)], cwd=cwd, env=env, capture_output=True, text=True, timeout=180
+    )
+    return SimpleNamespace(cwd=cwd, sweep_dir=sweep_dir, store=store, resumed=resumed, **killed)
+
+
+def test_a_killed_sweep_resumes_skipping_done_jobs_resuming_the_cut_one_starting_the_rest(
+    resumed_sweep, tmp_path
+):
+    sweep = resumed_sweep
+    assert sweep.sweep_dir.parent.parent == sweep.cwd / "outputs"
+    assert sweep.jobs == ["0", "1"] and sweep.statuses == ["completed", "running"]
+    assert 1 <= sweep.saved_epoch < 3  # job 1 was cut short, with epochs left to train
+    assert sweep.resumed.returncode == 0, sweep.resumed.stderr
+
+    dirs = run_dirs(sweep.cwd)
+    assert dirs == [sweep.sweep_dir / str(job) for job in range(4)]
+    assert (dirs[0] / "summary.json").read_bytes() == sweep.job_0  # completed: left alone
+    summaries = [read_summary(run_dir) for run_dir in dirs]
+    assert [s["status"] for s in summaries] == ["completed"] * 4
+    assert [s["epochs"] for s in summaries] == [3] * 4
+    assert [s.get("resumed_at") for s in summaries[1:]] == [[sweep.saved_epoch], None, None]
+    combos = [
+        (config["model"]["depth"], config["model"]["width"])
+        for config in (yaml.safe_load((d / "config.yaml").read_text()) for d in dirs)
+    ]
+    assert combos == [(1, 8), (1, 16), (2, 8), (2, 16)]
+    with open(sweep.sweep_dir / "sweep.csv") as file:
+        assert [row["status"] for row in csv.DictReader(file)] == ["completed"] * 4
+
+    # The resumed job has the weights and metrics of the job run straight through.
     with pytest.raises(SystemExit) as rerun:
         rerun_main([str(dirs[1]), "--out", str(tmp_path / "rerun")])
     assert rerun.value.code == 0
 
-    # Resuming the sweep skips the completed jobs and resumes one that was cut short.
-    (dirs[2] / "summary.json").unlink()
-    untouched = (dirs[0] / "summary.json").read_bytes()
-    script = Path(sys.executable).parent / "multiclass-resume"
-    resumed = subprocess.run(
-        [script, str(dirs[0].parent)], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    assert (dirs[0] / "summary.json").read_bytes() == untouched
-    summary = json.loads((dirs[2] / "summary.json").read_text())
-    assert summary["status"] == "completed" and summary["resumed_at"] == [1]
 
-    # The sweep is one MLflow experiment, named after its folder, with every job's metrics;
-    # the resumed job went on in its own MLflow run.
+@pytest.mark.skipif(not MLFLOW, reason="needs the [mlflow] extra")
+def test_the_sweep_is_one_mlflow_experiment_and_the_resumed_job_goes_on_in_its_run(
+    resumed_sweep,
+):
     from mlflow import MlflowClient
 
-    client = MlflowClient(store)
-    experiment = client.get_experiment_by_name(str(dirs[0].parent.relative_to(tmp_path)))
+    sweep = resumed_sweep
+    client = MlflowClient(sweep.store)
+    experiment = client.get_experiment_by_name(str(sweep.sweep_dir.relative_to(sweep.cwd)))
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
     for run in runs:
         job = Path(run.data.tags["multiclass.run_dir"])
         assert f"model.width={run.data.params['model.width']}" in run.info.run_name
-        assert run.data.metrics["test_acc"] == pytest.approx(
-            json.loads((job / "summary.json").read_text())["test_acc"]
+        assert run.data.metrics["test_acc"] == pytest.approx(read_summary(job)["test_acc"])
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")]
+        assert steps == [1, 2, 3], job  # job 1's epochs, before and after the kill, in one run
+
+
+def test_bad_input_exits_1_and_a_diverged_run_2_each_with_one_line(tmp_path):
+    """Two commands side by side: a class the data set lacks, and SGD at lr 1e30."""
+    commands = {
+        "bad": ("dataset.classes=[0,42]", "hydra.run.dir=bad"),
+        "diverged": (
+            "dataset=blobs", "trainer.epochs=3", "optimizer=sgd", "optimizer.lr=1e30", *QUIET,
+            "hydra.run.dir=diverged",
+        ),
+    }  # fmt: skip
+    started = {}
+    for name, args in commands.items():
+        command, env = cli(*args)
+        started[name] = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=PIPE, stderr=PIPE, text=True
         )
-        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [1]
-
-
-def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path):
-    result = run_cli("dataset.classes=[0,42]", cwd=tmp_path)
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr + result.stdout
-    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
-    assert len(errors) == 1 and "no class 42" in errors[0]
-    (run_dir,) = run_dirs(tmp_path)
-    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+    statuses, errors = {}, {}
+    for name, process in started.items():
+        out, err = process.communicate(timeout=120)
+        assert "Traceback" not in err + out, name
+        statuses[name] = process.returncode
+        (errors[name],) = [line for line in err.splitlines() if "error" in line.lower()]
+    assert statuses == {"bad": 1, "diverged": 2}
+    assert "no class 42" in errors["bad"]
+    assert read_summary(tmp_path / "bad")["status"] == "failed"
+    assert errors["diverged"].endswith(
+        "[ERROR] error: loss became nan at epoch 1: lower optimizer.lr or check the data"
+    )
+    summary = read_summary(tmp_path / "diverged")
+    assert summary["status"] == "diverged" and summary["epochs"] == 1
 
 
 def test_a_sweep_with_a_failed_job_reports_every_job_then_fails(tmp_path):

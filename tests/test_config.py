@@ -76,6 +76,8 @@ def test_every_dataset_builds_splits(name, tmp_path):
 @pytest.mark.parametrize("model", options("model"))
 @pytest.mark.parametrize("loss", options("loss"))
 def test_every_model_and_loss_build_a_network_of_the_right_width(model, loss):
+    if model == "timm":
+        pytest.importorskip("timm", reason="needs the [timm] extra")
     cfg = compose_config(f"model={model}", f"loss={loss}")
     criterion, head = build_loss(cfg.loss, num_classes=3)
     network = build_classifier(cfg.model, (1, 8, 8), head)

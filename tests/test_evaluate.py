@@ -82,6 +82,29 @@ def test_a_chosen_name_and_a_class_the_model_does_not_know(run_dir, capsys):
     )
 
 
+def test_another_option_of_the_dataset_group_is_tested_with_the_classes_it_shares(
+    train, tmp_path, capsys
+):
+    """A model of the four blobs (classes 0-3), tested on the two moons (classes 0 and 1,
+    2-D points too): the moons' test split, drawn with the run's seed, by class name."""
+    run_dir = tmp_path / "blobs"
+    trained = train("dataset=blobs", "trainer.epochs=3", "seed=2", run_dir=run_dir)
+    assert trained.status == "completed"
+    status, out, err = run_eval(capsys, str(run_dir), "dataset=moons")
+    assert status == 0, err
+    report = json.loads((run_dir / "eval" / "dataset=moons" / "eval.json").read_text())
+
+    moons = instantiate(compose_config("dataset=moons", "seed=2").dataset)
+    model, head, saved = load_classifier(run_dir / "model.pt")
+    labels = torch.tensor([saved["class_names"].index(moons.class_names[y]) for y in moons.test.y])
+    with torch.no_grad():
+        predicted = head.predict(model(moons.test.x))
+    assert (report["dataset"], report["class_names"]) == ("moons", ["0", "1"])
+    assert report["num_samples"] == len(moons.test) != trained.summary["split_sizes"]["test"]
+    assert report["accuracy"] == pytest.approx((predicted == labels).float().mean().item())
+    assert out.startswith(f"accuracy {report['accuracy']:.4f}") and "(moons, test split" in out
+
+
 BAD_INPUTS = {
     ("dataset=blobs",): "this data set's inputs have shape (2,); the model takes (1, 8, 8)",
     ("dataset=nope",): "Could not find 'dataset/nope'",

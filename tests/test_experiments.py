@@ -1,6 +1,8 @@
 """The seeds' experiments as configs: each keeps its seed's architecture and settings and runs
 a step on tiny data (none runs to completion here); multiclass-reproduce tabulates runs."""
 
+import json
+
 import pytest
 import torch
 
@@ -9,11 +11,13 @@ from multiclass.commands.reproduce import (
     collect,
     data_options,
     experiment_names,
+    main,
     markdown,
     missing_data,
 )
 from multiclass.config import compose_config
 from multiclass.datasets.synthetic import write_idx_dataset
+from tests.conftest import read_summary
 
 # The linear layers each seed's network has, as (in, out).
 SEED_ARCHITECTURES = {
@@ -99,3 +103,33 @@ def test_an_experiment_without_its_data_is_not_run(tmp_path, data_root):
     assert missing_data(cfg, data_options(cfg, tmp_path)).startswith("FashionMNIST not found")
     assert missing_data(cfg, data_options(cfg, data_root)) is None
     assert data_options(compose_config("experiment=seed003_toy"), tmp_path) == {}
+
+
+def test_multiclass_reproduce_runs_an_experiment_and_tabulates_it_beside_the_seeds_figure(
+    tmp_path, capsys, monkeypatch
+):
+    """The command end to end on seed003_toy (8 rows, 1001 full-batch epochs of a millisecond)
+    for seed 0: a Hydra sweep in a process of its own, then the measured train_loss beside the
+    seed's; an experiment whose data is not here is listed as not run."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # the sweep's own process: on the CPU too
+    out = tmp_path / "reproduce"
+    arguments = ["--only", "seed003_toy", "seed004_fashion_mlp32", "--seeds", "0"]
+    main([*arguments, "--data-root", str(tmp_path / "no-data"), "--output", str(out)])
+
+    job = read_summary(out / "seed003_toy" / "0")
+    assert (job["status"], job["seed"], job["epochs"]) == ("completed", 0, 1001)
+    results = json.loads((out / "results.json").read_text())
+    toy, expected = results["seed003_toy"], compose_config("experiment=seed003_toy").reproduces
+    assert (toy["seed"], toy["reported"], toy["seeds"]) == (expected.seed, expected.reported, [0])
+    measured = toy["measured"]["train_loss"]
+    assert measured["values"] == [job["train_loss"]] and measured["mean"] == job["train_loss"]
+    assert measured["mean"] == pytest.approx(expected.figures.train_loss, abs=0.015)
+    fashion = results["seed004_fashion_mlp32"]
+    assert fashion["not_run"].startswith("not run here: no data offline (FashionMNIST not found")
+    assert not (out / "seed004_fashion_mlp32").exists()
+
+    table = (out / "results.md").read_text()
+    assert capsys.readouterr().out == table + "\n"
+    (toy_row,) = [line for line in table.splitlines() if line.startswith("| `seed003_toy`")]
+    mean = f"{job['train_loss']:.4f}"
+    assert f"| train_loss {mean} ({mean}-{mean}) | 0 |" in toy_row

@@ -3,6 +3,7 @@ library whose metric did not match the head and reported a constant, wrong accur
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from multiclass.config import compose_config
@@ -59,17 +60,50 @@ def test_each_loss_trains_and_reports_its_true_accuracy(train, tmp_path, loss, c
     assert saved["class_names"] == (["0", "2"] if classes == 2 else ["0", "1", "2", "3"])
 
 
-@pytest.mark.parametrize(
-    "options",
-    [
+WEIGHT = torch.tensor([1.0, 2.0, 1.0, 1.0])
+# Each parameter, and the test loss torch's own function gives with it and without it.
+PARAMETERS = {
+    "pos_weight": (
         ["loss=bce_with_logits", "dataset.classes=[0,2]", "loss.pos_weight=[3.0]"],
-        ["loss=cross_entropy", "loss.label_smoothing=0.1", "loss.weight=[1.0,2.0,1.0,1.0]"],
-        ["loss=nll", "loss.weight=[1.0,1.0,2.0,1.0]"],
-    ],
-)
-def test_the_torch_losses_own_parameters_pass_through(train, options):
-    outcome = train(*BLOBS, *options)
+        lambda out, y: F.binary_cross_entropy_with_logits(
+            out[:, 0], y.float(), pos_weight=torch.tensor([3.0])
+        ),
+        lambda out, y: F.binary_cross_entropy_with_logits(out[:, 0], y.float()),
+    ),
+    "label_smoothing": (
+        ["loss=cross_entropy", "loss.label_smoothing=0.1"],
+        lambda out, y: F.cross_entropy(out, y, label_smoothing=0.1),
+        lambda out, y: F.cross_entropy(out, y),
+    ),
+    "cross_entropy_weight": (
+        ["loss=cross_entropy", "loss.weight=[1.0,2.0,1.0,1.0]"],
+        lambda out, y: F.cross_entropy(out, y, weight=WEIGHT),
+        lambda out, y: F.cross_entropy(out, y),
+    ),
+    "nll_weight": (
+        ["loss=nll", "loss.weight=[1.0,2.0,1.0,1.0]"],
+        lambda out, y: F.nll_loss(out, y, weight=WEIGHT),
+        lambda out, y: F.nll_loss(out, y),
+    ),
+}
+
+
+@pytest.mark.parametrize("parameter", list(PARAMETERS))
+def test_the_torch_losses_own_parameters_pass_through(train, tmp_path, parameter):
+    """The reported test loss is torch's loss with the parameter (the whole test split is one
+    evaluation batch), which differs from the loss without it on these outputs."""
+    options, with_it, without_it = PARAMETERS[parameter]
+    outcome = train(*BLOBS, *options, run_dir=tmp_path / "run")
     assert outcome.status == "completed", outcome.summary.get("error")
+
+    model, _, _ = load_classifier(tmp_path / "run" / "model.pt")
+    test = instantiate(compose_config(*BLOBS, *options).dataset).test
+    assert len(test) <= compose_config().trainer.eval_batch_size
+    with torch.no_grad():
+        outputs = model(test.x)
+    expected, plain = with_it(outputs, test.y).item(), without_it(outputs, test.y).item()
+    assert abs(expected - plain) > 1e-3 * expected  # the parameter changes the figure
+    assert outcome.summary["test_loss"] == pytest.approx(expected, rel=1e-5)
     assert outcome.summary["test_acc"] >= 0.9
 
 

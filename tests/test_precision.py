@@ -1,8 +1,14 @@
 """device.precision=fp16: autocast to half precision with a gradient scaler, on the CPU too;
-repeatable, and resumed with the scaler's state (the loss scale it had grown or cut to)."""
+repeatable, and resumed with the scaler's state (the loss scale it had grown or cut to).
+device.channels_last: the same results in another memory layout."""
 
+import pytest
 import torch
+from torch import nn
+from torch.nn.modules.module import register_module_forward_hook
 
+from multiclass import engine
+from multiclass.lifecycle.checkpoint import load_classifier
 from tests.test_resume import metrics_without_times, resume
 from tests.test_schedulers import SMALL, interrupt_third_epoch
 
@@ -32,3 +38,52 @@ def test_an_fp16_run_resumes_to_the_uninterrupted_runs_weights(train, tmp_path, 
     assert outcome.status == "completed" and outcome.summary["resumed_at"] == [2]
     assert outcome.summary["weights_sha256"] == straight.summary["weights_sha256"]
     assert metrics_without_times(cut) == metrics_without_times(tmp_path / "straight")
+
+
+def test_channels_last_lays_out_the_convolutions_and_gives_the_same_results(
+    train, tmp_path, monkeypatch
+):
+    """Every convolution's output in the training epochs and their validation is channels_last
+    with it and plain NCHW without; the runs differ in rounding alone."""
+    layouts: dict[bool, set[tuple[bool, bool]]] = {True: set(), False: set()}
+    runs, current, fitting = {}, [], []
+
+    def watched(real):
+        def within(*args, **kwargs):
+            fitting.append(True)
+            try:
+                return real(*args, **kwargs)
+            finally:
+                fitting.pop()
+
+        return within
+
+    def conv_output(module, inputs, output):
+        if fitting and isinstance(module, nn.Conv2d):
+            last = output.is_contiguous(memory_format=torch.channels_last)
+            layouts[current[-1]].add((last, output.is_contiguous()))
+
+    for name in ("train_epoch", "evaluate"):  # the epochs and their validation
+        monkeypatch.setattr(engine, name, watched(getattr(engine, name)))
+    hook = register_module_forward_hook(conv_output)
+    try:
+        for channels_last in (True, False):
+            current.append(channels_last)
+            overrides = ["model=cnn", *SMALL, "trainer.epochs=3"]
+            overrides.append(f"device.channels_last={str(channels_last).lower()}")
+            runs[channels_last] = train(*overrides, run_dir=tmp_path / str(channels_last))
+    finally:
+        hook.remove()
+    assert layouts == {True: {(True, False)}, False: {(False, True)}}
+
+    with_it, without = runs[True].summary, runs[False].summary
+    for figure in ("test_acc", "best_val_acc", "best_epoch", "train_acc"):
+        assert with_it[figure] == without[figure], figure
+    for figure in ("test_loss", "train_loss"):
+        assert with_it[figure] == pytest.approx(without[figure], rel=1e-5), figure
+    one, _, _ = load_classifier(tmp_path / "True" / "model.pt")
+    other, _, _ = load_classifier(tmp_path / "False" / "model.pt")
+    for (name, weights), theirs in zip(
+        one.state_dict().items(), other.state_dict().values(), strict=True
+    ):
+        assert torch.allclose(weights, theirs, rtol=1e-4, atol=1e-5), name

@@ -17,10 +17,10 @@ import torch
 
 from multiclass.config import compose_config
 from multiclass.lifecycle.run import execute
-from tests.conftest import QUIET, family, read_summary
+from tests.conftest import CPU, QUIET, family, read_summary
 
 # 180 single-sample steps an epoch: slow enough to signal mid-run, fast enough to test.
-SLOW = ["dataset.limit=200", "trainer.batch_size=1", "trainer.epochs=4", "plots=false"]
+SLOW = ["dataset.limit=200", "trainer.batch_size=1", "trainer.epochs=4", "plots=false", CPU]
 TINY = [*QUIET, "dataset=blobs", "trainer.epochs=1"]
 
 USER_MODELS = '''
@@ -180,7 +180,7 @@ def test_a_run_without_pictures_on_data_of_its_own_imports_no_matplotlib_nor_sci
         "import sys; from pathlib import Path;"
         "from multiclass.config import compose_config;"
         "from multiclass.lifecycle.run import execute;"
-        "cfg = compose_config('dataset=xor', 'plots=false', 'trainer.epochs=2');"
+        "cfg = compose_config('dataset=xor', 'plots=false', 'trainer.epochs=2', 'device=cpu');"
         "outcome = execute(cfg, Path('run'));"
         "names = {'matplotlib', 'sklearn'};"
         "print(outcome.status, sorted(names & set(sys.modules)))"

@@ -3,15 +3,18 @@ before its summary, several sweeps side by side, and the picture for each shape 
 
 import csv
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from matplotlib.patches import Rectangle
 
 from multiclass.commands.report import main
+from multiclass.reporting import sweep_figure
 from multiclass.reporting.sweep import write_report
-from multiclass.reporting.sweep_figure import scores_by
 from multiclass.reporting.sweep_jobs import build_report
 
 TINY = ["dataset.limit=200", "trainer.epochs=2"]
@@ -169,34 +172,153 @@ def test_several_sweeps_need_an_output_folder_and_a_missing_one_is_one_line(tmp_
     assert not (tmp_path / "a" / "sweep.csv").exists()
 
 
-@pytest.mark.parametrize(
-    "sweep",
-    [
-        [("model.depth=1",), ("model.depth=2",)],
-        [("model.depth=1", "model.width=8"), ("model.depth=2", "model.width=16")],
-        [
-            ("model.depth=1", "model.width=8", "seed=1"),
-            ("model.depth=2", "model.width=16", "seed=2"),
-        ],
-        [("model.activation=relu",), ("model.activation=tanh",)],
+def drawn(monkeypatch, built, out_dir: Path):
+    """write_report's files, and the left panel of the sweep.png it drew."""
+    figures, real_save = [], sweep_figure.save
+
+    def kept(figure, path):
+        figures.append(figure)
+        real_save(figure, path)
+
+    monkeypatch.setattr(sweep_figure, "save", kept)
+    written = write_report(built, out_dir)
+    (figure,) = figures
+    return written, figure.axes[0]
+
+
+def score_of(run_dir: Path) -> float:
+    return json.loads((run_dir / "summary.json").read_text())["best_val_acc"]
+
+
+SHAPES = {
+    "one-number": [("model.depth=1",), ("model.depth=2",)],
+    "one-choice": [("model.activation=relu",), ("model.activation=tanh",)],
+    "two-keys": [("model.depth=1", "model.width=8"), ("model.depth=2", "model.width=16")],
+    "three-keys": [
+        ("model.depth=1", "model.width=8", "seed=1"),
+        ("model.depth=2", "model.width=16", "seed=2"),
     ],
-    ids=["one-number", "two-keys", "three-keys", "one-choice"],
-)
-def test_every_shape_of_sweep_gets_its_picture(train, tmp_path, sweep):
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_every_shape_of_sweep_gets_its_picture(train, tmp_path, monkeypatch, shape):
+    """One swept number: a line through its values; one swept choice: a bar per option; two
+    keys: a heatmap; more: the jobs as horizontal bars, best on top. Each drawn from the
+    runs' own best_val_acc."""
+    sweep = SHAPES[shape]
     for number, overrides in enumerate(sweep):
         train(*TINY, *overrides, run_dir=tmp_path / "runs" / str(number))
+    scores = [score_of(tmp_path / "runs" / str(number)) for number in range(len(sweep))]
     built = build_report([tmp_path / "runs"])
-    assert set(built.swept) == {override.split("=")[0] for override in sweep[0]}
-    written = write_report(built, tmp_path / "report")
+    keys = [override.split("=")[0] for override in sweep[0]]
+    # Shallowest first, and `dataset.seed` (`${seed}` in the config) not again beside `seed`.
+    assert built.swept == sorted(keys, key=lambda key: key.count("."))
+    written, panel = drawn(monkeypatch, built, tmp_path / "report")
     assert [path.name for path in written] == ["sweep.csv", "sweep.md", "sweep.png"]
     assert written[-1].read_bytes().startswith(b"\x89PNG")
 
+    bars = [patch for patch in panel.patches if isinstance(patch, Rectangle)]
+    if shape == "one-number":
+        (line,) = panel.get_lines()
+        assert list(line.get_xdata()) == [1, 2] and not bars and not panel.images
+        assert list(line.get_ydata()) == pytest.approx(scores)
+    elif shape == "one-choice":
+        assert [label.get_text() for label in panel.get_xticklabels()] == ["relu", "tanh"]
+        assert [bar.get_height() for bar in bars] == pytest.approx(scores)
+        assert not panel.get_lines() and not panel.images
+    elif shape == "two-keys":
+        (image,) = panel.images
+        cells = image.get_array()
+        assert cells.mask.tolist() == [[False, True], [True, False]]  # (1, 16), (2, 8): no job
+        assert [cells[0, 0], cells[1, 1]] == pytest.approx(scores)
+        assert not bars
+    else:
+        assert [bar.get_width() for bar in bars] == pytest.approx(sorted(scores))  # best on top
+        assert panel.get_title() == "best 2 jobs by best_val_acc" and not panel.images
 
-def test_the_heatmap_cells_are_means_of_the_completed_jobs(train, tmp_path):
-    for number, (depth, seed) in enumerate(((1, 0), (1, 1), (2, 0))):
-        train(*TINY, f"model.depth={depth}", f"seed={seed}", run_dir=tmp_path / str(number))
-    built = build_report([tmp_path])
-    assert built.swept == ["seed", "model.depth"]  # shallowest first; dataset.seed repeats seed
-    groups = scores_by(built, "model.depth")
-    accs = {r.job: r.summary["best_val_acc"] for r in built.records}
-    assert groups == {(1,): [accs[0], accs[1]], (2,): [accs[2]]}
+
+GRID = [(1, 8), (1, 16), (2, 8), (2, 16)]
+
+
+def test_two_sweeps_of_one_grid_report_together_each_cell_the_mean_of_its_completed_jobs(
+    train, tmp_path, monkeypatch, capsys
+):
+    """The same depth x width sweep run twice (on 200, then 300 samples, which their overrides
+    do not say): --out takes both; the heatmap's cell is the mean of the cell's completed jobs,
+    a killed job's best so far left out."""
+    for sweep, limit in (("monday", 200), ("tuesday", 300)):
+        for job, (depth, width) in enumerate(GRID):
+            run_dir = tmp_path / sweep / str(job)
+            overrides = [f"model.depth={depth}", f"model.width={width}"]
+            train(f"dataset.limit={limit}", "trainer.epochs=2", *overrides, run_dir=run_dir)
+            (run_dir / ".hydra").mkdir()
+            listed = "".join(f"- {override}\n" for override in overrides)
+            (run_dir / ".hydra" / "overrides.yaml").write_text(listed)
+    scores = {
+        cell: [score_of(tmp_path / sweep / str(job)) for sweep in ("monday", "tuesday")]
+        for job, cell in enumerate(GRID)
+    }
+    assert any(len(set(values)) > 1 for values in scores.values())  # a mean, not a copy
+    killed = tmp_path / "tuesday" / "3"
+    (killed / "summary.json").unlink()  # as after a kill -9 in its last epoch
+    scores[(2, 16)].pop()
+    killed_score = max(float(row["val_acc"]) for row in read_rows(killed / "metrics.csv"))
+    assert killed_score != scores[(2, 16)][0]  # leaving it out shows
+
+    out = tmp_path / "both"
+    assert report(tmp_path / "monday", tmp_path / "tuesday", "--no-plot", "--out", out) == 0
+    rows = read_rows(out / "sweep.csv")
+    assert list(rows[0])[:4] == ["job", "model.depth", "model.width", "status"]
+    assert [Path(row["run_dir"]).relative_to(tmp_path).as_posix() for row in rows] == [
+        f"{sweep}/{job}" for sweep in ("monday", "tuesday") for job in range(4)
+    ]
+    assert [row["status"] for row in rows] == ["completed"] * 7 + ["unfinished"]
+    markdown = (out / "sweep.md").read_text().splitlines()
+    assert markdown[0] == "# Sweep report: 8 runs (7 completed, 1 unfinished)"
+    assert markdown[-1].startswith("| tuesday/3 | 2 | 16 | unfinished |")
+    assert "Best 5 of 8 runs by best_val_acc:" in capsys.readouterr().out.splitlines()
+
+    built = build_report([tmp_path / "monday", tmp_path / "tuesday"])
+    _, panel = drawn(monkeypatch, built, tmp_path / "picture")
+    cells = panel.images[0].get_array()
+    for (row, col), cell in zip([(0, 0), (0, 1), (1, 0), (1, 1)], GRID, strict=True):
+        assert cells[row, col] == pytest.approx(np.mean(scores[cell])), cell
+    texts = {text.get_position(): text.get_text() for text in panel.texts}
+    assert texts[(1, 1)] == f"{np.mean(scores[(2, 16)]):.4f}"
+
+
+def test_objective_and_top_rank_the_runs_and_choose_how_many_are_shown(
+    train, tmp_path, capsys, caplog
+):
+    for depth in (1, 2, 3):
+        train(*QUICK, f"model.depth={depth}", run_dir=tmp_path / f"depth{depth}")
+    summaries = {
+        f"depth{depth}": json.loads((tmp_path / f"depth{depth}" / "summary.json").read_text())
+        for depth in (1, 2, 3)
+    }
+
+    def ranked_by(objective: str, top: int, lowest_first: bool) -> list[str]:
+        assert report(tmp_path, "--no-plot", "--objective", objective, "--top", top) == 0
+        out = capsys.readouterr().out
+        assert f"Best {top} of 3 runs by {objective}:" in out.splitlines()
+        expected = sorted(summaries, key=lambda name: summaries[name][objective])
+        expected = expected if lowest_first else expected[::-1]
+        shown = [line.split()[0] for line in table(out)[1:]]
+        assert shown == expected[:top]
+        markdown = (tmp_path / "sweep.md").read_text()
+        order = "lowest" if lowest_first else "highest"
+        assert f"Ranked by `{objective}`, {order} first;" in markdown
+        ranked_rows = [line.split()[1] for line in markdown.splitlines() if "| depth" in line]
+        assert ranked_rows == expected
+        return shown
+
+    assert len(set(summary["test_loss"] for summary in summaries.values())) == 3
+    ranked_by("test_loss", 2, lowest_first=True)  # a loss: the lowest is best
+    assert ranked_by("num_params", 1, lowest_first=False) == ["depth3"]
+
+    with caplog.at_level(logging.ERROR, logger="multiclass"):
+        assert report(tmp_path, "--no-plot", "--objective", "nope") == 1
+    assert caplog.messages[-1].startswith(
+        "error: no sweep report: --objective nope is no figure of a run; the figures:"
+    )

@@ -5,19 +5,24 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from hydra.utils import instantiate
 
+from multiclass import engine
+from multiclass.callbacks import checkpoints
 from multiclass.config import compose_config
 from multiclass.lifecycle.artifacts import lock_run_dir, weights_sha256
 from multiclass.lifecycle.checkpoint import load_classifier
 from multiclass.lifecycle.run import execute
 from multiclass.reporting.runs import read_run
-from tests.conftest import QUIET, family, files_of, read_summary, run_cli
+from tests.conftest import CPU, QUIET, family, files_of, read_summary, run_cli
 
 # 180 single-sample steps an epoch: slow enough to kill between epochs, fast enough to test.
-SLOW = ["dataset.limit=200", "trainer.batch_size=1", "model.dropout=0.2", "trainer.epochs=6"]
+SLOW = ["dataset.limit=200", "trainer.batch_size=1", "model.dropout=0.2", "trainer.epochs=4"]
 TIMED = ("train_seconds", "epoch_seconds")
 
 
@@ -34,7 +39,7 @@ def resume(run_dir, *overrides):
 def kill_after_epochs(run_dir, epochs, *overrides):
     """Start `multiclass-train` in a subprocess and SIGKILL it once `epochs` rows exist."""
     # pictures on: a run draws them in its own process, with no helper process to outlive it
-    quiet = ["trainer.progress=false"]
+    quiet = ["trainer.progress=false", CPU]
     command = [sys.executable, "-m", "multiclass", *quiet, f"hydra.run.dir={run_dir}", *overrides]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -61,7 +66,7 @@ def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_runs_weights(
     with lock_run_dir(killed):
         assert read_run(killed).status == "running"
     saved = torch.load(killed / "last.pt", weights_only=True)
-    assert 1 <= saved["epoch"] < 6  # the kill may land before the second epoch's last.pt
+    assert 1 <= saved["epoch"] < 4  # the kill may land before the second epoch's last.pt
 
     with caplog.at_level("INFO", logger="multiclass"):
         outcome = resume(killed)
@@ -108,21 +113,29 @@ def test_early_stopping_stops_and_says_where(train, tmp_path):
 
 
 def test_the_best_epochs_weights_are_kept_and_tested_when_asked(train, tmp_path):
+    # SGD at lr 0.5 overshoots: val_acc peaks before the last epoch and falls back.
     run_dir = tmp_path / "run"
-    overrides = [
-        "dataset.limit=300",
-        "trainer.epochs=6",
-        "optimizer.lr=0.05",
-        "trainer.test_on=best",
-    ]
+    overrides = ["dataset.limit=300", "trainer.epochs=6", "optimizer=sgd", "optimizer.lr=0.5"]
     result = train(*overrides, "trainer.test_on=best", run_dir=run_dir).summary
     rows = metrics_without_times(run_dir)
     best_epoch = 1 + max(range(len(rows)), key=lambda i: (float(rows[i]["val_acc"]), -i))
+    assert best_epoch < 6, "the best epoch must not be the last, or test_on=best tests nothing"
     assert result["best_epoch"] == best_epoch and result["tested_epoch"] == best_epoch
-    assert result["tested"] == ("best" if best_epoch != 6 else "last")
-    best_model, _, _ = load_classifier(run_dir / "best.pt")
+    assert result["tested"] == "best"
+
+    best_model, head, _ = load_classifier(run_dir / "best.pt")
     tested_model, _, _ = load_classifier(run_dir / "model.pt")
     assert weights_sha256(best_model) == weights_sha256(tested_model) == result["weights_sha256"]
+    last = torch.load(run_dir / "last.pt", weights_only=True)
+    assert last["epoch"] == 6
+    assert any(
+        not torch.equal(weights, last["model"][name])
+        for name, weights in best_model.state_dict().items()
+    ), "the last epoch's weights are the best epoch's: nothing tells them apart"
+    test = instantiate(compose_config(*overrides).dataset).test
+    with torch.no_grad():
+        accuracy = (head.predict(best_model(test.x)) == test.y).float().mean().item()
+    assert result["test_acc"] == pytest.approx(accuracy)
 
 
 def test_resuming_a_folder_with_no_run_is_one_line_and_creates_nothing(tmp_path):
@@ -191,24 +204,76 @@ def test_a_run_that_finished_no_epoch_starts_again_and_says_so(train, tmp_path, 
     assert outcome.summary["weights_sha256"] == straight.summary["weights_sha256"]
 
 
-def test_multiclass_resume_continues_a_run_and_keeps_its_hydra_record(train, tmp_path):
-    """The command line: .hydra/ describes the run as it was launched (a CNN with SGD), not the
-    resume's own composition; a refused resume and one with nothing to do change nothing."""
-    launch = ["dataset.limit=300", "model=cnn", "optimizer=sgd", "trainer.epochs=1"]
+def interrupt_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
+    """Ctrl-C as epoch `epoch` starts, as the run's own SIGINT handler turns it into."""
+    real_epoch, calls = engine.train_epoch, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == epoch:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_epoch", interrupted)
+
+
+def test_multiclass_resume_continues_an_interrupted_run_and_keeps_its_hydra_record(
+    train, tmp_path, monkeypatch
+):
+    """The installed command on one run: it trains the epochs left to the uninterrupted run's
+    weights; .hydra/ still describes the run as it was launched (a CNN with SGD), not the
+    resume's own composition."""
+    launch = ["dataset.limit=300", "model=cnn", "optimizer=sgd", "trainer.epochs=3"]
+    straight = train(*launch, run_dir=tmp_path / "straight")
     run_dir = tmp_path / "run"
-    assert train(*launch, run_dir=run_dir).status == "completed"
+    with monkeypatch.context() as patch:
+        interrupt_epoch(patch, 2)
+        assert train(*launch, run_dir=run_dir).status == "interrupted"
     (run_dir / ".hydra").mkdir()  # what Hydra wrote when it launched the run
     (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in launch))
     (run_dir / ".hydra" / "config.yaml").write_text((run_dir / "config.yaml").read_text())
     hydra_files = {k: v for k, v in files_of(run_dir).items() if k.startswith(".hydra")}
+
+    command = Path(sys.executable).parent / "multiclass-resume"
     resumed = subprocess.run(
-        [sys.executable, "-m", "multiclass.commands.resume", str(run_dir), "trainer.epochs=2"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [command, str(run_dir)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert resumed.returncode == 0, resumed.stderr
-    assert read_summary(run_dir)["epochs"] == 2 and read_summary(run_dir)["resumed_at"] == [1]
+    summary = read_summary(run_dir)
+    assert (summary["status"], summary["epochs"], summary["resumed_at"]) == ("completed", 3, [1])
+    assert summary["weights_sha256"] == straight.summary["weights_sha256"]
+    assert metrics_without_times(run_dir) == metrics_without_times(tmp_path / "straight")
     after = files_of(run_dir)
     assert {k: v for k, v in after.items() if k.startswith(".hydra")} == hydra_files
+
+
+@pytest.mark.parametrize(
+    ("every_s", "saved_at"), [(0, [1, 2, 3, 4, 5]), (3, [2, 4, 5]), (3600, [5])]
+)
+def test_last_pt_is_written_once_checkpoint_every_s_passed_and_after_the_last_epoch(
+    train, tmp_path, monkeypatch, every_s, saved_at
+):
+    """Every epoch takes 2 s of a clock of the test's own: with 3 s, last.pt follows epochs 2
+    and 4 (4 s since the one before) and the last; with an hour, only the last."""
+    clock, saved = [0.0], []
+    real_epoch, real_save = engine.train_epoch, checkpoints.save_last
+
+    def two_seconds(*args, **kwargs):
+        clock[0] += 2.0
+        return real_epoch(*args, **kwargs)
+
+    def counted(path, model, task, progress):
+        saved.append(progress.epoch)
+        real_save(path, model, task, progress)
+
+    monkeypatch.setattr(engine, "train_epoch", two_seconds)
+    monkeypatch.setattr(checkpoints, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(checkpoints, "save_last", counted)
+    run_dir = tmp_path / "run"
+    every = f"trainer.checkpoint_every_s={every_s}"
+    assert train("dataset=blobs", "trainer.epochs=5", every, run_dir=run_dir).status == "completed"
+    assert saved == saved_at
+    assert torch.load(run_dir / "last.pt", weights_only=True)["epoch"] == 5
 
 
 def test_a_resume_of_a_damaged_config_is_one_line_and_changes_nothing(train, tmp_path):

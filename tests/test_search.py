@@ -7,6 +7,7 @@ import math
 from types import SimpleNamespace
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
@@ -184,20 +185,26 @@ def test_the_same_command_continues_the_study_and_failed_trials_do_not_stop_it(s
     assert [trial.number for trial in study.trials] == job_dirs(sweep_dir) == [0, 1, 2]
     assert {trial.state for trial in study.trials} == {TrialState.COMPLETE}
     first = {n: (sweep_dir / str(n) / "summary.json").read_text() for n in range(3)}
-    # optuna runs enqueued params first: trial 3's run fails with a one-line error, the app
-    # returns None, and the search goes on to trial 4.
+    # optuna runs enqueued params first: trial 3's run fails with a one-line error and trial
+    # 4's diverges (Adam at lr 1e30); the app returns None for each, and the search goes on
+    # to trial 5.
     study.enqueue_trial({"model.dropout": 1.5})
+    study.enqueue_trial({"optimizer.lr": 1e30})
 
-    log, study = search(sweep_dir, "hydra.sweeper.n_trials=5")
-    assert [trial.number for trial in study.trials] == job_dirs(sweep_dir) == [0, 1, 2, 3, 4]
-    assert [trial.state for trial in study.trials][3:] == [TrialState.FAIL, TrialState.COMPLETE]
+    log, study = search(sweep_dir, "hydra.sweeper.n_trials=6")
+    assert [trial.number for trial in study.trials] == job_dirs(sweep_dir) == [0, 1, 2, 3, 4, 5]
+    states = [trial.state for trial in study.trials][3:]
+    assert states == [TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
     assert "trial 3 failed: the run did not complete" in log
     assert "error: model.dropout" in (sweep_dir / "3" / "train.log").read_text()
+    assert "trial 4 failed: the run did not complete" in log
+    assert json.loads((sweep_dir / "4" / "summary.json").read_text())["status"] == "diverged"
+    assert yaml.safe_load((sweep_dir / "4" / "config.yaml").read_text())["optimizer"]["lr"] == 1e30
     assert all((sweep_dir / str(n) / "summary.json").read_text() == first[n] for n in range(3))
-    assert len({json.dumps(trial.params) for trial in study.trials}) == 5  # no repeats
+    assert len({json.dumps(trial.params) for trial in study.trials}) == 6  # no repeats
 
-    log, study = search(sweep_dir, "hydra.sweeper.n_trials=5")
+    log, study = search(sweep_dir, "hydra.sweeper.n_trials=6")
     assert (
-        "study mnist_mlp in sqlite:///outputs/search/mnist_mlp/study.db is complete: 5 of 5" in log
+        "study mnist_mlp in sqlite:///outputs/search/mnist_mlp/study.db is complete: 6 of 6" in log
     )
-    assert "; best trial " in log and len(study.trials) == 5
+    assert "; best trial " in log and len(study.trials) == 6

@@ -16,6 +16,7 @@ import torch
 
 import multiclass
 from multiclass.commands.predict import predictions_csv
+from multiclass.datasets.splits import row_splits
 from multiclass.datasets.table_file import table, transform_rows
 from multiclass.engine import Examples, evaluate
 from multiclass.errors import UserError
@@ -116,6 +117,7 @@ def test_numeric_class_values_sort_by_value(tmp_path):
 
 
 def test_parquet_gives_the_csvs_splits(csv_file, tmp_path):
+    pytest.importorskip("pyarrow", reason="needs the [parquet] extra")
     parquet = tmp_path / "animals.parquet"
     pd.read_csv(csv_file).to_parquet(parquet)
 
@@ -124,13 +126,12 @@ def test_parquet_gives_the_csvs_splits(csv_file, tmp_path):
     assert torch.equal(from_csv.test.y, from_parquet.test.y)
 
 
-def test_parquet_without_pyarrow_names_the_extra(csv_file, tmp_path, monkeypatch):
-    parquet = tmp_path / "animals.parquet"
-    pd.read_csv(csv_file).to_parquet(parquet)
+def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
+    parquet = write(tmp_path / "animals.parquet", b"PAR1")  # never read: pyarrow is asked first
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow now fails
 
     with pytest.raises(UserError, match=r"pip install 'multiclass\[parquet\]'"):
-        table(str(parquet), "label")
+        table(parquet, "label")
 
 
 def test_the_saved_transform_gives_the_runs_own_predictions(train, csv_file, test_file, tmp_path):
@@ -173,15 +174,19 @@ def test_a_changed_or_code_running_preprocess_file_is_refused(train, csv_file, t
         TransformerUnpickler(io.BytesIO(b"cos\nsystem\n(S'true'\ntR.")).load()
 
 
-def with_gaps(path: Path) -> Path:
+def with_gaps(path: Path, whole_sizes: bool = False) -> Path:
+    """animals.csv with two sizes and three colours missing; `whole_sizes`: sizes rounded to
+    whole numbers, so that some repeat and one is the most frequent."""
     frame = animals(90, seed=0)
+    if whole_sizes:
+        frame["size"] = frame["size"].round()
     frame.loc[[3, 7], "size"] = np.nan
     frame.loc[[7, 9, 11], "colour"] = None
     frame.to_csv(path, index=False)
     return path
 
 
-def test_missing_values_are_refused_by_default_and_imputed_when_asked(tmp_path):
+def test_missing_values_are_refused_by_default(tmp_path):
     path = with_gaps(tmp_path / "gaps.csv")
 
     with pytest.raises(UserError) as refused:
@@ -189,9 +194,43 @@ def test_missing_values_are_refused_by_default_and_imputed_when_asked(tmp_path):
     message = str(refused.value)
     assert "missing values in size (2), colour (3); 4 of 90 rows affected" in message
     assert "dataset.impute=mean" in message and "\n" not in message
-    for strategy in ("mean", "most_frequent"):
-        splits = table(str(path), "label", impute=strategy)
-        assert torch.isfinite(splits.train.x).all() and torch.isfinite(splits.test.x).all()
+
+
+def split_rows(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Which rows of `frame` each split holds, as `table` splits them by default."""
+    names = sorted(frame["label"].unique())
+    labels = torch.tensor(frame["label"].map(names.index).to_numpy())
+    rows = row_splits("gaps", labels, names)
+    return {"train": rows.train.x.numpy(), "val": rows.val.x.numpy(), "test": rows.test.x.numpy()}
+
+
+@pytest.mark.parametrize("strategy", ["mean", "most_frequent"])
+def test_gaps_are_filled_with_the_training_splits_mean_or_most_frequent_value(tmp_path, strategy):
+    """Worked out with pandas on the training rows alone: a missing size is their mean (or most
+    frequent size), standardised like the others; a missing colour is their most frequent."""
+    path = with_gaps(tmp_path / "gaps.csv", whole_sizes=True)
+    frame = pd.read_csv(path)
+    rows = split_rows(frame)
+    assert frame.loc[rows["train"], ["size", "colour"]].isna().any().all()  # gaps to fill there
+
+    training = frame.loc[rows["train"]]
+    sizes, colours = training["size"].dropna(), training["colour"].dropna()
+    counts, colour_counts = sizes.value_counts(), colours.value_counts()
+    assert (counts == counts.max()).sum() == 1 or strategy == "mean"  # one most frequent size
+    assert (colour_counts == colour_counts.max()).sum() == 1  # and one most frequent colour
+    fill = sizes.mean() if strategy == "mean" else counts.idxmax()
+    filled = training["size"].fillna(fill)
+    centre, scale = filled.mean(), filled.std(ddof=0)  # what standardising them uses
+    categories = sorted(colours.unique())  # one-hot columns in sorted order
+
+    splits = table(str(path), "label", impute=strategy)
+    for name, split in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
+        part = frame.loc[rows[name]]
+        expected_size = (part["size"].fillna(fill).to_numpy() - centre) / scale
+        assert np.allclose(split.x[:, 0].numpy(), expected_size, atol=1e-5), name
+        colour = part["colour"].fillna(colour_counts.idxmax())
+        expected_colour = np.array([[c == category for category in categories] for c in colour])
+        assert np.array_equal(split.x[:, 2:].numpy(), expected_colour.astype(np.float32)), name
 
 
 def test_a_run_with_imputation_predicts_rows_with_gaps(train, tmp_path):
@@ -252,11 +291,16 @@ def test_bad_tables_get_one_line(tmp_path, content, options, message):
 def test_missing_and_unreadable_files_get_one_line(tmp_path):
     with pytest.raises(UserError, match=r"nothere.csv: no such file"):
         table(str(tmp_path / "nothere.csv"), "b")
-    garbage = write(tmp_path / "bad.parquet", b"PAR1 this is not parquet")
-    with pytest.raises(UserError, match=r"bad.parquet: not a readable Parquet file"):
-        table(garbage, "b")
     with pytest.raises(UserError, match=r"dataset=table needs dataset.path"):
         table(None, "b")
+
+
+def test_an_unreadable_parquet_file_gets_one_line(tmp_path):
+    pytest.importorskip("pyarrow", reason="needs the [parquet] extra")
+    garbage = write(tmp_path / "bad.parquet", b"PAR1 this is not parquet")
+    with pytest.raises(UserError, match=r"bad.parquet: not a readable Parquet file") as refused:
+        table(garbage, "b")
+    assert "\n" not in str(refused.value)
 
 
 def test_a_bad_table_fails_the_run_in_one_line(train, tmp_path):

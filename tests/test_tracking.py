@@ -4,18 +4,36 @@ that fails costs one warning line and never the run."""
 import csv
 import json
 import logging
+from importlib.util import find_spec
 
 import pytest
-from mlflow import MlflowClient
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
 
 from multiclass.config import compose_config
 from multiclass.lifecycle.run import execute
 from multiclass.tracking.mlflow import MlflowTracker
 from tests.conftest import QUIET
+from tests.test_resume import interrupt_epoch
 
 BLOBS = ["dataset=blobs", "trainer.epochs=2", "model.depth=1"]
+needs_mlflow = pytest.mark.skipif(not find_spec("mlflow"), reason="needs the [mlflow] extra")
+needs_tensorboard = pytest.mark.skipif(
+    not find_spec("tensorboard"), reason="needs the [tensorboard] extra"
+)
+
+
+def events_of(folder):
+    """The TensorBoard event files under `folder`, read by TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    events.Reload()
+    return events
+
+
+def mlflow_client(tmp_path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(mlflow_uri(tmp_path))
 
 
 def metrics_csv(run_dir):
@@ -38,11 +56,13 @@ def only_run(client, experiment="multiclass"):
     return run
 
 
+@needs_tensorboard
 def test_tensorboard_has_every_epoch_every_layer_and_the_hparams(train, tmp_path):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
     outcome = train(*BLOBS, "logger=tensorboard", run_dir=tmp_path / "run")
     assert outcome.status == "completed"
-    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"scalars": 0})
-    events.Reload()
+    events = events_of(tmp_path / "run" / "tensorboard")
     rows = metrics_csv(tmp_path / "run")
     for tag, column in [("train/loss", "train_loss"), ("val/acc", "val_acc"), ("lr", "lr")]:
         logged = events.Scalars(tag)
@@ -59,13 +79,14 @@ def test_tensorboard_has_every_epoch_every_layer_and_the_hparams(train, tmp_path
     assert events.Scalars("hparams/test_acc")[0].value == pytest.approx(outcome.summary["test_acc"])
 
 
+@needs_mlflow
 def test_mlflow_has_the_params_every_epoch_the_figures_and_the_files(train, tmp_path):
     run_dir = tmp_path / "run"
     outcome = train(
         *BLOBS, "logger=mlflow", f"logger.tracking_uri={mlflow_uri(tmp_path)}", run_dir=run_dir
     )
     assert outcome.status == "completed"
-    client = MlflowClient(mlflow_uri(tmp_path))
+    client = mlflow_client(tmp_path)
     run = only_run(client)
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "run"
@@ -83,22 +104,47 @@ def test_mlflow_has_the_params_every_epoch_the_figures_and_the_files(train, tmp_
     assert (tmp_path / "store" / "mlartifacts").is_dir()
 
 
+@needs_mlflow
 def test_a_resumed_run_goes_on_in_its_mlflow_run(train, tmp_path):
     run_dir, uri = tmp_path / "run", f"logger.tracking_uri={mlflow_uri(tmp_path)}"
     train(*BLOBS, "logger=mlflow", uri, run_dir=run_dir)
     overrides = ["trainer.epochs=3", "logger=mlflow", uri]
     cfg = compose_config(*QUIET, *BLOBS, f"resume={run_dir}", *overrides)
     assert execute(cfg, run_dir, [f"resume={run_dir}", *overrides]).status == "completed"
-    client = MlflowClient(mlflow_uri(tmp_path))
+    client = mlflow_client(tmp_path)
     run = only_run(client)
     assert run.info.status == "FINISHED"
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
     assert steps == [1, 2, 3]
 
 
+@needs_mlflow
+@pytest.mark.parametrize(("ending", "status"), [("interrupted", "KILLED"), ("diverged", "FAILED")])
+def test_a_run_that_does_not_complete_ends_its_mlflow_run_killed_or_failed(
+    train, tmp_path, monkeypatch, ending, status
+):
+    """Ctrl-C in the second epoch: KILLED; a loss blown up by lr 1e30: FAILED. Either way with
+    the epochs it finished and the run directory's files."""
+    overrides = [*BLOBS, "logger=mlflow", f"logger.tracking_uri={mlflow_uri(tmp_path)}"]
+    if ending == "interrupted":
+        interrupt_epoch(monkeypatch, 2)
+    else:
+        overrides += ["optimizer=sgd", "optimizer.lr=1e30"]
+    run_dir = tmp_path / "run"
+    assert train(*overrides, run_dir=run_dir).status == ending
+    client = mlflow_client(tmp_path)
+    run = only_run(client)
+    assert run.info.status == status
+    history = client.get_metric_history(run.info.run_id, "train_loss")
+    assert [m.step for m in history] == [int(row["epoch"]) for row in metrics_csv(run_dir)]
+    files = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"metrics.csv", "summary.json", "config.yaml"} <= files
+
+
 # A sweep as one MLflow experiment: tests/test_cli.py, with the sweep the CLI runs there.
 
 
+@needs_mlflow
 def test_an_unwritable_store_is_one_warning_and_the_run_completes(train, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="multiclass"):
         outcome = train(
@@ -114,6 +160,7 @@ def test_an_unwritable_store_is_one_warning_and_the_run_completes(train, tmp_pat
     assert "\n" not in warnings[0]
 
 
+@needs_mlflow
 def test_a_store_that_fails_mid_run_warns_once(train, tmp_path, caplog, monkeypatch):
     def locked(self, row):
         raise RuntimeError("(sqlite3.OperationalError) database is locked")
@@ -147,12 +194,12 @@ def test_a_logger_whose_library_is_missing_is_one_line_before_training(
     assert not (tmp_path / "run" / "metrics.csv").exists()
 
 
+@needs_tensorboard
 def test_a_resume_may_switch_the_logger_on(train, tmp_path):
     run_dir = tmp_path / "run"
     train(*BLOBS, run_dir=run_dir)
     overrides = ["trainer.epochs=3", "logger=tensorboard"]
     cfg = compose_config(*QUIET, *BLOBS, f"resume={run_dir}", *overrides)
     assert execute(cfg, run_dir, [f"resume={run_dir}", *overrides]).status == "completed"
-    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
-    events.Reload()
+    events = events_of(run_dir / "tensorboard")
     assert [e.step for e in events.Scalars("train/loss")] == [3]

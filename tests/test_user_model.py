@@ -19,6 +19,7 @@ from multiclass.errors import UserError
 from multiclass.lifecycle.run import execute
 from multiclass.models import mlp, model_builder
 from tests.conftest import QUIET, files_of, run_cli
+from tests.test_resume import metrics_without_times
 
 MODULE = "my_models"
 USER_MODELS = '''
@@ -87,9 +88,8 @@ def train_user_model(config_dir: Path, run_dir: Path, *overrides: str):
 )
 def test_a_user_model_trains_loads_predicts_and_resumes(user_code, tmp_path, target, built):
     run_dir = tmp_path / "run"
-    outcome, cfg = train_user_model(
-        user_code, run_dir, "model=my_model", f"model._target_={MODULE}.{target}"
-    )
+    model = ("model=my_model", f"model._target_={MODULE}.{target}")
+    outcome, cfg = train_user_model(user_code, run_dir, *model)
     assert outcome.status == "completed", outcome.summary.get("error")
 
     run = multiclass.load_run(run_dir)
@@ -103,6 +103,11 @@ def test_a_user_model_trains_loads_predicts_and_resumes(user_code, tmp_path, tar
     resume = (f"resume={run_dir}", "trainer.epochs=2")
     resumed = execute(compose_config(*TINY_RUN, *resume), run_dir, resume)
     assert resumed.status == "completed" and resumed.summary["resumed_at"] == [1]
+    straight, _ = train_user_model(
+        user_code, tmp_path / "straight", *model, "trainer.epochs=2"
+    )  # two epochs in one go: the resume ends where it does
+    assert resumed.summary["weights_sha256"] == straight.summary["weights_sha256"]
+    assert metrics_without_times(run_dir) == metrics_without_times(tmp_path / "straight")
 
 
 def test_a_config_folder_adds_options_and_keeps_ours(user_code):

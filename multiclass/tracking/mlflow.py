@@ -105,9 +105,16 @@ def sweep_job() -> Any:
 
 
 def sweep_name() -> str | None:
-    """The sweep's folder: one MLflow experiment a sweep."""
+    """The sweep's folder: one MLflow experiment a sweep. An absolute path below the folder
+    the command ran in is named relative to it, as Hydra's default `outputs/...` is: a resume
+    (`multiclass-resume /abs/outputs/...`) then finds the experiment its sweep started."""
     job = sweep_job()
-    return None if job is None else str(job.sweep.dir)
+    if job is None:
+        return None
+    folder = Path(job.sweep.dir)
+    if folder.is_absolute() and folder.is_relative_to(job.runtime.cwd):
+        return str(folder.relative_to(job.runtime.cwd))
+    return str(folder)
 
 
 def job_name(run_dir: Path) -> str:
