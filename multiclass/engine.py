@@ -338,18 +338,17 @@ def train_epoch(
 def evaluate(task: Task, data: Examples, batch_size: int) -> Evaluation:
     """Mean loss, accuracy, macro F1, balanced accuracy and the predicted classes of `data`,
     in batches of `batch_size`."""
-    loss_sum = torch.zeros((), device=data.labels.device)
-    predictions = []
-    for batch, outputs in batched_outputs(task, data.x, batch_size):
-        loss_sum += task.criterion(outputs, data.targets[batch]) * len(outputs)
-        predictions.append(task.head.predict(outputs))
-    predicted = torch.cat(predictions)
+    outputs = torch.cat([out for _, out in batched_outputs(task, data.x, batch_size)])
+    # The loss of all outputs at once: a class-weighted loss is a mean by the weights, which
+    # per-batch means weighed by their sizes would not give (it moved with the batch size).
+    loss = task.criterion(outputs, data.targets)
+    predicted = task.head.predict(outputs)
     correct = (predicted == data.labels).sum()
     predicted = predicted.cpu()
     labels = data.labels.cpu().numpy()
     macro_f1, balanced_acc = balanced_scores(labels, predicted.numpy(), task.head.num_classes)
     return Evaluation(
-        loss=loss_sum.item() / len(data),
+        loss=loss.item(),
         acc=correct.item() / len(data),
         macro_f1=macro_f1,
         balanced_acc=balanced_acc,
