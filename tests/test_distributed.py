@@ -1,21 +1,28 @@
-"""Data parallel training on the CPU (gloo): two processes started by torchrun, or by
-`device.processes=2`, train the weights one process trains with the same global batch, write
-one run directory, and resume. The runs are started once for the module: each process start
-costs seconds of imports."""
+"""Data parallel training on the CPU (gloo): two processes started by torchrun, by
+`device.processes=2`, or as two nodes of one process each, train the weights one process trains
+with the same global batch, write one run directory, and resume; SIGTERM to the launcher ends
+the run as interrupted, a launcher killed outright takes its ranks with it, and a rank that
+fails is the run's one error. The runs are started once for the module, side by side where
+they can: each process start costs seconds of imports."""
 
 import csv
 import os
-import shutil
+import signal
+import socket
 import subprocess
 import sys
+import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 import torch
 
+from multiclass.lifecycle import distributed
 from multiclass.lifecycle.run import Outcome
-from tests.conftest import QUIET, read_summary, run_cli
+from tests.conftest import QUIET, family, read_summary
 
 # 72 training samples in global batches of 71: each splits 36/35 over the two processes, and
 # the last batch, of 1 sample, leaves rank 1 an empty share. SGD steps by the gradient itself,
@@ -33,34 +40,61 @@ ARGS = (
 TIMEOUT = 120
 
 
-def torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """`torchrun --standalone --nproc_per_node=2 -m multiclass <args>` in `cwd`."""
+def environment() -> dict[str, str]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    return subprocess.run(
-        [*command, "--nproc_per_node=2", "-m", "multiclass", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+    return env
+
+
+def python(*args: str, cwd: Path, stderr: Any = subprocess.PIPE, **env: str) -> subprocess.Popen:
+    """Start `python <args>` in `cwd`; its stderr piped (or to `stderr`), one thread a process."""
+    return subprocess.Popen(
+        [sys.executable, *args], cwd=cwd, env={**environment(), **env},
+        stdout=subprocess.DEVNULL, stderr=stderr, text=True,
+    )  # fmt: skip
+
+
+def torchrun(*args: str, cwd: Path, node: tuple[int, int] | None = None) -> subprocess.Popen:
+    """Start `torchrun --standalone --nproc_per_node=2 -m multiclass <args>` in `cwd`; with
+    `node` (node_rank, port), node node_rank of two, of one process each, which meet at
+    127.0.0.1:port as two machines would at their --master_addr."""
+    if node is None:
+        options = ["--standalone", "--nproc_per_node=2"]
+    else:
+        rank, port = node
+        options = ["--nnodes=2", f"--node_rank={rank}", "--nproc_per_node=1"]
+        options += ["--master_addr=127.0.0.1", f"--master_port={port}"]
+    return python("-m", "torch.distributed.run", *options, "-m", "multiclass", *args, cwd=cwd)
+
+
+def succeeds(process: subprocess.Popen) -> None:
+    _, stderr = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 0, stderr
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Folders of runs of one config: a torchrun run in Hydra's default run directory, one of
-    `device.processes=2`, and a copy of that one resumed for a fourth epoch."""
-    made = {name: tmp_path_factory.mktemp(name) for name in ("torchrun", "processes", "resumed")}
-    done = torchrun(*ARGS, cwd=made["torchrun"])
-    assert done.returncode == 0, done.stderr
-    done = run_cli("device.processes=2", *ARGS, "hydra.run.dir=run", cwd=made["processes"])
-    assert done.returncode == 0, done.stderr
-    shutil.copytree(made["processes"] / "run", made["resumed"] / "run")
-    # Its saved config's device.processes=2 starts the processes again.
-    done = run_cli("resume=run", "trainer.epochs=4", cwd=made["resumed"])
-    assert done.returncode == 0, done.stderr
+    """Folders of runs of one config: a torchrun run in Hydra's default run directory, one of two
+    nodes (node0 and node1, each node's process started in a folder of its own, as on a machine
+    of its own: `hydra.run.dir=run` there), and one of `device.processes=2`. (`stopped` below
+    resumes one.)"""
+    names = ("torchrun", "node0", "node1", "processes")
+    made = {name: tmp_path_factory.mktemp(name) for name in names}
+    port = free_port()
+    nodes = [
+        torchrun(*ARGS, "hydra.run.dir=run", cwd=made[f"node{rank}"], node=(rank, port))
+        for rank in (0, 1)
+    ]
+    launched = ["-m", "multiclass", "device.processes=2", *ARGS, "hydra.run.dir=run"]
+    started = [torchrun(*ARGS, cwd=made["torchrun"]), python(*launched, cwd=made["processes"])]
+    for process in [*nodes, *started]:  # side by side: one launcher's start leaves a core idle
+        succeeds(process)
     return made
 
 
@@ -127,15 +161,208 @@ def test_device_processes_trains_as_torchrun(runs: dict[str, Path]) -> None:
     assert (launched / "train.log").read_text().count("epoch 3/3") == 1
 
 
-def test_a_data_parallel_run_resumes_in_its_processes(
+def test_two_nodes_train_the_weights_of_one_and_node_0_alone_writes(
     runs: dict[str, Path], train: Callable[..., Outcome], tmp_path: Path
 ) -> None:
-    (resumed,) = run_dirs(runs["resumed"])
-    summary = read_summary(resumed)
-    assert (summary["status"], summary["resumed_at"], summary["processes"]) == ("completed", [3], 2)
-    assert [row["epoch"] for row in metrics(resumed)] == ["1", "2", "3", "4"]
-    one = tmp_path / "one"
-    assert train(*ARGS, "trainer.epochs=4", run_dir=one).status == "completed"
-    theirs = weights(one)
-    for name, tensor in weights(resumed).items():
+    (run_dir,) = run_dirs(runs["node0"])
+    assert run_dir == runs["node0"] / "run"
+    # Node 1's process, rank 1, was told hydra.run.dir=run too: it wrote nothing, anywhere
+    # (Hydra makes the run directory in every process, before the job runs).
+    assert [path.name for path in runs["node1"].rglob("*")] == ["run"]
+    assert (runs["node1"] / "run").is_dir()
+    summary = read_summary(run_dir)
+    assert (summary["status"], summary["processes"], summary["epochs"]) == ("completed", 2, 3)
+    assert (run_dir / "train.log").read_text().count("epoch 3/3") == 1
+    assert train(*ARGS, run_dir=tmp_path / "one").status == "completed"
+    theirs = weights(tmp_path / "one")
+    for name, tensor in weights(run_dir).items():
         assert torch.allclose(tensor, theirs[name], rtol=0, atol=1e-5), name
+
+
+# Never reached: a run stopped by a signal, whose resumes set how long it trains.
+LONG = "trainer.epochs=100000"
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` still runs: a zombie has ended, and only waits to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def ended(pids: list[int], seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while any(running(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+class Stopped(NamedTuple):
+    """How a launcher ended on a signal, and its ranks with it."""
+
+    returncode: int
+    ranks_ended: bool  # both of them, within 10 s of the launcher
+    summary: dict
+    saved_epoch: int  # last.pt's epoch, after it
+    stderr: str
+
+
+# A model that fails in rank 1's third training step (rank 0 and one process train on).
+FAILS_ON_RANK_1 = """
+    import math
+    import os
+
+    from torch import nn
+
+
+    class FailsOnRank1(nn.Module):
+        def __init__(self, input_shape, num_outputs):
+            super().__init__()
+            self.layer = nn.Linear(math.prod(input_shape), num_outputs)
+            self.steps = 0
+
+        def forward(self, x):
+            if self.training and os.environ.get("RANK") == "1":
+                self.steps += 1
+                if self.steps == 3:
+                    raise ValueError("rank 1's own bug")
+            return self.layer(x)
+"""
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Stopped | Path]:
+    """One run of `device.processes=2` ("run"), stopped twice: SIGTERM to its launcher once it
+    saved an epoch; resumed by multiclass-resume, whose launcher is killed (-9) once it saved
+    one more; then resumed again, for two epochs past the last it saved ("resumed.err" holds
+    its stderr), while the same run is trained without a stop beside it ("straight"). Beside
+    the first, another run ("lost"), whose rank 1 fails in the model's code."""
+    folder = tmp_path_factory.mktemp("stopped")
+    run_dir = folder / "run"
+    started: list[int] = []  # the launchers and their ranks
+    names: dict[int, tuple[str, Path]] = {}  # a launcher's name and run directory, by pid
+
+    def start(name: str, *args: str, run: Path = run_dir, **env: str) -> subprocess.Popen:
+        """`python <args>` in `folder`, its stderr into `name`.err, training `run`."""
+        with open(folder / f"{name}.err", "w") as stderr:
+            process = python(*args, cwd=folder, stderr=stderr, **env)
+        started.append(process.pid)
+        names[process.pid] = (name, run)
+        return process
+
+    def stop(launcher: subprocess.Popen, signum: int) -> Stopped:
+        """Send `signum` to `launcher` once its run saved an epoch (one more than when this was
+        called, for a resume)."""
+        name, run = names[launcher.pid]
+        last = run / "last.pt"
+        before = last.stat().st_mtime_ns if last.exists() else None
+        deadline = time.monotonic() + TIMEOUT
+        while not last.exists() or last.stat().st_mtime_ns == before:
+            alive = launcher.poll() is None and time.monotonic() < deadline
+            assert alive, f"it ended before it was stopped:\n{(folder / f'{name}.err').read_text()}"
+            time.sleep(0.01)
+        ranks = family(launcher.pid)
+        started.extend(ranks)
+        assert len(ranks) == 2
+        launcher.send_signal(signum)
+        return finished(launcher, ranks)
+
+    def finished(launcher: subprocess.Popen, ranks: list[int]) -> Stopped:
+        """How `launcher` ended, and `ranks` (its processes) with it."""
+        name, run = names[launcher.pid]
+        returncode = launcher.wait(timeout=TIMEOUT)
+        gone = ended(ranks)
+        saved = torch.load(run / "last.pt", weights_only=True)["epoch"]
+        text = (folder / f"{name}.err").read_text()
+        return Stopped(returncode, gone, read_summary(run), saved, text)
+
+    resume = ["-m", "multiclass.commands.resume", str(run_dir)]  # multiclass-resume
+    train = ["-m", "multiclass", "device.processes=2", *ARGS]
+    try:
+        first = start("sigterm", *train, LONG, "hydra.run.dir=run")
+        (folder / "user_models.py").write_text(textwrap.dedent(FAILS_ON_RANK_1))
+        fails = ["~model", "+model._target_=user_models.FailsOnRank1", "hydra.run.dir=lost"]
+        beside = start("lost", *train, *fails, run=folder / "lost", PYTHONPATH=str(folder))
+        sigterm = stop(first, signal.SIGTERM)
+        lost = finished(beside, [])  # it ends by itself
+        sigkill = stop(start("sigkill", *resume), signal.SIGKILL)
+        epochs = f"trainer.epochs={sigkill.saved_epoch + 2}"
+        straight = [*train, epochs, "hydra.run.dir=straight"]
+        both = {"resumed": [*resume, epochs], "straight": straight}
+        for name, process in [(name, start(name, *args)) for name, args in both.items()]:
+            assert process.wait(timeout=TIMEOUT) == 0, (folder / f"{name}.err").read_text()
+    finally:  # whatever failed, no process of these runs is left training
+        for pid in started:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+    return {"sigterm": sigterm, "lost": lost, "sigkill": sigkill, "run": run_dir, "folder": folder}
+
+
+def test_a_rank_that_fails_is_the_runs_error_and_the_others_say_so_in_one_line(
+    stopped: dict[str, Stopped | Path],
+) -> None:
+    lost = stopped["lost"]
+    assert lost.returncode == 1
+    summary = lost.summary
+    assert (summary["status"], summary["error"]) == ("failed", distributed.PEER_FAILED)
+    # Rank 1's own error, then rank 0's word for it: not gloo's ("Connection closed by peer",
+    # with a path into its sources), nor a traceback as its launcher sent it SIGTERM.
+    errors = [line for line in lost.stderr.splitlines() if "[ERROR]" in line]
+    assert [line.split("[ERROR] ")[1] for line in errors] == [
+        "error: ValueError: rank 1's own bug",
+        f"error: {distributed.PEER_FAILED}",
+    ]
+    assert "Connection" not in lost.stderr and "Traceback" not in lost.stderr
+
+
+def test_sigterm_to_the_launcher_ends_every_rank_as_one_interrupted_run(
+    stopped: dict[str, Stopped | Path],
+) -> None:
+    sigterm = stopped["sigterm"]
+    assert sigterm.returncode == 128 + signal.SIGTERM and sigterm.ranks_ended
+    summary = sigterm.summary
+    assert (summary["status"], summary["error"]) == ("interrupted", "interrupted by SIGTERM")
+    assert sigterm.saved_epoch >= 1  # last.pt kept
+    # One run's one line: rank 1 says nothing of it, and no rank failed on the other's end.
+    assert sigterm.stderr.count("error:") == 1
+    assert sigterm.stderr.strip().splitlines()[-1].endswith("[ERROR] error: interrupted by SIGTERM")
+    assert "Traceback" not in sigterm.stderr
+    # multiclass-resume continued it, in two processes again (then it was killed: below).
+    assert f"resuming after epoch {sigterm.saved_epoch} from" in stopped["sigkill"].stderr
+
+
+def test_a_launcher_killed_outright_takes_its_ranks_with_it(
+    stopped: dict[str, Stopped | Path],
+) -> None:
+    sigkill = stopped["sigkill"]
+    assert sigkill.returncode == -signal.SIGKILL
+    # Nothing passed the kill on: each rank ended itself, and none trained on or wrote the
+    # run as failed (a rank that lost the other) or completed after it.
+    assert sigkill.ranks_ended
+    assert sigkill.summary["status"] == "running"
+    for rank in (0, 1):
+        assert f"error: rank {rank}: its launcher (pid " in sigkill.stderr
+    assert sigkill.saved_epoch > stopped["sigterm"].saved_epoch
+
+    resumed = (stopped["folder"] / "resumed.err").read_text()
+    assert "it was killed without warning: SIGKILL" in resumed
+
+
+def test_a_data_parallel_run_resumes_in_its_processes_to_the_uninterrupted_weights(
+    stopped: dict[str, Stopped | Path],
+) -> None:
+    # multiclass-resume without device.processes: the saved config's 2 start the processes.
+    run_dir, saved = stopped["run"], stopped["sigkill"].saved_epoch
+    summary = read_summary(run_dir)
+    assert (summary["status"], summary["processes"]) == ("completed", 2)
+    assert summary["resumed_at"] == [saved]
+    epochs = saved + 2
+    assert [row["epoch"] for row in metrics(run_dir)] == [str(e) for e in range(1, epochs + 1)]
+    # To the bit, the weights of the same run trained without a stop.
+    straight = read_summary(stopped["folder"] / "straight")
+    assert (straight["status"], straight["epochs"]) == ("completed", epochs)
+    assert summary["weights_sha256"] == straight["weights_sha256"]

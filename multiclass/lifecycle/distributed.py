@@ -9,12 +9,24 @@ explicit `hydra.run.dir` override: Hydra's default directory holds the time to t
 microsecond, which would differ between processes. Rank 0 alone writes the run directory;
 the other ranks train in step with it, log only their errors and write nothing.
 Every rank evaluates the whole validation split, so they see the same figures and stop early
-at the same epoch."""
+at the same epoch.
+
+Across machines, each runs torchrun with the same --nnodes, --master_addr and --master_port and
+its own --node_rank (docs/slurm-ddp.sbatch); the processes of all machines make one run,
+and rank 0 (node 0's first process) alone writes its directory.
+
+Ending: SIGTERM or Ctrl-C to the launcher reaches every rank, which ends the run as
+`interrupted`. A launcher killed outright (SIGKILL, the out-of-memory killer) passes nothing on,
+and its ranks would train on without it: each rank watches its launcher, and ends itself with
+SIGKILL once it is gone, so that the run stops as a one-process run killed so does. When another
+process of the run fails, a rank says so rather than gloo's "Connection closed by peer"."""
 
 import logging
 import os
 import signal
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -34,6 +46,20 @@ RUN_DIR = "outputs/%Y-%m-%d/%H-%M-%S-%f"
 NAMES_RUN_DIR = ("hydra.run.dir=", "resume=")
 # What a rank other than 0 adds to its Hydra overrides: no .hydra/ and no train.log of its own.
 QUIET_RANK = ("hydra.output_subdir=null", "hydra/job_logging=stdout")
+# What a process says of the run when another of it failed: gloo's own words for it name no
+# process and no cause, and the process that failed logged its own error as it ended. Gloo
+# raises a plain RuntimeError, not torch.distributed's DistBackendError (torch 2.14: in DDP's
+# gradient reduction and in all_reduce alike), so its words are what tells it apart.
+PEER_FAILED = (
+    "another process of the run failed (see its error above, or the launcher's report of how it"
+    " ended)"
+)
+PEER_GONE = ("Connection closed by peer", "Connection reset by peer")
+# How often a rank looks for its launcher (torch's elastic agent): a parent process id that
+# changed means that it was killed outright, and the rank ends as it did.
+WATCH_S = 0.05
+launcher_pid: int | None = None
+peer_lost = False
 
 
 def started_by_launcher() -> bool:
@@ -53,6 +79,7 @@ def join(argv: Sequence[str]) -> list[str]:
     rank rank 0's run directory, and ranks other than 0 no files of their own."""
     if "-m" in argv or "--multirun" in argv:
         raise UserError("a sweep (-m) cannot run under torchrun: start each run on its own")
+    watch_launcher()
     if torch.cuda.is_available():  # nccl wants each process on its own GPU first
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         backend = "cpu:gloo,cuda:nccl"
@@ -69,6 +96,59 @@ def join(argv: Sequence[str]) -> list[str]:
         overrides.extend(QUIET_RANK)
         log.setLevel(logging.ERROR)  # rank 0's lines are the run's; errors from any rank
     return overrides
+
+
+def watch_launcher() -> None:
+    """Under torch's elastic agent (torchrun, device.processes: TORCHELASTIC_RUN_ID is set), end
+    this process with SIGKILL as soon as the agent, its parent, is gone. The agent passes
+    SIGTERM and Ctrl-C on to its ranks, but nothing can pass on its own SIGKILL, and the ranks
+    run in sessions of their own: without this they would train on and write the run to its
+    end, holding its lock against a resume. Checked by a thread, between any two steps."""
+    global launcher_pid
+    if "TORCHELASTIC_RUN_ID" not in os.environ or launcher_pid is not None:
+        return
+    launcher_pid = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == launcher_pid:
+            time.sleep(WATCH_S)
+        end_with_launcher()
+
+    threading.Thread(target=watch, name="multiclass-launcher-watch", daemon=True).start()
+
+
+def end_if_orphaned() -> None:
+    """End this process now if its launcher is gone: called before a rank records a failure,
+    which may only be that of another rank that ended with the launcher (the watch of this
+    one has not looked yet); the kernel had given every rank its new parent by then."""
+    if launcher_pid is not None and os.getppid() != launcher_pid:
+        end_with_launcher()
+
+
+def end_with_launcher() -> None:
+    """One line on stderr (not through the log: rank 0's goes to train.log, and nothing more
+    is written into the run), then SIGKILL: what the launcher got, and no handler runs."""
+    try:
+        sys.stderr.write(
+            f"error: rank {os.environ.get('RANK', '?')}: its launcher (pid {launcher_pid}) was"
+            " killed: ending with it, as killed (resume the run from its last.pt)\n"
+        )
+        sys.stderr.flush()
+    except (OSError, ValueError):  # nobody reads stderr any more
+        pass
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def lost_a_peer(error: BaseException) -> bool:
+    """Whether `error` is how torch.distributed tells this process that another of the run is
+    gone (it failed, was killed, or ended on a signal first). From then on `peer_lost` holds:
+    the run can only end, as failed, and the SIGTERM its launcher sends as another process
+    failed must not cut short this one's record of it. (A SIGTERM that came first, as all ranks
+    get one when the launcher does, has raised already: the run ends as interrupted.)"""
+    global peer_lost
+    if dist.is_initialized() and dist.get_world_size() > 1 and isinstance(error, RuntimeError):
+        peer_lost = peer_lost or any(words in str(error) for words in PEER_GONE)
+    return peer_lost
 
 
 def leave() -> None:

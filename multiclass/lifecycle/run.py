@@ -88,6 +88,8 @@ def sigterm_interrupts() -> Iterator[None]:
         return
 
     def terminate(signum: int, frame: object) -> None:
+        if distributed.peer_lost:  # the launcher's, as another process failed: this one is
+            return  # recording that, and is not cut short
         raise Terminated(signum)
 
     previous = signal.signal(signal.SIGTERM, terminate)
@@ -124,6 +126,9 @@ def run_locked(cfg: DictConfig, run_dir: Path, leader: bool = True) -> Outcome:
         status, error = "interrupted", f"interrupted {how}"
     except Exception as failure:
         status, error = "failed", one_line(failure)
+        if distributed.lost_a_peer(failure):  # another process of the run ended first
+            error = distributed.PEER_FAILED
+        distributed.end_if_orphaned()  # its launcher was SIGKILLed: nothing more is written
         if not is_user_error(failure) and os.environ.get("HYDRA_FULL_ERROR") == "1":
             if leader:
                 finish(run, run_dir, summary, status, error, resuming)
