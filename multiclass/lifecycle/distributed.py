@@ -12,7 +12,7 @@ Every rank evaluates the whole validation split, so they see the same figures an
 at the same epoch.
 
 Across machines, each runs torchrun with the same --nnodes, --master_addr and --master_port and
-its own --node_rank (docs/slurm-ddp.sbatch); the processes of all machines make one run,
+its own --node_rank (docs/examples/slurm-ddp.sbatch); the processes of all machines make one run,
 and rank 0 (node 0's first process) alone writes its directory.
 
 Ending: SIGTERM or Ctrl-C to the launcher reaches every rank, which ends the run as
