@@ -8,6 +8,7 @@ it starts N that train the run in data parallel and waits for them, as under
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,12 @@ def main() -> None:
     sys.argv += exit_on_error(distributed.join, sys.argv[1:])
     try:
         train()
-    finally:
-        distributed.leave()
+    except SystemExit as ended:  # Hydra's app exits with the run's status
+        distributed.leave(ended.code if isinstance(ended.code, int) else int(bool(ended.code)))
+    except BaseException:  # HYDRA_FULL_ERROR=1: Python's own traceback, then the exit
+        traceback.print_exc()
+        distributed.leave(1)
+    distributed.leave(0)
 
 
 def processes_of(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> int:
