@@ -63,17 +63,6 @@ launcher_pid: int | None = None
 peer_lost = False
 
 
-def started_by_launcher() -> bool:
-    """Whether torchrun (or torch's elastic launcher) started this process, whatever the number
-    of processes: such a process never launches others."""
-    return "WORLD_SIZE" in os.environ
-
-
-def world_size() -> int:
-    """How many processes train the run, as the launcher's environment says (1 without one)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def join(argv: Sequence[str]) -> list[str]:
     """Join the other processes of the run (torchrun's environment: RANK, WORLD_SIZE,
     LOCAL_RANK, MASTER_ADDR and MASTER_PORT) and return the Hydra overrides that give every
