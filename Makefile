@@ -19,10 +19,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## train the default experiment (pass overrides with ARGS="model=cnn trainer.epochs=5")
 	$(BIN)/multiclass-train $(ARGS)
 
-test: $(STAMP)  ## lint (imports: layers, no cycles), then the whole test suite
+# The suite in one worker process a core (at most 4), each test file in one worker: its
+# module fixtures (real process groups, a killed sweep) run once.
+TEST_WORKERS ?= logical --maxprocesses 4
+
+test: $(STAMP)  ## lint (imports: layers, no cycles), then the whole test suite, on every core
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 reproduce: $(STAMP)  ## rerun every seed experiment whose data is in DATA_ROOT (3 seeds each)
 	$(BIN)/multiclass-reproduce --data-root $(DATA_ROOT)
