@@ -39,6 +39,14 @@ ARGS = (
     "callbacks=minimal",
     *QUIET,
 )
+# The runs of `runs` stop early, as every rank must, at the same epoch: no epoch after the
+# first gains 1.0 of val_acc, so a patience of 2 ends them after epoch 3 of 5.
+STOPS_EARLY = (
+    *ARGS,
+    "trainer.epochs=5",
+    "trainer.early_stopping.patience=2",
+    "trainer.early_stopping.min_delta=1",
+)
 TIMEOUT = 120
 
 
@@ -84,8 +92,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     one.)"""
     made = {name: tmp_path_factory.mktemp(name) for name in ("node0", "node1", "processes")}
     port = free_port()
-    nodes = [torchrun(*ARGS, cwd=made[f"node{rank}"], node_rank=rank, port=port) for rank in (0, 1)]
-    launched = ["-m", "multiclass", "device.processes=2", *ARGS, "hydra.run.dir=run"]
+    nodes = [torchrun(*STOPS_EARLY, cwd=made[f"node{n}"], node_rank=n, port=port) for n in (0, 1)]
+    launched = ["-m", "multiclass", "device.processes=2", *STOPS_EARLY, "hydra.run.dir=run"]
     for process in [*nodes, python(*launched, cwd=made["processes"])]:  # side by side
         succeeds(process)
     return made
@@ -109,7 +117,7 @@ def test_two_processes_train_the_weights_of_one(
     runs: dict[str, Path], train: Callable[..., Outcome], tmp_path: Path
 ) -> None:
     one = tmp_path / "one"
-    assert train(*ARGS, run_dir=one).status == "completed"
+    assert train(*STOPS_EARLY, run_dir=one).status == "completed"
     (ddp,) = run_dirs(runs["node0"])
     mine, theirs = weights(ddp), weights(one)
     assert mine.keys() == theirs.keys()
@@ -138,8 +146,9 @@ def test_rank_0_alone_writes_one_run_directory_which_every_rank_names(
     assert [row["epoch"] for row in metrics(run_dir)] == ["1", "2", "3"]
     summary = read_summary(run_dir)
     assert (summary["status"], summary["processes"], summary["epochs"]) == ("completed", 2, 3)
+    assert summary["stopped_early"]  # every rank at epoch 3 (one that went on would hang)
     log = (run_dir / "train.log").read_text()
-    assert log.count("epoch 3/3") == 1
+    assert log.count("epoch 3/5") == 1 and "stopped early after epoch 3" in log
     assert sorted(path.name for path in run_dir.glob(".hydra/*")) == [
         "config.yaml",
         "hydra.yaml",
@@ -159,7 +168,7 @@ def test_device_processes_trains_as_torchrun(runs: dict[str, Path]) -> None:
     mine, theirs = weights(launched), weights(started)
     assert all(torch.equal(tensor, theirs[name]) for name, tensor in mine.items())
     assert read_summary(launched)["processes"] == 2
-    assert (launched / "train.log").read_text().count("epoch 3/3") == 1
+    assert (launched / "train.log").read_text().count("epoch 3/5") == 1
 
 
 # Never reached: a run stopped by a signal, whose resumes set how long it trains.
@@ -218,12 +227,15 @@ FAILS_ON_RANK_1 = """
 
 
 @pytest.fixture(scope="module")
-def stopped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Stopped | Path]:
+def stopped(
+    tmp_path_factory: pytest.TempPathFactory, runs: dict[str, Path]
+) -> dict[str, Stopped | Path | tuple[int, str]]:
     """One run of `device.processes=2` ("run"), stopped twice: SIGTERM to its launcher once it
     saved an epoch; resumed by multiclass-resume, whose launcher is killed (-9) once it saved
     one more; then resumed again, for two epochs past the last it saved ("resumed.err" holds
     its stderr), while the same run is trained without a stop beside it ("straight"). Beside
-    the first, another run ("lost"), whose rank 1 fails in the model's code."""
+    the first, another run ("lost"), whose rank 1 fails in the model's code; beside the
+    second, multiclass-rerun of the `device.processes=2` run of `runs` ("rerun")."""
     folder = tmp_path_factory.mktemp("stopped")
     run_dir = folder / "run"
     started: list[int] = []  # the launchers and their ranks
@@ -272,7 +284,10 @@ def stopped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Stopped | Pat
         beside = start("lost", *train, *fails, run=folder / "lost", PYTHONPATH=str(folder))
         sigterm = stop(first, signal.SIGTERM)
         lost = finished(beside, [])  # it ends by itself
+        again = [str(runs["processes"] / "run"), "--out", "rerun"]
+        rerun = start("rerun", "-m", "multiclass.commands.rerun", *again, run=folder / "rerun")
         sigkill = stop(start("sigkill", *resume), signal.SIGKILL)
+        reran = (rerun.wait(timeout=TIMEOUT), (folder / "rerun.err").read_text())
         epochs = f"trainer.epochs={sigkill.saved_epoch + 2}"
         straight = [*train, epochs, "hydra.run.dir=straight"]
         both = {"resumed": [*resume, epochs], "straight": straight}
@@ -282,7 +297,14 @@ def stopped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Stopped | Pat
         for pid in started:
             if running(pid):
                 os.kill(pid, signal.SIGKILL)
-    return {"sigterm": sigterm, "lost": lost, "sigkill": sigkill, "run": run_dir, "folder": folder}
+    return {
+        "sigterm": sigterm,
+        "lost": lost,
+        "sigkill": sigkill,
+        "rerun": reran,
+        "run": run_dir,
+        "folder": folder,
+    }
 
 
 def test_a_rank_that_fails_is_the_runs_error_and_the_others_say_so_in_one_line(
@@ -349,3 +371,31 @@ def test_a_data_parallel_run_resumes_in_its_processes_to_the_uninterrupted_weigh
     straight = read_summary(stopped["folder"] / "straight")
     assert (straight["status"], straight["epochs"]) == ("completed", epochs)
     assert summary["weights_sha256"] == straight["weights_sha256"]
+
+
+def test_a_data_parallel_run_reruns_in_its_processes_to_its_weights(
+    stopped: dict[str, Stopped | Path | tuple[int, str]], runs: dict[str, Path]
+) -> None:
+    # One process would train other weights (by about 1e-7 in the first epoch's loss here).
+    code, stderr = stopped["rerun"]
+    assert code == 0, stderr  # 0: reproduced, identical weights and metrics
+    rerun, original = stopped["folder"] / "rerun", runs["processes"] / "run"
+    summary = read_summary(rerun)
+    assert (summary["status"], summary["processes"]) == ("completed", 2)
+    assert summary["weights_sha256"] == read_summary(original)["weights_sha256"]
+    assert (rerun / "train.log").read_text().count("epoch 3/5") == 1  # rank 0's lines alone
+
+
+def test_data_parallel_runs_are_reported_as_any_run(runs: dict[str, Path], tmp_path: Path) -> None:
+    from multiclass.commands.report import report_sweep
+
+    dirs = [*run_dirs(runs["node0"]), *run_dirs(runs["processes"])]
+    report = report_sweep([runs["node0"], runs["processes"]], tmp_path, plots=False)
+    assert report is not None
+    assert sorted(record.path for record in report.records) == sorted(dirs)
+    assert {record.status for record in report.records} == {"completed"}
+    with open(tmp_path / "sweep.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["best_val_acc"] for row in rows] == [
+        str(read_summary(Path(row["run_dir"]))["best_val_acc"]) for row in rows
+    ]

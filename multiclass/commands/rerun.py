@@ -2,15 +2,19 @@
 job) used, into a new directory, and say whether it came out the same: identical weights
 (`weights_sha256`) and every metrics.csv column but the times. Exit 0 when reproduced, else 1.
 Where the source commit, uncommitted changes, library versions, device or threads differ from
-what the run recorded, it says so (without failing): they may explain a difference."""
+what the run recorded, it says so (without failing): they may explain a difference.
+A data parallel run (device.processes=N) is rerun in N processes, as it trained: rank 0 writes
+the new run and compares it."""
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -86,19 +90,46 @@ def prepare(args: argparse.Namespace) -> tuple[DictConfig, Path]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if "WORLD_SIZE" in os.environ:  # one of the processes of a data parallel rerun
+        rerun_as_rank(args)
     cfg, out = exit_on_error(prepare, args)
+    processes = cfg.device.get("processes", 1)
+    if processes > 1:
+        from multiclass.lifecycle.distributed import launch
+
+        module = ["-m", "multiclass.commands.rerun", str(args.run_dir), *args.overrides]
+        sys.exit(launch(processes, [*module, "--out", str(out)]))
+    sys.exit(rerun(cfg, args.run_dir, out))
+
+
+def rerun(cfg: DictConfig, run_dir: Path, out: Path) -> int:
+    """Train `cfg` into `out`, then compare it with `run_dir`: the exit status."""
     from multiclass.lifecycle.compare import compare_runs
     from multiclass.lifecycle.run import execute
 
     with logging_into(out):
         outcome = execute(cfg, out)
         if outcome.status != "completed":
-            sys.exit(outcome.exit_code)
-        comparison = compare_runs(args.run_dir, out)
+            return outcome.exit_code
+        comparison = compare_runs(run_dir, out)
         for note in comparison.provenance:
             log.warning("differs from the original run: %s", note)
     print(comparison.verdict())
-    sys.exit(0 if comparison.reproduced else 1)
+    return 0 if comparison.reproduced else 1
+
+
+def rerun_as_rank(args: argparse.Namespace) -> NoReturn:
+    """Join the rerun's other processes; rank 0 reruns into `--out` (which the launcher chose
+    and checked), the others train in step with it and write nothing."""
+    from multiclass.lifecycle import distributed
+    from multiclass.lifecycle.run import execute
+
+    rank = distributed.join_group()
+    cfg = rerun_config(args.run_dir, args.overrides)  # the launcher checked it
+    if rank == 0:
+        distributed.leave(rerun(cfg, args.run_dir, args.out))
+    logging.basicConfig(format=LOG_FORMAT)  # its errors, on stderr
+    distributed.leave(execute(cfg, args.out).exit_code)
 
 
 if __name__ == "__main__":

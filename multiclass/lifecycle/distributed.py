@@ -64,11 +64,25 @@ peer_lost = False
 
 
 def join(argv: Sequence[str]) -> list[str]:
-    """Join the other processes of the run (torchrun's environment: RANK, WORLD_SIZE,
-    LOCAL_RANK, MASTER_ADDR and MASTER_PORT) and return the Hydra overrides that give every
+    """Join the other processes of the run and return the Hydra overrides that give every
     rank rank 0's run directory, and ranks other than 0 no files of their own."""
     if "-m" in argv or "--multirun" in argv:
         raise UserError("a sweep (-m) cannot run under torchrun: start each run on its own")
+    rank = join_group()
+    overrides = []
+    if not any(arg.startswith(NAMES_RUN_DIR) for arg in argv):
+        chosen = [datetime.now().strftime(RUN_DIR) if rank == 0 else None]
+        dist.broadcast_object_list(chosen, src=0)
+        overrides.append(f"hydra.run.dir={chosen[0]}")
+    if rank > 0:
+        overrides.extend(QUIET_RANK)
+    return overrides
+
+
+def join_group() -> int:
+    """Join the other processes of the run (torchrun's environment: RANK, WORLD_SIZE,
+    LOCAL_RANK, MASTER_ADDR and MASTER_PORT); this process's rank. Ranks other than 0 log only
+    their errors: rank 0's lines are the run's."""
     watch_launcher()
     if torch.cuda.is_available():  # nccl wants each process on its own GPU first
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
@@ -77,15 +91,9 @@ def join(argv: Sequence[str]) -> list[str]:
         backend = "gloo"
     dist.init_process_group(backend=backend, init_method="env://")
     rank = dist.get_rank()
-    overrides = []
-    if not any(arg.startswith(NAMES_RUN_DIR) for arg in argv):
-        chosen = [datetime.now().strftime(RUN_DIR) if rank == 0 else None]
-        dist.broadcast_object_list(chosen, src=0)
-        overrides.append(f"hydra.run.dir={chosen[0]}")
     if rank > 0:
-        overrides.extend(QUIET_RANK)
-        log.setLevel(logging.ERROR)  # rank 0's lines are the run's; errors from any rank
-    return overrides
+        log.setLevel(logging.ERROR)
+    return rank
 
 
 def watch_launcher() -> None:
@@ -175,11 +183,12 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 def launch(processes: int, argv: Sequence[str]) -> int:
-    """Train `python -m multiclass <argv>` in `processes` processes on this machine through
-    torch's elastic launcher, as `torchrun --standalone` would, and wait: the exit status of
-    the run (that of the first rank that failed). Each process computes on one thread unless
-    device.num_threads says otherwise: they share the cores. SIGTERM or Ctrl-C here is passed
-    on to every rank, which ends the run as interrupted."""
+    """Run `python <argv>` (`-m multiclass ...`, `-m multiclass.commands.rerun ...`) in
+    `processes` processes on this machine through torch's elastic launcher, as
+    `torchrun --standalone` would, and wait: the exit status of the run (that of the first
+    rank that failed). Each process computes on one thread unless device.num_threads says
+    otherwise: they share the cores. SIGTERM or Ctrl-C here is passed on to every rank, which
+    ends the run as interrupted."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -195,7 +204,7 @@ def launch(processes: int, argv: Sequence[str]) -> int:
         max_restarts=0,
     )
     try:
-        elastic_launch(config, sys.executable)("-m", "multiclass", *argv)
+        elastic_launch(config, sys.executable)(*argv)
     except ChildFailedError as failed:
         _, first = failed.get_first_failure()
         return 128 - first.exitcode if first.exitcode < 0 else first.exitcode
