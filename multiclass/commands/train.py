@@ -35,7 +35,8 @@ def train(cfg: DictConfig) -> float | None:
     """Train one configuration into Hydra's output directory; returns the sweep objective, the
     best epoch's figure of `trainer.monitor` (best_val_acc by default), None for a run that
     did not complete (a search records it as a failed trial)."""
-    from multiclass.lifecycle.run import execute  # torch: not for --help, --cfg or bad input
+    from multiclass.lifecycle import distributed  # torch: not for --help, --cfg or bad input
+    from multiclass.lifecycle.run import execute
 
     logging.raiseExceptions = False  # a train.log on a full disk: the one line, no tracebacks
     hydra_cfg = HydraConfig.get()
@@ -43,7 +44,10 @@ def train(cfg: DictConfig) -> float | None:
     processes = processes_of(cfg, run_dir, hydra_cfg.overrides.task)
     if processes > 1 and "WORLD_SIZE" not in os.environ:  # not already one of those processes
         sys.exit(launch_processes(processes, run_dir, hydra_cfg.mode))
+    joined = distributed.join_job_tasks()  # one of a Slurm job's tasks: each trains a share
     outcome = execute(cfg, run_dir, hydra_cfg.overrides.task)
+    if joined:
+        distributed.leave_group()
     if hydra_cfg.mode == RunMode.RUN or outcome.status == "interrupted":
         if outcome.exit_code:  # a sweep stops at Ctrl-C or SIGTERM
             sys.exit(outcome.exit_code)

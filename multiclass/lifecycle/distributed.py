@@ -84,8 +84,10 @@ def join_group() -> int:
     LOCAL_RANK, MASTER_ADDR and MASTER_PORT); this process's rank. Ranks other than 0 log only
     their errors: rank 0's lines are the run's."""
     watch_launcher()
-    if torch.cuda.is_available():  # nccl wants each process on its own GPU first
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if torch.cuda.is_available():  # nccl wants each process on its own GPU first (a task that
+        # Slurm shows one GPU sees it as its only one)
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local_rank % torch.cuda.device_count())
         backend = "cpu:gloo,cuda:nccl"
     else:
         backend = "gloo"
@@ -94,6 +96,39 @@ def join_group() -> int:
     if rank > 0:
         log.setLevel(logging.ERROR)
     return rank
+
+
+def join_job_tasks() -> bool:
+    """In a job of Hydra's submitit launcher (hydra/launcher=slurm_ddp: nodes x tasks_per_node
+    tasks, srun starting each), join the job's other tasks as the ranks of one run, and say
+    whether it did. Each task runs the same sweep job, in the same run directory; the
+    rendezvous comes from Slurm's variables through submitit's TorchDistributedEnvironment:
+    the job's first node, a port drawn from the job id, each task's global and local rank."""
+    if "SUBMITIT_EXECUTOR" not in os.environ:
+        return False
+    import submitit
+    from submitit.helpers import TorchDistributedEnvironment
+
+    if submitit.JobEnvironment().num_tasks == 1:
+        return False
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    if join_group() > 0:  # Hydra gave this task, too, the run's train.log: rank 0's alone
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+            root.removeHandler(handler)
+            handler.close()
+    return True
+
+
+def leave_group() -> None:
+    """End this process's part in the process group once every rank has ended the run (a
+    rank that destroys its group while another still tests aborts, as gloo does): for a
+    process that goes on, as a submitit task does to write its result. Left as it is when
+    another rank is gone: nothing would answer the barrier."""
+    if peer_lost:
+        return
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 def watch_launcher() -> None:
