@@ -1,24 +1,28 @@
 """dataset.storage=disk: splits decoded once into a cache file and read batch by batch give the
-weights memory storage gives; a cache is keyed by its sources, checked on every open, and never
-left half written (multiclass/datasets/storage.py)."""
+weights memory storage gives, for images and tables; a cache is keyed by its sources, checked
+on every open, and never left half written (multiclass/datasets/storage.py)."""
 
 import logging
 import mmap
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from multiclass.datasets import storage
+from multiclass.datasets import storage, table_file
 from multiclass.datasets.image_folder import image_folder
+from multiclass.datasets.splits import Splits
 from multiclass.datasets.storage import Cache, DiskArray, choose_storage, prefetched
 from multiclass.datasets.synthetic import write_idx_dataset
+from multiclass.datasets.table_file import table
 from multiclass.errors import UserError
 from tests.test_image_folder import corrupt, draw_folder
+from tests.test_table_dataset import animals, with_gaps
 
 TINY = ["trainer.epochs=2", "trainer.batch_size=16"]
 
@@ -87,10 +91,22 @@ def test_a_changed_folder_gets_a_new_cache_and_is_never_served_stale(folder, tmp
     assert len(caches(cache)) == 2
 
 
+def on_disk(kind: str, tmp_path: Path, cache: Path) -> Callable[[], Splits]:
+    """Loads a small image folder or table, with storage=disk, anew at each call."""
+    if kind == "image_folder":
+        folder = draw_folder(tmp_path / "colours", per_class=12)
+        return lambda: image_folder(str(folder), storage="disk", cache_dir=str(cache))
+    path = tmp_path / "animals.csv"
+    animals(90, seed=0).to_csv(path, index=False)
+    return lambda: table(str(path), "label", storage="disk", cache_dir=str(cache))
+
+
 @pytest.mark.parametrize("damage", ["flip a byte", "truncate", "drop meta.json"])
-def test_a_damaged_cache_is_found_and_built_again(folder, tmp_path, caplog, damage):
+@pytest.mark.parametrize("kind", ["image_folder", "table"])
+def test_a_damaged_cache_is_found_and_built_again(tmp_path, caplog, kind, damage):
     cache = tmp_path / "cache"
-    first = image_folder(str(folder), storage="disk", cache_dir=str(cache)).train.x.read()
+    load = on_disk(kind, tmp_path, cache)
+    first = load().train.x.read()
     (key,) = caches(cache)
     inputs = cache / key / "inputs.npy"
     if damage == "flip a byte":
@@ -102,11 +118,85 @@ def test_a_damaged_cache_is_found_and_built_again(folder, tmp_path, caplog, dama
     else:
         (cache / key / "meta.json").unlink()
     with caplog.at_level(logging.WARNING, logger="multiclass"):
-        second = image_folder(str(folder), storage="disk", cache_dir=str(cache))
+        second = load()
     expected = {"flip a byte": "corrupt", "truncate": "truncated", "drop meta.json": "unreadable"}
     assert f"warning: cache {cache / key} is {expected[damage]}" in caplog.text
     assert torch.equal(first, second.train.x.read())
     assert caches(cache) == [key]
+
+
+@pytest.fixture
+def animals_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A training table and a test table holding a colour training never saw."""
+    path, test_path = tmp_path / "animals.csv", tmp_path / "animals_test.csv"
+    animals(90, seed=0).to_csv(path, index=False)
+    test_rows = animals(30, seed=1)
+    test_rows.loc[0, "colour"] = "purple"
+    test_rows.to_csv(test_path, index=False)
+    return path, test_path
+
+
+def test_a_table_on_disk_trains_to_the_weights_it_trains_to_in_memory(
+    train, animals_files, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(table_file, "CHUNK_BYTES", 7 * 5 * 8)  # 120 rows in 18 chunks of 7
+    path, test_path = animals_files
+    cache = tmp_path / "cache"
+    options = ["dataset=table", f"dataset.path={path}", f"dataset.test_path={test_path}"]
+    options += ["dataset.target=label", f"dataset.cache_dir={cache}", *TINY]
+    memory = train(*options, "dataset.storage=memory").summary
+    assert not cache.exists()  # memory storage writes no cache
+    built = train(*options, "dataset.storage=disk").summary
+    (key,) = caches(cache)
+    stamp = (cache / key / "inputs.npy").stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="multiclass"):
+        reused = train(*options, "dataset.storage=disk").summary
+    assert memory["status"] == built["status"] == reused["status"] == "completed"
+    assert memory["weights_sha256"] == built["weights_sha256"] == reused["weights_sha256"]
+    assert memory["test_acc"] == built["test_acc"] and memory["split_sizes"] == built["split_sizes"]
+    assert key.startswith("table-") and np.load(cache / key / "inputs.npy").shape == (120, 5)
+    assert caches(cache) == [key] and (cache / key / "inputs.npy").stat().st_mtime_ns == stamp
+    assert f"on disk in {cache / key}" in caplog.text and "writing" not in caplog.text  # reused
+
+
+def same_on_disk_as_in_memory(path: Path, cache: Path, **options) -> None:
+    """The table read with storage=disk holds, split by split, what storage=memory holds."""
+    disk = table(str(path), "label", storage="disk", cache_dir=str(cache), **options)
+    memory = table(str(path), "label", storage="memory", **options)
+    for split in ("train", "val", "test"):
+        assert torch.equal(getattr(disk, split).x.read(), getattr(memory, split).x), options
+        assert torch.equal(getattr(disk, split).y, getattr(memory, split).y), options
+
+
+def test_a_changed_table_or_option_gets_a_new_cache_and_is_never_served_stale(tmp_path):
+    path, cache = with_gaps(tmp_path / "gaps.csv", whole_sizes=True), tmp_path / "cache"
+    first = {"impute": "mean"}
+    same_on_disk_as_in_memory(path, cache, **first)
+    changes = [
+        {"impute": "most_frequent"},  # another fill value for the gaps
+        {**first, "features": ["size", "colour"]},
+        {**first, "seed": 1},  # other training rows: other statistics
+        {**first, "val_fraction": 0.2},
+        {**first, "classes": ["cat", "dog"]},
+        {**first, "limit": 40},
+    ]
+    for count, options in enumerate(changes, start=2):
+        same_on_disk_as_in_memory(path, cache, **options)
+        assert len(caches(cache)) == count, options
+    same_on_disk_as_in_memory(path, cache, **first)  # its cache is still there, and still right
+    assert len(caches(cache)) == len(changes) + 1
+    path.write_text(path.read_text().replace("red", "ash"))  # as many bytes, ash sorts first
+    same_on_disk_as_in_memory(path, cache, **first)
+    assert len(caches(cache)) == len(changes) + 2
+
+
+def test_auto_keeps_a_table_on_disk_above_a_quarter_of_the_memory(tmp_path, monkeypatch):
+    path, cache = tmp_path / "animals.csv", tmp_path / "cache"
+    animals(90, seed=0).to_csv(path, index=False)  # 90 rows of 5 float32 features: 1,800 bytes
+    for memory, kept in ((4 * 1800, torch.Tensor), (4 * 1800 - 1, DiskArray)):
+        monkeypatch.setattr(storage, "physical_memory", lambda memory=memory: memory)
+        splits = table(str(path), "label", storage="auto", cache_dir=str(cache))
+        assert isinstance(splits.train.x, kept), memory
 
 
 def test_a_build_stopped_part_way_leaves_no_cache_and_a_killed_ones_leftovers_go(folder, tmp_path):

@@ -3,18 +3,26 @@
 Numeric columns are standardised and text columns one-hot encoded by a scikit-learn
 ColumnTransformer fitted on the training split alone, so no statistic of the validation or
 test rows leaks into training. The fitted transformer travels with the splits
-(`Splits.preprocess`) into the run directory, and prediction transforms new rows with it."""
+(`Splits.preprocess`) into the run directory, and prediction transforms new rows with it.
 
+With dataset.storage=disk (multiclass.datasets.storage) the transformed float32 features are
+written once, a chunk at a time, into a cache keyed by the files and by everything the fit saw,
+and the splits read their rows from it; the labels stay in memory."""
+
+import hashlib
 import logging
+import pickle
 import sys
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from multiclass.datasets.splits import Split, Splits, row_splits
+from multiclass.datasets.storage import Cache, Inputs, cache_key, choose_storage
 from multiclass.errors import UserError
 
 if TYPE_CHECKING:
@@ -30,6 +38,8 @@ NUMERIC, TEXT = "numeric", "text"  # the names of the ColumnTransformer's two pa
 MOSTLY_NUMBERS = 0.95
 FILL_IN = "fill them in, or set dataset.impute=mean or dataset.impute=most_frequent"
 TRAINED_WITHOUT_IMPUTE = "the model was trained without dataset.impute"
+# storage=disk transforms this many bytes of (float64) features at a time into the cache
+CHUNK_BYTES = 16 * 2**20
 
 
 def table(
@@ -40,10 +50,13 @@ def table(
     impute: str | None = None,
     test_path: str | None = None,
     preprocess: Any = None,
+    storage: str = "auto",
+    cache_dir: str | None = None,
     **split_options: Any,
 ) -> Splits:
     """The rows of `path` (and of `test_path`, the test split, if given) as standardised and
-    one-hot encoded features, the classes being `target`'s values in sorted order.
+    one-hot encoded features, the classes being `target`'s values in sorted order, held in
+    memory or on disk (`storage`, `cache_dir`: multiclass.datasets.storage).
     `preprocess`: a run's fitted transform (its preprocess.pkl), applied instead of fitting
     one, so that a model tested on another file sees it transformed as its training rows were."""
     if path is None or target is None:
@@ -72,7 +85,8 @@ def table(
     test_y = labels[1] if test_path is not None else None
     origin = f"dataset.target {target!r} in {paths[0]}"
     rows = row_splits(paths[0].stem, labels[0], class_names, test_y, origin, **split_options)
-    return filled_splits(rows, data, transformer, fit=preprocess is None)
+    keeping = Keeping(storage, cache_dir, tuple(paths), {"target": target, "impute": impute})
+    return filled_splits(rows, data, transformer, fit=preprocess is None, keeping=keeping)
 
 
 def planned_transformer(
@@ -90,27 +104,100 @@ def planned_transformer(
     return build_transformer(numbers, [c for c in columns if c not in numbers], impute)
 
 
-def filled_splits(rows: Splits, data: list["pd.DataFrame"], transformer: Any, fit: bool) -> Splits:
-    """Row-number splits filled with the transformed features of their rows; `fit`: fit the
-    transformer first, on the training rows alone."""
+@dataclass(frozen=True)
+class Keeping:
+    """Where a table's transformed features are kept (dataset.storage, dataset.cache_dir), and
+    what keys their cache besides the fit: the files read and the options read them with."""
+
+    storage: str
+    cache_dir: str | None
+    files: tuple[Path, ...]
+    options: dict[str, Any]
+
+    def cache(self, made: dict[str, Any]) -> Cache:
+        """The cache of these files transformed as `made` (`made_of`) says."""
+        decoding = {**self.options, **made, "versions": library_versions()}
+        return Cache.under(self.cache_dir, cache_key("table", self.files, decoding))
+
+
+def filled_splits(
+    rows: Splits, data: list["pd.DataFrame"], transformer: Any, fit: bool, keeping: Keeping
+) -> Splits:
+    """Row-number splits filled with the transformed features of their rows, in memory or as
+    rows of a cache (`keeping`); `fit`: fit the transformer first, on the training rows alone."""
     import pandas as pd
 
     every_row = pd.concat(data, ignore_index=True)
     if fit:
         transformer.fit(every_row.iloc[rows.train.x.numpy()])
-    x = encoded(transformer, every_row, rows.name)
+    warn_unseen(transformer, every_row, rows.name)
+    width = transformer.transform(every_row.iloc[:1]).shape[1]  # one-hot columns included
+    x: Inputs
+    if choose_storage(keeping.storage, len(every_row) * width * 4) == "disk":  # float32
+        cache = keeping.cache(made_of(transformer, rows, fit))
+        x = cached_features(transformer, every_row, width, cache)
+        where = f"; on disk in {cache.folder}"
+    else:
+        x, where = transformed(transformer, every_row), ""
     parts = column_parts(transformer)
     log.info(
-        "%s: %d rows; columns standardised: %d, one-hot encoded: %d; %d features, %s",
+        "%s: %d rows; columns standardised: %d, one-hot encoded: %d; %d features, %s%s",
         rows.name,
         len(every_row),
         len(parts[NUMERIC]),
         len(parts[TEXT]),
-        x.shape[1],
+        width,
         f"fitted on the {len(rows.train)} training rows" if fit else "by the run's saved transform",
+        where,
     )
     filled = rows.map(lambda split: Split(x[split.x], split.y))
     return replace(filled, preprocess=transformer)
+
+
+def made_of(transformer: Any, rows: Splits, fit: bool) -> dict[str, Any]:
+    """What the transformed values depend on besides the files, for the cache key: the columns
+    and how each is read (dataset.features, dataset.numeric), and where the statistics come
+    from: the training rows fitted on (so dataset.seed, the fractions, classes and limit count
+    where they change those rows), or a run's saved transform, by its bytes."""
+    if fit:
+        source = {"fitted_on": blake2b(rows.train.x.numpy().tobytes())}
+    else:
+        source = {"transform": blake2b(pickle.dumps(transformer, protocol=pickle.HIGHEST_PROTOCOL))}
+    return {"columns": column_parts(transformer), **source}
+
+
+def blake2b(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def library_versions() -> list[str]:
+    """The versions of the libraries that parse and transform the values: another pandas or
+    scikit-learn may read or scale a number differently, so it builds its own cache."""
+    import pandas as pd
+    import sklearn
+
+    return [pd.__version__, sklearn.__version__, np.__version__]
+
+
+def cached_features(
+    transformer: Any, every_row: "pd.DataFrame", width: int, cache: Cache
+) -> Inputs:
+    """Every row's `width` features as rows of `cache`, transformed into it first unless it is
+    there."""
+    cached = cache.open()
+    if cached is None:
+        rows = transformed_rows(transformer, every_row, width)
+        cached = cache.build((len(every_row), width), np.dtype(np.float32), rows)
+    return cached.whole()
+
+
+def transformed_rows(transformer: Any, frame: "pd.DataFrame", width: int) -> Iterator[np.ndarray]:
+    """The rows of `frame` transformed, as float32, a chunk of CHUNK_BYTES at a time, so that the
+    whole matrix is never in memory: the transform works row by row once fitted, so each row is
+    what one whole transform gives."""
+    step = max(1, CHUNK_BYTES // (8 * width))
+    for start in range(0, len(frame), step):
+        yield from transformer.transform(frame.iloc[start : start + step]).astype(np.float32)
 
 
 def read_frame(path: Path, text_columns: Sequence[str] = ()) -> "pd.DataFrame":
@@ -335,6 +422,11 @@ def encoded(transformer: Any, features: "pd.DataFrame", where: Path | str) -> to
     """Features (from `typed`) transformed by a fitted transformer, as float32; text values it
     was not fitted on are named in a warning first."""
     warn_unseen(transformer, features, where)
+    return transformed(transformer, features)
+
+
+def transformed(transformer: Any, features: "pd.DataFrame") -> torch.Tensor:
+    """Features (from `typed`) transformed by a fitted transformer, as float32."""
     return torch.from_numpy(transformer.transform(features)).float()
 
 
