@@ -48,8 +48,8 @@ def train(cfg: DictConfig) -> float | None:
     outcome = execute(cfg, run_dir, hydra_cfg.overrides.task)
     if joined:
         distributed.leave_group()
-    if hydra_cfg.mode == RunMode.RUN or outcome.status == "interrupted":
-        if outcome.exit_code:  # a sweep stops at Ctrl-C or SIGTERM
+    if hydra_cfg.mode == RunMode.RUN or stops_the_sweep(outcome.status):
+        if outcome.exit_code:
             sys.exit(outcome.exit_code)
     elif outcome.undrawn:
         jobs_undrawn.append(run_dir)
@@ -57,6 +57,14 @@ def train(cfg: DictConfig) -> float | None:
         return None
     summary = outcome.summary  # a run from before trainer.monitor has best_val_acc alone
     return summary["best_score"] if "best_score" in summary else summary.get("best_val_acc")
+
+
+def stops_the_sweep(status: str) -> bool:
+    """A sweep in this process stops at Ctrl-C or SIGTERM. A job that a cluster's launcher
+    (submitit: Slurm, or local) runs on its own ends as interrupted, and the sweep goes on to
+    report it: `scancel` (or a time limit) stopped that job alone. Submitit records what the
+    job returned, and waits for that record (without Slurm's accounting, for it alone)."""
+    return status == "interrupted" and "SUBMITIT_EXECUTOR" not in os.environ
 
 
 def main() -> None:

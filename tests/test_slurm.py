@@ -1,0 +1,214 @@
+"""Sweeps and data parallel jobs on a real Slurm cluster, through sbatch and srun: the one-node
+cluster of ../shared/tools/slurm-local (Debian's slurm-wlm), started for this module where it
+can be (as root) and stopped after if this module started it; a cluster SLURM_CONF already
+names is used as it is. It keeps no accounting, so `sacct` fails, as on some real clusters.
+Skipped, in one line, where there is no cluster to use. The jobs start side by side: each is a
+Python process that loads torch, and the cluster runs two at once (one CPU each, 2 CPUs)."""
+
+import csv
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from importlib.util import find_spec
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tests.conftest import QUIET, read_summary
+
+REPO = Path(__file__).resolve().parents[1]
+SLURM_LOCAL = REPO.parent / "shared" / "tools" / "slurm-local"
+DEFAULT_CONF = Path(os.environ.get("TMPDIR", "/tmp")) / "slurm-local" / "slurm.conf"
+TIMEOUT = 240
+# One CPU and 1 GB a job; 180 training digits in batches of 8: 23 steps an epoch.
+JOB = ["hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "dataset.limit=200", *QUIET]
+JOB += ["trainer.batch_size=8", "callbacks=minimal"]
+# The data parallel job's config, as tests/test_distributed.py trains it.
+DDP = ["dataset=digits", "dataset.limit=80", "optimizer=sgd", "optimizer.lr=0.1"]
+DDP += ["trainer.epochs=3", "trainer.batch_size=71", "callbacks=minimal", *QUIET]
+
+pytestmark = pytest.mark.skipif(
+    find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+    reason="needs the [cluster] extra (hydra-submitit-launcher)",
+)
+
+
+def answers(conf: Path | None) -> bool:
+    """Whether a Slurm controller answers, with its node idle or in use."""
+    if shutil.which("sinfo") is None:
+        return False
+    env = {**os.environ, "SLURM_CONF": str(conf)} if conf else dict(os.environ)
+    try:
+        done = subprocess.run(
+            ["sinfo", "-h", "-o", "%t"], env=env, capture_output=True, text=True, timeout=20
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0 and re.search(r"idle|mix|alloc", done.stdout) is not None
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[dict[str, str]]:
+    """The environment of a command that submits to the cluster."""
+    named = os.environ.get("SLURM_CONF")
+    if named and answers(Path(named)):
+        yield dict(os.environ)
+        return
+    if answers(DEFAULT_CONF):  # slurm-local runs already: not ours to stop
+        yield {**os.environ, "SLURM_CONF": str(DEFAULT_CONF)}
+        return
+    if not SLURM_LOCAL.is_file() or os.geteuid() != 0:
+        pytest.skip(f"no Slurm cluster: none answers, and {SLURM_LOCAL} needs root to start one")
+    started = subprocess.run(
+        [SLURM_LOCAL, "start"], capture_output=True, text=True, timeout=600, check=False
+    )
+    conf = re.search(r"export SLURM_CONF=(\S+)", started.stdout)
+    if started.returncode != 0 or conf is None:
+        pytest.skip(f"no Slurm cluster: slurm-local start failed: {started.stderr.strip()[-200:]}")
+    try:
+        yield {**os.environ, "SLURM_CONF": conf.group(1)}
+    finally:
+        subprocess.run([SLURM_LOCAL, "stop"], capture_output=True, timeout=60, check=False)
+
+
+def submit(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
+    """`python -m multiclass <args>` in `cwd`, its output kept in files there."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    with open(cwd / "out.txt", "w") as out, open(cwd / "err.txt", "w") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "multiclass", *args], cwd=cwd, stdout=out, stderr=err,
+            env={**env, "PYTHONWARNINGS": "ignore"},
+        )  # fmt: skip
+
+
+def ended(process: subprocess.Popen, cwd: Path) -> SimpleNamespace:
+    code = process.wait(timeout=TIMEOUT)
+    out, err = ((cwd / name).read_text() for name in ("out.txt", "err.txt"))
+    return SimpleNamespace(code=code, out=out, err=err)
+
+
+def cancel_when_saved(last: Path, sweep: subprocess.Popen, env: dict[str, str]) -> dict:
+    """`scancel` the array task of the sweep job that writes `last` (its last.pt) once it did;
+    the job's summary once the sweep has ended."""
+    deadline = time.monotonic() + TIMEOUT
+    while not last.exists():
+        assert sweep.poll() is None and time.monotonic() < deadline, "the job was never cancelled"
+        time.sleep(0.05)
+    job_dir = last.parent  # submitit keeps each array task's files in .submitit/<array>_<task>
+    (task,) = (job_dir.parent / ".submitit").glob(f"*_{job_dir.name}")
+    subprocess.run(["scancel", task.name], env=env, check=True)
+    sweep.wait(timeout=TIMEOUT)
+    return read_summary(job_dir)
+
+
+@pytest.fixture(scope="module")
+def jobs(cluster: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """Side by side on the cluster: a sweep whose job 1 fails ("failing"); a sweep whose job 1
+    is cancelled with scancel once it saved an epoch, then continued by multiclass-resume
+    ("cancelled", "resumed"); a data parallel job of 2 tasks (hydra/launcher=slurm_ddp) and,
+    beside it on this machine, torchrun's run of the same config ("ddp", "torchrun")."""
+    root = tmp_path_factory.mktemp("slurm")
+    launcher = ["-m", "hydra/launcher=slurm", *JOB, "hydra.sweep.dir=sweep"]
+    # batch 4096 with drop_last leaves no batch of 180 samples: job 1 fails as it trains.
+    fails = ["trainer.epochs=1", "trainer.batch_size=4096", "trainer.drop_last=false,true"]
+    failing = submit(root / "failing", cluster, *launcher, *fails)
+    cancelled = submit(root / "cancelled", cluster, *launcher, "trainer.epochs=1,60")
+    ddp = ["-m", "hydra/launcher=slurm_ddp", "hydra.launcher.mem_gb=1", *DDP]
+    slurm_ddp = submit(root / "ddp", cluster, *ddp, "hydra.sweep.dir=sweep")
+    options = ["--standalone", "--nproc_per_node=2"]
+    torchrun = ["-m", "torch.distributed.run", *options, "-m", "multiclass", *DDP]
+    (root / "torchrun").mkdir()
+    local = subprocess.Popen(
+        [sys.executable, *torchrun, "hydra.run.dir=run"], cwd=root / "torchrun",
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        last = root / "cancelled" / "sweep" / "1" / "last.pt"
+        cut_short = cancel_when_saved(last, cancelled, cluster)
+        started = {"failing": failing, "cancelled": cancelled, "ddp": slurm_ddp}
+        results = {name: ended(process, root / name) for name, process in started.items()}
+        script = Path(sys.executable).parent / "multiclass-resume"
+        resume = subprocess.run(
+            [script, "sweep"], cwd=root / "cancelled", env={**cluster, "PYTHONWARNINGS": "ignore"},
+            capture_output=True, text=True, timeout=TIMEOUT,
+        )  # fmt: skip
+        _, torchrun_err = local.communicate(timeout=TIMEOUT)
+        assert local.returncode == 0, torchrun_err
+    finally:
+        for process in (failing, cancelled, slurm_ddp, local):
+            if process.poll() is None:
+                process.kill()
+    resumed = SimpleNamespace(code=resume.returncode, out=resume.stdout, err=resume.stderr)
+    return SimpleNamespace(root=root, resumed=resumed, cut_short=cut_short, **results)
+
+
+def statuses(sweep_dir: Path) -> list[str]:
+    with open(sweep_dir / "sweep.csv", newline="") as file:
+        return [row["status"] for row in sorted(csv.DictReader(file), key=lambda r: r["job"])]
+
+
+def test_a_sweep_with_a_failed_job_reports_every_job_and_exits_1(jobs: SimpleNamespace) -> None:
+    failing = jobs.failing
+    assert failing.code == 1, failing.err
+    sweep_dir = jobs.root / "failing" / "sweep"
+    assert statuses(sweep_dir) == ["completed", "failed"]
+    assert "error: " in (sweep_dir / "1" / "train.log").read_text()
+    assert "error: 1 job(s) did not complete: 1 (failed)" in failing.err
+    assert "Traceback" not in failing.err
+    assert "Best: job 0" in failing.out
+
+
+def test_a_cancelled_job_is_reported_interrupted_and_multiclass_resume_finishes_it(
+    jobs: SimpleNamespace,
+) -> None:
+    cancelled, sweep_dir = jobs.cancelled, jobs.root / "cancelled" / "sweep"
+    # scancel's SIGTERM ended job 1 as interrupted; the sweep went on, reported, exited 1.
+    assert cancelled.code == 1, cancelled.err
+    assert "error: 1 job(s) did not complete: 1 (interrupted)" in cancelled.err
+    saved = jobs.cut_short["epochs"]
+    assert jobs.cut_short["status"] == "interrupted" and 1 <= saved < 60
+    assert jobs.cut_short["error"] == "interrupted by SIGTERM"
+    # multiclass-resume sent it to Slurm again, from its last epoch; job 0 was left as it was.
+    assert jobs.resumed.code == 0, jobs.resumed.err
+    assert statuses(sweep_dir) == ["completed", "completed"]
+    summary = read_summary(sweep_dir / "1")
+    assert (summary["status"], summary["epochs"], summary["resumed_at"]) == (
+        "completed",
+        60,
+        [saved],
+    )
+    assert read_summary(sweep_dir / "0").get("resumed_at") is None
+
+
+def test_each_line_once_and_one_about_accounting(jobs: SimpleNamespace) -> None:
+    for result in (jobs.failing, jobs.cancelled, jobs.resumed):
+        lines = result.err.splitlines()
+        # Hydra's lines and submitit's, each once (submitit had two handlers of its own).
+        assert not [line for line in lines if line.startswith("submitit ")], result.err
+        launched = [line for line in lines if re.search(r"\[HYDRA\] \t#\d+ :", line)]
+        assert len(launched) == len(set(launched)) == 2
+        # Python's side says once that sacct fails; sacct prints its own line at each poll.
+        ours = [line for line in lines if "sacct" in line and "Slurm accounting" not in line]
+        assert len(ours) == 1 and "sacct failed" in ours[0], result.err
+
+
+def test_a_data_parallel_job_of_two_slurm_tasks_trains_torchruns_weights(
+    jobs: SimpleNamespace,
+) -> None:
+    ddp = jobs.ddp
+    assert ddp.code == 0, ddp.err
+    job = jobs.root / "ddp" / "sweep" / "0"
+    summary = read_summary(job)
+    assert (summary["status"], summary["processes"]) == ("completed", 2)
+    theirs = read_summary(jobs.root / "torchrun" / "run")
+    assert summary["weights_sha256"] == theirs["weights_sha256"]
+    # srun started the two tasks, each a rank; rank 0 alone logged into the job's train.log.
+    logs = sorted((job.parent / ".submitit").glob("*/*_log.out"))
+    assert len(logs) == 2
+    assert (job / "train.log").read_text().count("epoch 3/3") == 1
