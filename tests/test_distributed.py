@@ -246,7 +246,7 @@ def stopped(
     one more; then resumed again, for two epochs past the last it saved ("resumed.err" holds
     its stderr), while the same run is trained without a stop beside it ("straight"). Beside
     the first, another run ("lost"), whose rank 1 fails in the model's code; beside the
-    second, multiclass-rerun of the `device.processes=2` run of `runs` ("rerun")."""
+    second, multiclass-rerun of the torchrun run of `runs` ("rerun")."""
     folder = tmp_path_factory.mktemp("stopped")
     run_dir = folder / "run"
     started: list[int] = []  # the launchers and their ranks
@@ -295,7 +295,8 @@ def stopped(
         beside = start("lost", *train, *fails, run=folder / "lost", PYTHONPATH=str(folder))
         sigterm = stop(first, signal.SIGTERM)
         lost = finished(beside, [])  # it ends by itself
-        again = [str(runs["processes"] / "run"), "--out", "rerun"]
+        (torchruns,) = run_dirs(runs["node0"])  # its config says device.processes=1
+        again = [str(torchruns), "--out", "rerun"]
         rerun = start("rerun", "-m", "multiclass.commands.rerun", *again, run=folder / "rerun")
         sigkill = stop(start("sigkill", *resume), signal.SIGKILL)
         reran = (rerun.wait(timeout=TIMEOUT), (folder / "rerun.err").read_text())
@@ -387,10 +388,12 @@ def test_a_data_parallel_run_resumes_in_its_processes_to_the_uninterrupted_weigh
 def test_a_data_parallel_run_reruns_in_its_processes_to_its_weights(
     stopped: dict[str, Stopped | Path | tuple[int, str]], runs: dict[str, Path]
 ) -> None:
-    # One process would train other weights (by about 1e-7 in the first epoch's loss here).
+    # Started by torchrun, its config says device.processes=1: the rerun takes the 2 processes
+    # its summary records (one process would train other weights, by about 1e-7 in the first
+    # epoch's loss here).
     code, stderr = stopped["rerun"]
     assert code == 0, stderr  # 0: reproduced, identical weights and metrics
-    rerun, original = stopped["folder"] / "rerun", runs["processes"] / "run"
+    rerun, (original,) = stopped["folder"] / "rerun", run_dirs(runs["node0"])
     summary = read_summary(rerun)
     assert (summary["status"], summary["processes"]) == ("completed", 2)
     assert summary["weights_sha256"] == read_summary(original)["weights_sha256"]

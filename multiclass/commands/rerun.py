@@ -3,8 +3,8 @@ job) used, into a new directory, and say whether it came out the same: identical
 (`weights_sha256`) and every metrics.csv column but the times. Exit 0 when reproduced, else 1.
 Where the source commit, uncommitted changes, library versions, device or threads differ from
 what the run recorded, it says so (without failing): they may explain a difference.
-A data parallel run (device.processes=N) is rerun in N processes, as it trained: rank 0 writes
-the new run and compares it."""
+A data parallel run (device.processes=N, torchrun's, a Slurm job's tasks) is rerun in as many
+processes on this machine, as it trained: rank 0 writes the new run and compares it."""
 
 import argparse
 import logging
@@ -93,7 +93,10 @@ def main(argv: list[str] | None = None) -> None:
     if "WORLD_SIZE" in os.environ:  # one of the processes of a data parallel rerun
         rerun_as_rank(args)
     cfg, out = exit_on_error(prepare, args)
-    processes = cfg.device.get("processes", 1)
+    from multiclass.lifecycle.artifacts import processes_that_trained
+
+    named = any(override.startswith("device.processes=") for override in args.overrides)
+    processes = cfg.device.processes if named else processes_that_trained(args.run_dir)
     if processes > 1:
         from multiclass.lifecycle.distributed import launch
 

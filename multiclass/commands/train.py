@@ -21,7 +21,12 @@ from omegaconf import DictConfig
 from multiclass.commands.exits import exit_on_error
 from multiclass.config import CONFIG_DIR  # importing it registers the train.yaml schema
 from multiclass.errors import UserError
-from multiclass.lifecycle.artifacts import LOCK, lock_run_dir, read_config, writable_folder
+from multiclass.lifecycle.artifacts import (
+    LOCK,
+    lock_run_dir,
+    processes_that_trained,
+    writable_folder,
+)
 from multiclass.validation import check_config
 
 log = logging.getLogger("multiclass")
@@ -41,10 +46,10 @@ def train(cfg: DictConfig) -> float | None:
     logging.raiseExceptions = False  # a train.log on a full disk: the one line, no tracebacks
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    joined = distributed.join_job_tasks()  # one of a Slurm job's tasks: each trains a share
     processes = processes_of(cfg, run_dir, hydra_cfg.overrides.task)
     if processes > 1 and "WORLD_SIZE" not in os.environ:  # not already one of those processes
         sys.exit(launch_processes(processes, run_dir, hydra_cfg.mode))
-    joined = distributed.join_job_tasks()  # one of a Slurm job's tasks: each trains a share
     outcome = execute(cfg, run_dir, hydra_cfg.overrides.task)
     if joined:
         distributed.leave_group()
@@ -89,13 +94,11 @@ def main() -> None:
 
 def processes_of(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> int:
     """How many processes train the run: `device.processes`, which a resume takes from the
-    run's saved config unless the command line gives it."""
-    processes = cfg.device.get("processes", 1)
-    saved = run_dir / "config.yaml"
+    processes that trained the run unless the command line gives it."""
     named = any(override.startswith("device.processes=") for override in overrides)
-    if cfg.get("resume") and saved.is_file() and not named:
-        processes = exit_on_error(read_config, saved).device.get("processes", 1)
-    return processes
+    if cfg.get("resume") and (run_dir / "config.yaml").is_file() and not named:
+        return exit_on_error(processes_that_trained, run_dir)
+    return cfg.device.get("processes", 1)
 
 
 def launch_processes(processes: int, run_dir: Path, mode: RunMode) -> int:

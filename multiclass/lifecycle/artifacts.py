@@ -154,6 +154,16 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def processes_that_trained(run_dir: Path) -> int:
+    """How many processes trained the run in `run_dir`, which a resume and a rerun start
+    again: its summary's record, since a run of torchrun or of a Slurm job's tasks has
+    device.processes 1 in its config; the config's where the summary has none (older runs)."""
+    recorded = (read_json(run_dir / "summary.json") or {}).get("processes")
+    if isinstance(recorded, int) and recorded > 0:
+        return recorded
+    return read_config(run_dir / "config.yaml").device.get("processes", 1)
+
+
 def read_csv_rows(path: Path) -> list[dict[str, str]]:
     """The rows of a run's CSV file (metrics.csv, layers.csv) as text; none when it is absent."""
     try:
