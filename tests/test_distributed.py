@@ -7,6 +7,7 @@ process start costs seconds of imports (the digits, read without scikit-learn, s
 a second of them)."""
 
 import csv
+import json
 import os
 import signal
 import socket
@@ -23,6 +24,7 @@ import pytest
 import torch
 
 from multiclass.lifecycle import distributed
+from multiclass.lifecycle.artifacts import processes_that_trained
 from multiclass.lifecycle.run import Outcome
 from tests.conftest import QUIET, family, read_summary
 
@@ -94,7 +96,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (node0 and node1, each node's process started in a folder of its own, as on a machine of
     its own), one of `device.processes=2` in `hydra.run.dir=run`, and where submitit is
     installed a sweep of one job of two submitit tasks (hydra/launcher=slurm_ddp's way, on this
-    machine) in `hydra.sweep.dir=sweep`. (`stopped` below resumes and reruns them.)"""
+    machine) in `hydra.sweep.dir=sweep`."""
     made = {name: tmp_path_factory.mktemp(name) for name in ("node0", "node1", "processes")}
     port = free_port()
     nodes = [torchrun(*STOPS_EARLY, cwd=made[f"node{n}"], node_rank=n, port=port) for n in (0, 1)]
@@ -238,15 +240,13 @@ FAILS_ON_RANK_1 = """
 
 
 @pytest.fixture(scope="module")
-def stopped(
-    tmp_path_factory: pytest.TempPathFactory, runs: dict[str, Path]
-) -> dict[str, Stopped | Path | tuple[int, str]]:
+def stopped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Stopped | Path | tuple]:
     """One run of `device.processes=2` ("run"), stopped twice: SIGTERM to its launcher once it
     saved an epoch; resumed by multiclass-resume, whose launcher is killed (-9) once it saved
     one more; then resumed again, for two epochs past the last it saved ("resumed.err" holds
-    its stderr), while the same run is trained without a stop beside it ("straight"). Beside
-    the first, another run ("lost"), whose rank 1 fails in the model's code; beside the
-    second, multiclass-rerun of the torchrun run of `runs` ("rerun")."""
+    its stderr); then multiclass-rerun of it, which trains its config without a stop, in its
+    processes, and compares ("rerun"). Beside the first, another run ("lost"), whose rank 1
+    fails in the model's code."""
     folder = tmp_path_factory.mktemp("stopped")
     run_dir = folder / "run"
     started: list[int] = []  # the launchers and their ranks
@@ -295,16 +295,12 @@ def stopped(
         beside = start("lost", *train, *fails, run=folder / "lost", PYTHONPATH=str(folder))
         sigterm = stop(first, signal.SIGTERM)
         lost = finished(beside, [])  # it ends by itself
-        (torchruns,) = run_dirs(runs["node0"])  # its config says device.processes=1
-        again = [str(torchruns), "--out", "rerun"]
-        rerun = start("rerun", "-m", "multiclass.commands.rerun", *again, run=folder / "rerun")
         sigkill = stop(start("sigkill", *resume), signal.SIGKILL)
+        resumed = start("resumed", *resume, f"trainer.epochs={sigkill.saved_epoch + 2}")
+        assert resumed.wait(timeout=TIMEOUT) == 0, (folder / "resumed.err").read_text()
+        again = ["-m", "multiclass.commands.rerun", str(run_dir), "--out", "rerun"]
+        rerun = start("rerun", *again, run=folder / "rerun")
         reran = (rerun.wait(timeout=TIMEOUT), (folder / "rerun.err").read_text())
-        epochs = f"trainer.epochs={sigkill.saved_epoch + 2}"
-        straight = [*train, epochs, "hydra.run.dir=straight"]
-        both = {"resumed": [*resume, epochs], "straight": straight}
-        for name, process in [(name, start(name, *args)) for name, args in both.items()]:
-            assert process.wait(timeout=TIMEOUT) == 0, (folder / f"{name}.err").read_text()
     finally:  # whatever failed, no process of these runs is left training
         for pid in started:
             if running(pid):
@@ -370,34 +366,34 @@ def test_a_launcher_killed_outright_takes_its_ranks_with_it(
 
 
 def test_a_data_parallel_run_resumes_in_its_processes_to_the_uninterrupted_weights(
-    stopped: dict[str, Stopped | Path],
+    stopped: dict[str, Stopped | Path | tuple],
 ) -> None:
-    # multiclass-resume without device.processes: the saved config's 2 start the processes.
+    # multiclass-resume without device.processes: the run's 2 start the processes.
     run_dir, saved = stopped["run"], stopped["sigkill"].saved_epoch
     summary = read_summary(run_dir)
     assert (summary["status"], summary["processes"]) == ("completed", 2)
     assert summary["resumed_at"] == [saved]
     epochs = saved + 2
     assert [row["epoch"] for row in metrics(run_dir)] == [str(e) for e in range(1, epochs + 1)]
-    # To the bit, the weights of the same run trained without a stop.
-    straight = read_summary(stopped["folder"] / "straight")
-    assert (straight["status"], straight["epochs"]) == ("completed", epochs)
-    assert summary["weights_sha256"] == straight["weights_sha256"]
-
-
-def test_a_data_parallel_run_reruns_in_its_processes_to_its_weights(
-    stopped: dict[str, Stopped | Path | tuple[int, str]], runs: dict[str, Path]
-) -> None:
-    # Started by torchrun, its config says device.processes=1: the rerun takes the 2 processes
-    # its summary records (one process would train other weights, by about 1e-7 in the first
-    # epoch's loss here).
+    # multiclass-rerun trained its config without a stop, in 2 processes again (one would
+    # train other weights, by about 1e-7 in the first epoch's loss here), and found the same
+    # weights, to the bit, and the same metrics.
     code, stderr = stopped["rerun"]
-    assert code == 0, stderr  # 0: reproduced, identical weights and metrics
-    rerun, (original,) = stopped["folder"] / "rerun", run_dirs(runs["node0"])
-    summary = read_summary(rerun)
-    assert (summary["status"], summary["processes"]) == ("completed", 2)
-    assert summary["weights_sha256"] == read_summary(original)["weights_sha256"]
-    assert (rerun / "train.log").read_text().count("epoch 3/5") == 1  # rank 0's lines alone
+    assert code == 0, stderr  # 0: reproduced
+    rerun = read_summary(stopped["folder"] / "rerun")
+    assert (rerun["status"], rerun["processes"], rerun["epochs"]) == ("completed", 2, epochs)
+    assert rerun["weights_sha256"] == summary["weights_sha256"]
+    assert not rerun.get("resumed_at")  # trained straight through
+
+
+def test_a_resume_and_a_rerun_take_the_processes_the_summary_records(tmp_path: Path) -> None:
+    # torchrun's runs and a Slurm job's tasks have device.processes=1 in their config.
+    (tmp_path / "config.yaml").write_text("dataset: {}\ndevice:\n  processes: 1\n")
+    assert processes_that_trained(tmp_path) == 1  # no summary yet: the config's
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "completed"}))
+    assert processes_that_trained(tmp_path) == 1  # an older run's summary
+    (tmp_path / "summary.json").write_text(json.dumps({"processes": 2}))
+    assert processes_that_trained(tmp_path) == 2
 
 
 def test_data_parallel_runs_are_reported_as_any_run(runs: dict[str, Path], tmp_path: Path) -> None:
