@@ -22,6 +22,10 @@ from multiclass.config import compose_config
 from multiclass.lifecycle.run import Outcome, execute
 
 CPU = "device=cpu"
+# The files whose processes take longest (a Slurm cluster's jobs, process groups, a killed
+# sweep), collected first: pytest-xdist hands each worker whole files in collection order, and
+# one of these last would run on after the other worker had finished.
+SLOWEST_FILES = ("test_slurm.py", "test_distributed.py", "test_cli.py", "test_launchers.py")
 QUIET = ["trainer.progress=false", "plots=false", CPU]
 # What a run on image data writes itself; the CLI adds Hydra's .hydra/ and train.log.
 RUN_FILES = (
@@ -107,3 +111,9 @@ def gone(pids: list[int], seconds: float = 10) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """SLOWEST_FILES first, in that order; the rest, and each file's tests, as collected."""
+    rank = {name: index for index, name in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOWEST_FILES)))

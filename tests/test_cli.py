@@ -150,7 +150,7 @@ def test_bad_input_exits_1_and_a_diverged_run_2_each_with_one_line(tmp_path):
     commands = {
         "bad": ("dataset.classes=[0,42]", "hydra.run.dir=bad"),
         "diverged": (
-            "dataset=blobs", "trainer.epochs=3", "optimizer=sgd", "optimizer.lr=1e30", *QUIET,
+            "dataset.limit=100", "trainer.epochs=3", "optimizer=sgd", "optimizer.lr=1e30", *QUIET,
             "hydra.run.dir=diverged",
         ),
     }  # fmt: skip

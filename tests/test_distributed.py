@@ -16,7 +16,6 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -87,27 +86,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-SUBMITIT = find_spec("hydra_plugins.hydra_submitit_launcher") is not None
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Folders of runs of one config: one of two torchrun nodes in Hydra's default run directory
     (node0 and node1, each node's process started in a folder of its own, as on a machine of
-    its own), one of `device.processes=2` in `hydra.run.dir=run`, and where submitit is
-    installed a sweep of one job of two submitit tasks (hydra/launcher=slurm_ddp's way, on this
-    machine) in `hydra.sweep.dir=sweep`."""
+    its own), and one of `device.processes=2` in `hydra.run.dir=run`. (A Slurm job's tasks,
+    hydra/launcher=slurm_ddp, are tested on a real cluster: tests/test_slurm.py.)"""
     made = {name: tmp_path_factory.mktemp(name) for name in ("node0", "node1", "processes")}
     port = free_port()
     nodes = [torchrun(*STOPS_EARLY, cwd=made[f"node{n}"], node_rank=n, port=port) for n in (0, 1)]
     launched = ["-m", "multiclass", "device.processes=2", *STOPS_EARLY, "hydra.run.dir=run"]
-    started = [*nodes, python(*launched, cwd=made["processes"])]
-    if SUBMITIT:
-        made["tasks"] = tmp_path_factory.mktemp("tasks")
-        tasks = ["hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2"]
-        sweep = ["-m", "multiclass", "-m", *tasks, *STOPS_EARLY, "hydra.sweep.dir=sweep"]
-        started.append(python(*sweep, cwd=made["tasks"]))
-    for process in started:  # side by side
+    for process in [*nodes, python(*launched, cwd=made["processes"])]:  # side by side
         succeeds(process)
     return made
 
@@ -409,22 +398,3 @@ def test_data_parallel_runs_are_reported_as_any_run(runs: dict[str, Path], tmp_p
     assert [row["best_val_acc"] for row in rows] == [
         str(read_summary(Path(row["run_dir"]))["best_val_acc"]) for row in rows
     ]
-
-
-@pytest.mark.skipif(not SUBMITIT, reason="needs the [cluster] extra (hydra-submitit-launcher)")
-def test_the_tasks_of_a_submitit_job_train_one_run_as_torchrun_and_report_it(
-    runs: dict[str, Path],
-) -> None:
-    # Submitit's local executor gives each task Slurm's share of the environment (the job id,
-    # the task's node and ranks): what hydra/launcher=slurm_ddp's tasks join by.
-    job = runs["tasks"] / "sweep" / "0"
-    summary = read_summary(job)
-    assert (summary["status"], summary["processes"], summary["epochs"]) == ("completed", 2, 3)
-    (launched,) = run_dirs(runs["processes"])
-    assert summary["weights_sha256"] == read_summary(launched)["weights_sha256"]
-    # Rank 0 alone logs into train.log (Hydra gave each task a handler on it).
-    log = (job / "train.log").read_text()
-    assert log.count("epoch 3/5") == 1 and log.count("Job completed successfully") == 1
-    with open(runs["tasks"] / "sweep" / "sweep.csv", newline="") as file:
-        (row,) = csv.DictReader(file)
-    assert (row["status"], row["best_val_acc"]) == ("completed", str(summary["best_val_acc"]))

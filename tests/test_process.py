@@ -21,7 +21,8 @@ from tests.conftest import CPU, QUIET, family, read_summary
 
 # 180 single-sample steps an epoch: slow enough to signal mid-run, fast enough to test.
 SLOW = ["dataset.limit=200", "trainer.batch_size=1", "trainer.epochs=4", "plots=false", CPU]
-TINY = [*QUIET, "dataset=blobs", "trainer.epochs=1"]
+# The digits are read without scikit-learn, whose import costs each process a second.
+TINY = [*QUIET, "dataset=digits", "dataset.limit=100", "trainer.epochs=1"]
 
 USER_MODELS = '''
     import math
@@ -44,7 +45,7 @@ USER_MODELS = '''
                 Stops.stopped = True
                 secret = 6 * 7
                 breakpoint()
-            return self.layer(x)
+            return self.layer(x.flatten(1))
 
 
     class Fails(nn.Module):
@@ -57,7 +58,7 @@ USER_MODELS = '''
         def forward(self, x):
             if self.training:
                 raise ValueError("the user's own bug")
-            return self.layer(x)
+            return self.layer(x.flatten(1))
 '''
 
 
@@ -150,10 +151,9 @@ def test_a_users_exception_is_one_line_or_with_hydra_full_error_pythons_tracebac
 
 
 def test_cprofile_sees_the_training(tmp_path):
-    # The digits, read without scikit-learn, whose import cProfile slows to 2 s.
     profile = tmp_path / "run.prof"
-    run = [*QUIET, "dataset=digits", "dataset.limit=100", "trainer.epochs=1", "hydra.run.dir=run"]
-    done = python("-m", "cProfile", "-o", str(profile), "-m", "multiclass", *run, cwd=tmp_path)
+    run = ["-m", "cProfile", "-o", str(profile), "-m", "multiclass", *TINY, "hydra.run.dir=run"]
+    done = python(*run, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     functions = {name for _, _, name in pstats.Stats(str(profile)).stats}
     assert {"fit", "train_epoch", "evaluate"} <= functions
@@ -168,7 +168,7 @@ def test_pdb_post_mortem_opens_in_the_users_forward(user_models):
     )
     assert "Entering post mortem debugging" in done.stdout, done.stderr
     assert f"{user_models / 'user_models.py'}" in done.stdout
-    assert re.search(r"\(Pdb\) torch.Size\(\[\d+, 2\]\)", done.stdout)  # a batch of 2-D blobs
+    assert re.search(r"\(Pdb\) torch.Size\(\[\d+, 1, 8, 8\]\)", done.stdout)  # a batch of digits
 
 
 def test_a_run_without_pictures_on_data_of_its_own_imports_no_matplotlib_nor_scikit_learn(tmp_path):

@@ -202,9 +202,4 @@ def test_the_same_command_continues_the_study_and_failed_trials_do_not_stop_it(s
     assert yaml.safe_load((sweep_dir / "4" / "config.yaml").read_text())["optimizer"]["lr"] == 1e30
     assert all((sweep_dir / str(n) / "summary.json").read_text() == first[n] for n in range(3))
     assert len({json.dumps(trial.params) for trial in study.trials}) == 6  # no repeats
-
-    log, study = search(sweep_dir, "hydra.sweeper.n_trials=6")
-    assert (
-        "study mnist_mlp in sqlite:///outputs/search/mnist_mlp/study.db is complete: 6 of 6" in log
-    )
-    assert "; best trial " in log and len(study.trials) == 6
+    # The same command once more says the study is complete (in-process: the test above).

@@ -149,6 +149,7 @@ def test_a_table_on_disk_trains_to_the_weights_it_trains_to_in_memory(
     built = train(*options, "dataset.storage=disk").summary
     (key,) = caches(cache)
     stamp = (cache / key / "inputs.npy").stat().st_mtime_ns
+    caplog.clear()  # the reuse's lines alone (a test before may have left INFO on)
     with caplog.at_level(logging.INFO, logger="multiclass"):
         reused = train(*options, "dataset.storage=disk").summary
     assert memory["status"] == built["status"] == reused["status"] == "completed"
