@@ -91,7 +91,7 @@ def prepare(
 
 
 # glibc's mallopt parameters (malloc.h).
-M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
 
 
 def keep_freed_memory() -> bool:
@@ -104,7 +104,10 @@ def keep_freed_memory() -> bool:
     if not hasattr(os, "confstr") or "glibc" not in (os.confstr("CS_GNU_LIBC_VERSION") or ""):
         return False
     libc = ctypes.CDLL(None)
-    return bool(libc.mallopt(M_MMAP_MAX, 0) and libc.mallopt(M_TRIM_THRESHOLD, 2**30))
+    kept = libc.mallopt(M_MMAP_MAX, 0) and libc.mallopt(M_TRIM_THRESHOLD, 2**30)
+    # One heap for every thread: a block that the disk prefetcher's thread read into and the
+    # training's thread freed is then reused by the next read, not kept in a heap of its own.
+    return bool(kept and libc.mallopt(M_ARENA_MAX, 1))
 
 
 THREAD_LIMITS = ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK")
