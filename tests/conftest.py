@@ -7,6 +7,7 @@ override still wins), QUIET carries it into command lines built from it, and run
 every command it runs."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -40,6 +41,23 @@ RUN_FILES = (
     "layers.csv",
     "layers.png",
 )
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """The root logger's handlers and level and the multiclass logger's level, as before each
+    test: a command run in-process (Hydra's app, multiclass-rerun) sets them, and a handler on
+    the test's captured stderr, closed after it, failed every later line ("Logging error")."""
+    root, ours = logging.getLogger(), logging.getLogger("multiclass")
+    handlers, levels = list(root.handlers), (root.level, ours.level)
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(levels[0])
+    ours.setLevel(levels[1])
 
 
 @pytest.fixture(scope="session", autouse=True)

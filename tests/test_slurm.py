@@ -72,10 +72,22 @@ def cluster() -> Iterator[dict[str, str]]:
     conf = re.search(r"export SLURM_CONF=(\S+)", started.stdout)
     if started.returncode != 0 or conf is None:
         pytest.skip(f"no Slurm cluster: slurm-local start failed: {started.stderr.strip()[-200:]}")
+    env = {**os.environ, "SLURM_CONF": conf.group(1)}
     try:
-        yield {**os.environ, "SLURM_CONF": conf.group(1)}
+        yield env
     finally:
+        drained(env)  # a job whose result is in may still be ending: its step would outlive
         subprocess.run([SLURM_LOCAL, "stop"], capture_output=True, timeout=60, check=False)
+
+
+def drained(env: dict[str, str], seconds: float = 60) -> None:
+    """Wait until the cluster's queue is empty (or `seconds` passed)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        queue = subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True)
+        if queue.returncode != 0 or not queue.stdout.strip():
+            return
+        time.sleep(0.2)
 
 
 def submit(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
