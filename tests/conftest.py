@@ -135,3 +135,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """SLOWEST_FILES first, in that order; the rest, and each file's tests, as collected."""
     rank = {name: index for index, name in enumerate(SLOWEST_FILES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(SLOWEST_FILES)))
+
+
+def flagged(real: Callable[..., Any], inside: list[bool]) -> Callable[..., Any]:
+    """`real`, which while it runs holds True in `inside`: for hooks that count only what
+    happens within it (a training epoch, an evaluation)."""
+
+    def within(*args: Any, **kwargs: Any) -> Any:
+        inside.append(True)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            inside.pop()
+
+    return within

@@ -9,6 +9,7 @@ from torch.nn.modules.module import register_module_forward_hook
 
 from multiclass import engine
 from multiclass.lifecycle.checkpoint import load_classifier
+from tests.conftest import flagged
 from tests.test_resume import metrics_without_times, resume
 from tests.test_schedulers import SMALL, interrupt_third_epoch
 
@@ -48,23 +49,13 @@ def test_channels_last_lays_out_the_convolutions_and_gives_the_same_results(
     layouts: dict[bool, set[tuple[bool, bool]]] = {True: set(), False: set()}
     runs, current, fitting = {}, [], []
 
-    def watched(real):
-        def within(*args, **kwargs):
-            fitting.append(True)
-            try:
-                return real(*args, **kwargs)
-            finally:
-                fitting.pop()
-
-        return within
-
     def conv_output(module, inputs, output):
         if fitting and isinstance(module, nn.Conv2d):
             last = output.is_contiguous(memory_format=torch.channels_last)
             layouts[current[-1]].add((last, output.is_contiguous()))
 
     for name in ("train_epoch", "evaluate"):  # the epochs and their validation
-        monkeypatch.setattr(engine, name, watched(getattr(engine, name)))
+        monkeypatch.setattr(engine, name, flagged(getattr(engine, name), fitting))
     hook = register_module_forward_hook(conv_output)
     try:
         for channels_last in (True, False):

@@ -15,7 +15,7 @@ from multiclass import engine
 from multiclass.config import compose_config
 from multiclass.lifecycle.artifacts import weights_sha256, write_atomic
 from multiclass.lifecycle.checkpoint import load_classifier
-from tests.conftest import RUN_FILES
+from tests.conftest import RUN_FILES, flagged
 
 DIGITS = ["dataset.limit=400", "trainer.epochs=3"]
 METRIC_COLUMNS = [
@@ -107,14 +107,6 @@ def test_drop_last_trains_on_whole_batches_only(train, monkeypatch):
     """Counted as it trains, inside the training loop's epochs: every optimizer step, and the
     batch size of every forward pass."""
     steps, batch_sizes, in_epoch = [], set(), []
-    real_epoch = engine.train_epoch
-
-    def counted_epoch(*args, **kwargs):
-        in_epoch.append(True)
-        try:
-            return real_epoch(*args, **kwargs)
-        finally:
-            in_epoch.pop()
 
     def step_taken(optimizer, args, kwargs):
         if in_epoch:
@@ -124,7 +116,7 @@ def test_drop_last_trains_on_whole_batches_only(train, monkeypatch):
         if in_epoch:
             batch_sizes.add(len(inputs[0]))
 
-    monkeypatch.setattr(engine, "train_epoch", counted_epoch)
+    monkeypatch.setattr(engine, "train_epoch", flagged(engine.train_epoch, in_epoch))
     hooks = [
         register_optimizer_step_post_hook(step_taken),
         register_module_forward_pre_hook(forward_seen),

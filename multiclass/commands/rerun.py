@@ -93,10 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     if "WORLD_SIZE" in os.environ:  # one of the processes of a data parallel rerun
         rerun_as_rank(args)
     cfg, out = exit_on_error(prepare, args)
-    from multiclass.lifecycle.artifacts import processes_that_trained
+    from multiclass.lifecycle.artifacts import processes_to_restart
 
-    named = any(override.startswith("device.processes=") for override in args.overrides)
-    processes = cfg.device.processes if named else processes_that_trained(args.run_dir)
+    processes = processes_to_restart(args.run_dir, args.overrides, cfg.device.processes)
     if processes > 1:
         from multiclass.lifecycle.distributed import launch
 

@@ -24,7 +24,7 @@ from multiclass.errors import UserError
 from multiclass.lifecycle.artifacts import (
     LOCK,
     lock_run_dir,
-    processes_that_trained,
+    processes_to_restart,
     writable_folder,
 )
 from multiclass.validation import check_config
@@ -95,10 +95,10 @@ def main() -> None:
 def processes_of(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> int:
     """How many processes train the run: `device.processes`, which a resume takes from the
     processes that trained the run unless the command line gives it."""
-    named = any(override.startswith("device.processes=") for override in overrides)
-    if cfg.get("resume") and (run_dir / "config.yaml").is_file() and not named:
-        return exit_on_error(processes_that_trained, run_dir)
-    return cfg.device.get("processes", 1)
+    configured = cfg.device.get("processes", 1)
+    if cfg.get("resume") and (run_dir / "config.yaml").is_file():
+        return exit_on_error(lambda d: processes_to_restart(d, overrides, configured), run_dir)
+    return configured
 
 
 def launch_processes(processes: int, run_dir: Path, mode: RunMode) -> int:

@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -162,6 +163,14 @@ def processes_that_trained(run_dir: Path) -> int:
     if isinstance(recorded, int) and recorded > 0:
         return recorded
     return read_config(run_dir / "config.yaml").device.get("processes", 1)
+
+
+def processes_to_restart(run_dir: Path, overrides: Sequence[str], configured: int) -> int:
+    """How many processes train the run in `run_dir` again (a resume, a rerun): `configured`
+    where the command line names device.processes, else as many as trained it."""
+    if any(override.startswith("device.processes=") for override in overrides):
+        return configured
+    return processes_that_trained(run_dir)
 
 
 def read_csv_rows(path: Path) -> list[dict[str, str]]:
