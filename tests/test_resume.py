@@ -1,6 +1,7 @@
 """Resume after a crash (a real kill -9), best.pt and early stopping, and what a resume refuses."""
 
 import csv
+import os
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import torch
 from hydra.utils import instantiate
 
 from multiclass import engine
-from multiclass.callbacks import checkpoints
+from multiclass.callbacks import Callback, checkpoints
 from multiclass.config import compose_config
 from multiclass.lifecycle.artifacts import lock_run_dir, weights_sha256
 from multiclass.lifecycle.checkpoint import load_classifier
@@ -274,6 +275,37 @@ def test_last_pt_is_written_once_checkpoint_every_s_passed_and_after_the_last_ep
     assert train("dataset=blobs", "trainer.epochs=5", every, run_dir=run_dir).status == "completed"
     assert saved == saved_at
     assert torch.load(run_dir / "last.pt", weights_only=True)["epoch"] == 5
+
+
+class SignalAtEpoch(Callback):
+    """Sends its own process `signum` at the end of `epoch`, after last.pt (the callbacks
+    before it) and before the summary's figures: what a scancel or a Ctrl-C can hit."""
+
+    def __init__(self, signum: int, epoch: int) -> None:
+        self.signum, self.epoch = signum, epoch
+
+    def on_epoch_end(self, run, row, improved) -> None:
+        if row.epoch == self.epoch:
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_as_an_epoch_is_recorded_ends_the_run_once_its_record_is_whole(
+    train, tmp_path, signum
+):
+    """The summary names the epoch last.pt holds, and the resume goes on from that epoch."""
+    signal_at = [
+        f"+callbacks.signal._target_={__name__}.SignalAtEpoch",
+        "+callbacks.signal.epoch=2",
+    ]
+    run_dir, sent = tmp_path / "run", f"+callbacks.signal.signum={int(signum)}"
+    stopped = train("dataset=blobs", "trainer.epochs=4", *signal_at, sent, run_dir=run_dir)
+    assert stopped.status == "interrupted"
+    assert stopped.summary["epochs"] == 2
+    assert torch.load(run_dir / "last.pt", weights_only=True)["epoch"] == 2
+    assert len(metrics_without_times(run_dir)) == 2
+    resumed = resume(run_dir).summary  # its saved config signals at epoch 2: done by then
+    assert (resumed["status"], resumed["resumed_at"]) == ("completed", [2])
 
 
 def test_a_resume_of_a_damaged_config_is_one_line_and_changes_nothing(train, tmp_path):

@@ -99,6 +99,28 @@ def sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM that arrive in the block take effect as it ends. An epoch's record
+    is several files (metrics.csv, last.pt, pictures) and the summary's figures: cut between
+    them, an interrupted run's summary named an epoch before the one its last.pt holds."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: held.append(signum))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if held:
+        signal.raise_signal(held[0])  # as it would have been, now that the record is whole
+
+
 def run_locked(cfg: DictConfig, run_dir: Path, leader: bool = True) -> Outcome:
     """`execute` once `run_dir` is this process's alone. A fresh run records itself at once; a
     resume only once it has restored last.pt, so that a resume that fails or is refused before
@@ -178,8 +200,9 @@ def train_and_test(run: RunState) -> None:
     run.callbacks.fire("on_fit_start", run)
 
     def on_epoch_end(row: EpochMetrics, improved: bool) -> None:
-        run.callbacks.fire("on_epoch_end", run, row, improved)
-        running.summarise()
+        with signals_held():  # the epoch's record, whole: last.pt and the summary agree
+            run.callbacks.fire("on_epoch_end", run, row, improved)
+            running.summarise()
         if run.settings.reports(row.epoch):
             described = describe_epoch(row, run.settings.monitor)
             log.info("epoch %d/%d  %s", row.epoch, run.settings.epochs, described)
