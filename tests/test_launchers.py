@@ -153,3 +153,32 @@ def test_slurm_yaml_gives_the_sbatch_script_a_user_asked_for(tmp_path, monkeypat
     ):
         assert f"#SBATCH --{flag}\n" in text, flag
     assert "-m submitit.core._submit" in text and "srun" not in text
+
+
+def test_without_accounting_jobs_are_followed_through_squeue_said_once(
+    tmp_path, monkeypatch, caplog, capfd
+):
+    """hydra/launcher=slurm's watcher, on commands of the test's own: a `sacct` that fails as
+    on a cluster without accounting, and a `squeue` that lists one of two jobs."""
+    slurm_queue = pytest.importorskip("multiclass.sweeps.slurm_queue")
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    scripts = {
+        "sacct": "echo 'Slurm accounting storage is disabled' >&2; exit 1",
+        "squeue": "echo '77_0|RUNNING|vm'; echo '78_0|PENDING|'",
+    }
+    for name, body in scripts.items():
+        (fake_bin / name).write_text(f"#!/bin/sh\n{body}\n")
+        (fake_bin / name).chmod(stat.S_IRWXU)
+    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
+    watcher = slurm_queue.QueueWatcher(delay_s=600)
+    for job in ("77_0", "77_1"):
+        watcher.register_job(job)
+    assert watcher.get_state("77_0") == "RUNNING" and not watcher.is_done("77_0", mode="cache")
+    # 77_1 is no longer in the queue: it ended, without a state to say how
+    assert watcher.get_state("77_1", mode="force") == "NOT_LISTED"
+    assert watcher.is_done("77_1", mode="cache")
+    assert watcher.get_state("78_0") == "PENDING" and not watcher.is_done("78_0", mode="cache")
+    said = [r.getMessage() for r in caplog.records if "sacct" in r.getMessage()]
+    assert len(said) == 1 and "the jobs' states come from squeue" in said[0]
+    assert "accounting storage" not in capfd.readouterr().err  # sacct's own line, kept
