@@ -1,0 +1,1 @@
+"""multiclass's Slurm launcher for Hydra (hydra/launcher=slurm, slurm_ddp)."""
