@@ -141,7 +141,7 @@ def jobs(cluster: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> S
     # batch 4096 with drop_last leaves no batch of 180 samples: job 1 fails as it trains.
     fails = ["trainer.epochs=1", "trainer.batch_size=4096", "trainer.drop_last=false,true"]
     failing = submit(root / "failing", cluster, *launcher, *fails)
-    cancelled = submit(root / "cancelled", cluster, *launcher, "trainer.epochs=1,60,61")
+    cancelled = submit(root / "cancelled", cluster, *launcher, "trainer.epochs=1,300,301")
     ddp = ["-m", "hydra/launcher=slurm_ddp", "hydra.launcher.mem_gb=1", *DDP]
     slurm_ddp = submit(root / "ddp", cluster, *ddp, "hydra.sweep.dir=sweep")
     options = ["--standalone", "--nproc_per_node=2"]
@@ -214,7 +214,7 @@ def test_a_cancelled_job_and_a_killed_one_are_reported_and_multiclass_resume_fin
     # multiclass-resume sent both to Slurm again, from their last.pt; job 0 was left alone.
     assert jobs.resumed.code == 0, jobs.resumed.err
     assert statuses(sweep_dir) == ["completed"] * 3
-    for job, epochs in (("1", 60), ("2", 61)):
+    for job, epochs in (("1", 300), ("2", 301)):
         summary = read_summary(sweep_dir / job)
         assert 1 <= saved[job] < epochs
         assert (summary["status"], summary["epochs"], summary["resumed_at"]) == (
