@@ -1,6 +1,7 @@
 """Resume after a crash (a real kill -9), best.pt and early stopping, and what a resume refuses."""
 
 import csv
+import logging
 import os
 import signal
 import subprocess
@@ -291,16 +292,21 @@ class SignalAtEpoch(Callback):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_as_an_epoch_is_recorded_ends_the_run_once_its_record_is_whole(
-    train, tmp_path, signum
+    train, tmp_path, caplog, signum
 ):
-    """The summary names the epoch last.pt holds, and the resume goes on from that epoch."""
+    """The summary and the log name the epoch last.pt holds; the resume goes on from it."""
     signal_at = [
         f"+callbacks.signal._target_={__name__}.SignalAtEpoch",
         "+callbacks.signal.epoch=2",
     ]
     run_dir, sent = tmp_path / "run", f"+callbacks.signal.signum={int(signum)}"
-    stopped = train("dataset=blobs", "trainer.epochs=4", *signal_at, sent, run_dir=run_dir)
+    every = "trainer.log_every=1"
+    with caplog.at_level(logging.INFO, logger="multiclass"):
+        stopped = train(
+            "dataset=blobs", "trainer.epochs=4", every, *signal_at, sent, run_dir=run_dir
+        )
     assert stopped.status == "interrupted"
+    assert [m for m in caplog.messages if m.startswith("epoch ")][-1].startswith("epoch 2/4")
     assert stopped.summary["epochs"] == 2
     assert torch.load(run_dir / "last.pt", weights_only=True)["epoch"] == 2
     assert len(metrics_without_times(run_dir)) == 2

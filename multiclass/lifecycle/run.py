@@ -200,12 +200,12 @@ def train_and_test(run: RunState) -> None:
     run.callbacks.fire("on_fit_start", run)
 
     def on_epoch_end(row: EpochMetrics, improved: bool) -> None:
-        with signals_held():  # the epoch's record, whole: last.pt and the summary agree
+        with signals_held():  # the epoch's record, whole: last.pt, summary, train.log agree
             run.callbacks.fire("on_epoch_end", run, row, improved)
             running.summarise()
-        if run.settings.reports(row.epoch):
-            described = describe_epoch(row, run.settings.monitor)
-            log.info("epoch %d/%d  %s", row.epoch, run.settings.epochs, described)
+            if run.settings.reports(row.epoch):
+                described = describe_epoch(row, run.settings.monitor)
+                log.info("epoch %d/%d  %s", row.epoch, run.settings.epochs, described)
 
     fit(run.built.task, run.built.splits, run.settings, run.progress, on_epoch_end)
     if not run.leader:
