@@ -16,7 +16,7 @@ from multiclass.class_metrics import balanced_scores
 from multiclass.config import MONITORS, TrainerSettings
 from multiclass.datasets import Split, Splits, as_float
 from multiclass.datasets.augment import Augmentation
-from multiclass.datasets.storage import Inputs, gather, training_batches
+from multiclass.datasets.storage import Inputs, Staging, training_batches
 from multiclass.errors import TrainingDiverged, UserError
 from multiclass.heads import Head
 from multiclass.lifecycle.runtime import Runtime
@@ -338,7 +338,7 @@ def train_epoch(
 def evaluate(task: Task, data: Examples, batch_size: int) -> Evaluation:
     """Mean loss, accuracy, macro F1, balanced accuracy and the predicted classes of `data`,
     in batches of `batch_size`."""
-    outputs = torch.cat([out for _, out in batched_outputs(task, data.x, batch_size)])
+    outputs = all_outputs(task, data.x, batch_size)
     # The loss of all outputs at once: a class-weighted loss is a mean by the weights, which
     # per-batch means weighed by their sizes would not give (it moved with the batch size).
     loss = task.criterion(outputs, data.targets)
@@ -360,17 +360,31 @@ def evaluate(task: Task, data: Examples, batch_size: int) -> Evaluation:
 def predict(task: Task, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Predicted class indices of the inputs `x`, on the CPU."""
     x = x.to(task.runtime.device)
-    return torch.cat(
-        [task.head.predict(out) for _, out in batched_outputs(task, x, batch_size)]
-    ).cpu()
+    return task.head.predict(all_outputs(task, x, batch_size)).cpu()
+
+
+def all_outputs(task: Task, x: Inputs, batch_size: int) -> torch.Tensor:
+    """The model's float outputs on all of `x` (callers disable grad), copied into one tensor
+    made at the first batch. Why not each batch's outputs kept and joined at the end: kept,
+    they landed in the blocks the batch before had freed, so that malloc (keep_freed_memory)
+    could not reuse those for the next batch and grew its heap by a batch's inputs again."""
+    outputs = torch.empty(0)
+    for batch, out in batched_outputs(task, x, batch_size):
+        if batch.start == 0:
+            outputs = out.new_empty((len(x), *out.shape[1:]))
+        outputs[batch] = out
+    return outputs
 
 
 def batched_outputs(task: Task, x: Inputs, batch_size: int) -> Iterator[tuple[slice, torch.Tensor]]:
-    """The model's float outputs on `x` in eval mode, batch by batch (callers disable grad)."""
+    """The model's float outputs on `x` in eval mode, batch by batch (callers disable grad).
+    Each batch is read and converted into the same buffers (`Staging`), so a pass holds one
+    batch of inputs and only the outputs of the others."""
     model = task.evaluated
     model.eval()
+    staging = Staging(x, batch_size, task.runtime.device, task.runtime.channels_last)
     for start in range(0, len(x), batch_size):
         batch = slice(start, start + batch_size)
-        inputs = gather(x, batch).to(task.runtime.device)
+        inputs = staging.batch(x, batch)
         with task.runtime.autocast():
             yield batch, model(model_inputs(task, inputs)).float()

@@ -9,6 +9,7 @@ import torch
 
 from multiclass.datasets.shuffle_split import shuffle_split, stratified_split
 from multiclass.datasets.storage import Inputs
+from multiclass.datasets.storage import as_float as as_float  # where it always was
 from multiclass.errors import UserError
 
 
@@ -25,11 +26,6 @@ class Source:
     # Where the classes come from, for the one-line error when there is only one
     # (e.g. "dataset.root shapes"); None: the data set's name.
     origin: str | None = None
-
-
-def as_float(x: torch.Tensor) -> torch.Tensor:
-    """Model inputs from stored ones: uint8 pixels (0..255) become floats in [0, 1]."""
-    return x if x.is_floating_point() else x.float().div_(255)
 
 
 @dataclass(frozen=True)

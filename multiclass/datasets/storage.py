@@ -13,10 +13,9 @@ rebuilt, with a warning line).
 Why `.npy` and not Arrow, WebDataset or MDS: the rows are fixed-size arrays read at random
 positions of a seeded order, which a memory map does with one copy and no decoding; shard
 formats are made for sequential streaming and would need our own shuffle buffer, changing the
-batches a seed draws. Pages of the map count towards the process's memory as they are
-touched, so after each read of a large cache they are dropped from it
-(`madvise(MADV_DONTNEED)`: they stay in the system's page cache and cost a page fault to touch
-again)."""
+batches a seed draws. Pages of a memory map count towards the process's memory as they are
+touched, so a large cache is read with plain file reads, row by row, which map no page (they
+come from the system's page cache); only a small one is read from its map."""
 
 import hashlib
 import json
@@ -42,11 +41,13 @@ log = logging.getLogger("multiclass")
 STORAGES = ("memory", "disk", "auto")
 AUTO_SHARE = 0.25  # storage=auto: on disk when the decoded inputs pass this share of memory
 CACHE_VERSION = 1  # part of every key: a new layout never reads an old cache
-# A map larger than this is released from this process's memory after every read: the kernel
-# maps more than the rows read (the pages around each, some tens of kB a row), so what a read
-# touches is not known; released, its pages stay in the system's page cache. A map no larger
-# is left as it is: it can never hold more than its size.
-RELEASE_BYTES = 64 * 2**20
+# A cache file larger than this is read row by row with file reads, never from its map: a map's
+# pages count towards the process as a read touches them (the kernel maps the pages around each
+# row too), and dropping them after each read (madvise) made every read fault them in again, 3x
+# the time of the file reads on 64x64 RGB rows. A file no larger is copied from its map, the
+# fastest read of small rows (MNIST's 784 bytes: a third of the file reads' time); its pages can
+# never hold more than its size.
+MAPPED_BYTES = 64 * 2**20
 READ_BYTES = 4 * 2**20  # a prefetch thread reads whole batches, about this much at a time
 DATA_FILE, META_FILE = "inputs.npy", "meta.json"
 T = TypeVar("T")
@@ -56,21 +57,35 @@ class Mapping:
     """One cache file mapped read-only: its rows as a NumPy array, shared by every view."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         with open(path, "rb") as file:
             shape, dtype = read_header(file)
-            offset = file.tell()
+            self.offset = file.tell()
             self.map = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
         self.array = np.frombuffer(
-            self.map, dtype=dtype, count=math.prod(shape), offset=offset
+            self.map, dtype=dtype, count=math.prod(shape), offset=self.offset
         ).reshape(shape)
         self.row_bytes = self.array[0].nbytes if len(self.array) else 0
 
-    def rows(self, positions: np.ndarray) -> np.ndarray:
-        """A copy of the rows at `positions`, the map's pages released after (RELEASE_BYTES)."""
-        out = self.array.take(positions, axis=0)
-        if len(self.map) > RELEASE_BYTES:
-            self.map.madvise(mmap.MADV_DONTNEED)
+    def rows(self, positions: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """A copy of the rows at `positions`, into the first rows of `out` when given: from the
+        map for a small file, with file reads for a large one (MAPPED_BYTES)."""
+        if out is None:
+            out = np.empty((len(positions), *self.array.shape[1:]), self.array.dtype)
+        out = out[: len(positions)]
+        if len(self.map) <= MAPPED_BYTES:  # positions are rows of the map: "clip" never clips,
+            return self.array.take(positions, axis=0, out=out, mode="clip")  # "raise" copies
+        self.read_rows(positions, memoryview(out).cast("B"))
         return out
+
+    def read_rows(self, positions: np.ndarray, out: memoryview) -> None:
+        """The rows at `positions` read from the file into `out`, one after the other; the file
+        is opened for each call, so that threads reading at once never share its position."""
+        size = self.row_bytes
+        with open(self.path, "rb", buffering=0) as file:
+            for index, position in enumerate(positions.tolist()):
+                file.seek(self.offset + position * size)
+                file.readinto(out[index * size : (index + 1) * size])
 
 
 @dataclass(frozen=True)
@@ -105,10 +120,12 @@ class DiskArray:
     def __getitem__(self, key: Any) -> "DiskArray":
         return DiskArray(self.mapping, self.positions[as_index(key)])
 
-    def read(self, key: Any = slice(None)) -> torch.Tensor:
-        """The rows `key` selects (a slice, indices or a mask), read into a tensor."""
+    def read(self, key: Any = slice(None), out: torch.Tensor | None = None) -> torch.Tensor:
+        """The rows `key` selects (a slice, indices or a mask), read into a tensor: the first
+        rows of `out` when given."""
         positions = self.positions[as_index(key)]
-        return torch.from_numpy(self.mapping.rows(positions))
+        rows = self.mapping.rows(positions, None if out is None else out.numpy())
+        return torch.from_numpy(rows)
 
     def index_select(self, dim: int, index: torch.Tensor) -> torch.Tensor:
         """As torch's `index_select` along rows (dim 0), read from disk."""
@@ -130,9 +147,60 @@ def as_index(key: Any) -> Any:
     return key.cpu().numpy() if isinstance(key, torch.Tensor) else key
 
 
-def gather(x: Inputs, key: Any) -> torch.Tensor:
-    """Rows of a split's inputs as a tensor: indexed in memory, read from disk."""
-    return x.read(key) if isinstance(x, DiskArray) else x[key]
+def gather(x: Inputs, key: Any, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Rows of a split's inputs as a tensor: indexed in memory, read from disk (into the first
+    rows of `out` when given)."""
+    return x.read(key, out) if isinstance(x, DiskArray) else x[key]
+
+
+def as_float(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Model inputs from stored ones: uint8 pixels (0..255) become floats in [0, 1], in the
+    first rows of `out` when given (the same values either way)."""
+    if x.is_floating_point():
+        return x
+    if out is None:
+        return x.float().div_(255)
+    return out[: len(x)].copy_(x).div_(255)
+
+
+def unheaped(shape: Sequence[int], dtype: torch.dtype, channels_last: bool = False) -> torch.Tensor:
+    """An empty tensor in an anonymous memory map of its own, outside malloc's heap, unmapped
+    when the tensor is freed; an image batch (N, C, H, W) laid out channels_last if asked.
+    Why: while a run has malloc keep freed memory (lifecycle.runtime.keep_freed_memory), a
+    large tensor made afresh for each batch grew the heap by most of its size again and again,
+    the blocks freed before split by the small allocations made between them (+48 MB a batch of
+    1,024 64x64 RGB images as floats, +460 MB over a test split of 10,000)."""
+    if channels_last:
+        n, c, h, w = shape
+        return unheaped((n, h, w, c), dtype).permute(0, 3, 1, 2)
+    count = math.prod(shape)
+    room = max(1, count)  # neither a map nor frombuffer takes 0 bytes
+    buffer = mmap.mmap(-1, room * torch.empty((), dtype=dtype).element_size())
+    return torch.frombuffer(buffer, dtype=dtype, count=room)[:count].view(tuple(shape))
+
+
+class Staging:
+    """The two buffers that every batch of an evaluation pass is read into from disk and
+    converted into as floats (on the CPU; in channels_last, as Runtime.layout would copy them
+    to), made once for the pass outside malloc's heap (`unheaped`): a pass over a split then
+    holds one batch, however large the split."""
+
+    def __init__(
+        self, x: Inputs, batch_size: int, device: torch.device, channels_last: bool
+    ) -> None:
+        rows = (min(batch_size, len(x)), *x.shape[1:])
+        convert = not x.is_floating_point() and device.type == "cpu"
+        self.stored = unheaped(rows, x.dtype) if isinstance(x, DiskArray) else None
+        # Off the CPU, batches become floats on the device, whose caching allocator reuses them.
+        laid_out = channels_last and len(rows) == 4
+        self.floats = unheaped(rows, torch.float32, laid_out) if convert else None
+        self.device = device
+
+    def batch(self, x: Inputs, rows: slice) -> torch.Tensor:
+        """The rows of `x` as model inputs on the device, in the buffers: valid until the next
+        batch is taken."""
+        stored = gather(x, rows, self.stored).to(self.device)  # a blocking copy: reusable
+        return as_float(stored, self.floats)
 
 
 def training_batches(

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from multiclass.datasets.image_folder import ImageDecoding, image_folder
 from multiclass.datasets.table_file import is_frame, transform_rows
-from multiclass.engine import Task, batched_outputs
+from multiclass.engine import Task, all_outputs
 from multiclass.errors import UserError
 from multiclass.heads import Head
 from multiclass.lifecycle.artifacts import read_config
@@ -34,7 +34,7 @@ class TrainedRun:
     run_dir: Path
     checkpoint: Path
     config: DictConfig
-    task: Task  # the engine's view of the model: evaluate and batched_outputs take it
+    task: Task  # the engine's view of the model: evaluate and all_outputs take it
     class_names: list[str]
     input_shape: tuple[int, ...]
     # How the run prepared its inputs, for prediction to do the same: a table run's fitted
@@ -66,8 +66,7 @@ class TrainedRun:
     @torch.no_grad()
     def outputs(self, x: Any) -> torch.Tensor:
         """The model's float outputs (N, head width), computed as training evaluated them."""
-        batches = batched_outputs(self.task, self.as_inputs(x), self.batch_size)
-        return torch.cat([outputs for _, outputs in batches]).cpu()
+        return all_outputs(self.task, self.as_inputs(x), self.batch_size).cpu()
 
     def as_inputs(self, x: Any) -> torch.Tensor:
         """`x` as a batch the model takes: uint8 pixels stay (scaled to [0, 1] batch by batch,
