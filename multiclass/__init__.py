@@ -3,15 +3,7 @@
 `multiclass.load_run(RUN_DIR)` gives a trained run's model, ready to predict."""
 
 import importlib
-import os
 from typing import Any
-
-# OpenMP's idle threads sleep rather than spin for work (unless the user chose otherwise):
-# spinning threads take the cores other processes need, and on a busy machine the default
-# run trained 20 to 100 times slower (multiclass-bench, docs/performance.md). It must be set
-# before torch loads OpenMP, so it is set here, where every command starts, and child
-# processes (launcher workers) inherit it.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 __all__ = ["TrainedRun", "load_run"]

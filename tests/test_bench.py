@@ -2,6 +2,7 @@
 model it says it does. Its numbers are measured by running it, not here."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,33 @@ def test_other_frameworks_train_an_epoch_when_installed(contestant, module, tiny
     assert 0 <= result["test_acc"] <= 1 and result["peak_rss_mb"] > 0
 
 
+def test_peers_start_in_the_users_environment_and_the_framework_applies_its_own(
+    monkeypatch, tiny_mnist
+):
+    """What this package set in the bench's environment never reaches a contestant; the
+    user's own variables do; the framework's worker sets its wait policy as the command does."""
+    from multiclass.lifecycle import openmp
+
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MKL_DYNAMIC", "FALSE")  # the user's own
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # as a command of ours sets it
+    monkeypatch.setenv(openmp.SET_BY_US, "OMP_WAIT_POLICY")
+    workload = Workload("w", "mlp", 64, 128)
+    minimal = contestants.measure("minimal", workload, tiny_mnist)
+    framework = contestants.measure("framework", workload, tiny_mnist)
+    users = [
+        f"{name}={value}"
+        for name, value in sorted(os.environ.items())
+        if name.startswith(contestants.COMPUTE_SETTINGS) and name != "OMP_WAIT_POLICY"
+    ]
+    assert "MKL_DYNAMIC=FALSE" in users
+    threads, *variables = minimal["settings"].split(", ")  # torch's own count, no variable of ours
+    assert threads.startswith("threads ") and variables == users
+    with_ours = sorted([*users, "OMP_WAIT_POLICY=PASSIVE"])
+    assert framework["settings"].split(", ") == ["threads 1", *with_ours]
+
+
 def test_a_run_without_the_other_frameworks_says_what_it_skipped(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(contestants, "installed", lambda module: False)
     main(["--smoke", "--samples", "256", "--repeats", "1", "--workloads", "mlp-b256",
@@ -90,6 +118,7 @@ def test_a_run_without_the_other_frameworks_says_what_it_skipped(monkeypatch, tm
 
 def row(seconds: float, fit_seconds: float | None = None) -> dict:
     summary = {"seconds": seconds, "all_seconds": [seconds], "peak_rss_mb": 900, "test_acc": None}
+    summary["settings"] = "threads 2"
     return summary if fit_seconds is None else {**summary, "fit_seconds": fit_seconds}
 
 
@@ -104,8 +133,8 @@ def test_the_table_compares_the_framework_with_each_other_framework():
         "cnn_floor": {},
     }
     table = markdown(report)
-    assert "| mlp-b256 | lightning | 2.00 | 2.00-2.00 | 128 | 900 | - | 0.50 |" in table
-    assert "| mlp-b256 | fastai | 4.00 | 4.00-4.00 | 64 | 900 | - | 0.25 |" in table
+    assert "| mlp-b256 | lightning | 2.00 | 2.00-2.00 | 128 | 900 | - | 0.50 | threads 2 |" in table
+    assert "| mlp-b256 | fastai | 4.00 | 4.00-4.00 | 64 | 900 | - | 0.25 | threads 2 |" in table
     assert (
         "- mlp-b256: framework / Lightning = 0.50, framework / fastai = 0.25 (target <= 0.5); "
         "whole fit call, set-up included: `trainer.fit` 2.50 s, `learn.fit` 4.20 s." in table

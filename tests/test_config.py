@@ -214,18 +214,3 @@ def test_deterministic_mode_is_switched_both_ways():
     finally:
         prepare("cpu")
     assert torch.are_deterministic_algorithms_enabled()
-
-
-@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_openmp_threads_sleep_when_idle_unless_the_user_says_otherwise(given, expected):
-    """Set on import, before torch loads OpenMP: spinning threads starve a busy machine."""
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if given:
-        env["OMP_WAIT_POLICY"] = given
-    script = "import multiclass, os; print(os.environ['OMP_WAIT_POLICY'])"
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
-    assert done.stdout.strip() == expected, done.stderr

@@ -1,9 +1,9 @@
 """multiclass-bench: the framework's training speed beside the loops people write by hand.
 
 The command: its options, the order of the measurements, and the report's files (bench.md and
-bench.json, or compile-run.md and .json, or storage.md and .json); `multiclass-bench worker
-...` is the fresh process that runs one contestant (multiclass.bench.contestants.measure
-starts it).
+bench.json, or compile-run.md and .json, storage.md and .json, threads.md and .json);
+`multiclass-bench worker ...` is the fresh process that runs one contestant
+(multiclass.bench.contestants.measure starts it).
 """
 
 import argparse
@@ -14,13 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from multiclass.bench import compile_run, data_on_disk
+from multiclass.bench import compile_run, data_on_disk, threads
 from multiclass.bench.contestants import installed_rivals, measure, worker
-from multiclass.bench.load import under_load
 from multiclass.bench.machine import cnn_floor, machine
 from multiclass.bench.processes import startup_seconds, sweep_overhead
 from multiclass.bench.report import markdown, skipped_line, summarise
 from multiclass.bench.workloads import Workload, prepare_data, workloads
+from multiclass.lifecycle import openmp
 from multiclass.lifecycle.artifacts import write_atomic, write_json
 
 
@@ -62,7 +62,6 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     if not (args.smoke or args.no_processes):
         report["startup"] = startup_seconds(args.repeats)
         report["sweep"] = sweep_overhead(repeats=args.repeats)
-        report["load"] = under_load(args.repeats)
     return report
 
 
@@ -70,6 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["worker"]:
         contestant, workload, root = argv[1], Workload(**json.loads(argv[2])), Path(argv[3])
+        if contestant.startswith("framework"):  # as multiclass-train does, before torch loads
+            openmp.set_wait_policy()
         print(json.dumps(worker(contestant, workload, root)))
         return
     parser = build_parser()
@@ -80,6 +81,11 @@ def main(argv: list[str] | None = None) -> None:
         write_report(
             compile_run.compile_run(args), compile_run.markdown, args.output, "compile-run"
         )
+    elif args.threads:
+        with tempfile.TemporaryDirectory() as scratch:
+            root, _ = prepare_data(args.data_root, args.samples, Path(scratch))
+            report = threads.thread_matrix(args, root)
+        write_report(report, threads.markdown, args.output, "threads")
     elif args.storage:
         report = data_on_disk.storage_bench(args)
         write_report(report, data_on_disk.markdown, args.output, "storage")
@@ -116,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead, dataset.storage=disk against memory: epoch times on MNIST, and peak"
         " memory on image folders of 5,000 and 50,000 images",
+    )
+    parser.add_argument(
+        "--threads",
+        action="store_true",
+        help="instead, the framework (and the minimal loop) under every thread count and"
+        " OpenMP wait policy, quiet and beside two busy loops a core",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60, help="--threads: seconds before a run is cut"
     )
     return parser
 

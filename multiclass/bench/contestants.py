@@ -1,10 +1,13 @@
 """The contestants: each trains a workload for one epoch and returns one measurement. Each runs
 in its own process (`multiclass-bench worker ...`, which `measure` starts), so that its peak
-memory is its own; the other frameworks' contestants are imported only in the worker that runs
-them, since they need the `bench` extra."""
+memory is its own, in the environment the user started the bench with: the peers (Lightning,
+fastai, the hand-written loops) at torch's own defaults, as their users run them, and the
+framework applying its own settings as `multiclass-train` does. The other frameworks'
+contestants are imported only in the worker that runs them, since they need the `bench` extra."""
 
 import importlib.util
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -21,6 +24,7 @@ from multiclass.bench.workloads import (
     build_model,
     mnist_tensors,
 )
+from multiclass.lifecycle import openmp
 
 # Other frameworks' contestants: the module each needs, and how to install it.
 RIVALS = {"lightning": "pytorch_lightning", "fastai": "fastai"}
@@ -139,8 +143,13 @@ def run_minimal(workload: Workload, root: Path) -> dict[str, Any]:
     return {"seconds": seconds, "test_acc": accuracy_on_test_set(model, workload, root)}
 
 
+# The environment variables that change how torch computes on a CPU: reported per contestant.
+COMPUTE_SETTINGS = ("OMP_", "GOMP_", "MKL_", "KMP_", "OPENBLAS_")
+
+
 def worker(contestant: str, workload: Workload, root: Path) -> dict[str, Any]:
-    """One measurement in this process: seconds for the epoch, and this process's peak memory."""
+    """One measurement in this process: seconds for the epoch, this process's peak memory, and
+    the settings it computed with (torch's threads, the environment's compute variables)."""
     if contestant == "seed-style":
         result = run_seed_style(workload, root)
     elif contestant == "minimal":
@@ -156,11 +165,34 @@ def worker(contestant: str, workload: Workload, root: Path) -> dict[str, Any]:
     else:
         result = run_framework(workload, root, contestant)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["settings"] = settings_line()
     return result
 
 
-def measure(contestant: str, workload: Workload, root: Path) -> dict[str, Any]:
-    """`worker` in a fresh process: the command's hidden `worker` mode (multiclass.bench.cli)."""
+def settings_line() -> str:
+    """torch's threads as trained, and every compute variable of the environment."""
+    import torch
+
+    names = sorted(name for name in os.environ if name.startswith(COMPUTE_SETTINGS))
+    variables = [f"{name}={os.environ[name]}" for name in names]
+    return ", ".join([f"threads {torch.get_num_threads()}", *variables])
+
+
+def contestant_environment(settings: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a contestant starts in: the one the bench was started with, less
+    whatever this package set (openmp.users_environment), plus the measurement's `settings`."""
+    return {**openmp.users_environment(os.environ), **(settings or {})}
+
+
+def measure(
+    contestant: str,
+    workload: Workload,
+    root: Path,
+    settings: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """`worker` in a fresh process (the command's hidden `worker` mode, multiclass.bench.cli),
+    in contestant_environment(settings); subprocess.TimeoutExpired past `timeout` seconds."""
     command = [
         sys.executable,
         "-m",
@@ -170,7 +202,10 @@ def measure(contestant: str, workload: Workload, root: Path) -> dict[str, Any]:
         json.dumps(asdict(workload)),
         str(root),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    environment = contestant_environment(settings)
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=False, env=environment, timeout=timeout
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{contestant} on {workload.name} failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

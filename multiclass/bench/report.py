@@ -16,6 +16,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "all_seconds": [run["seconds"] for run in runs],
         "peak_rss_mb": statistics.median(run["peak_rss_mb"] for run in runs),
         "test_acc": statistics.median(accuracies) if accuracies else None,
+        "settings": runs[0].get("settings", "-"),  # the threads and variables it ran with
     }
     if "fit_seconds" in runs[0]:  # other frameworks' whole fit call, set-up included
         summary["fit_seconds"] = statistics.median(run["fit_seconds"] for run in runs)
@@ -44,11 +45,12 @@ def markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: the table, then the CNN's floor and the whole-process times."""
     lines = [
         f"Machine: {report['machine']}; {report['repeats']} repeats, medians; "
-        f"data: {report['data']}.",
+        f"data: {report['data']}. Each contestant in a fresh process, in the environment the"
+        " bench started with; the peers at torch's defaults, the framework at its own.",
         "",
         "| workload | contestant | s / epoch | spread (s) | samples / s | peak RSS MB | test acc "
-        "| framework / this |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| framework / this | ran with |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name, result in report["workloads"].items():
         framework = result["contestants"]["framework"]["seconds"]
@@ -58,7 +60,7 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {contestant} | {row['seconds']:.2f} | {spread} | "
                 f"{result['samples'] / row['seconds']:,.0f} | {row['peak_rss_mb']:,.0f} | "
-                f"{accuracy} | {framework / row['seconds']:.2f} |"
+                f"{accuracy} | {framework / row['seconds']:.2f} | {row['settings']} |"
             )
     lines.append("")
     for name, result in report["workloads"].items():
@@ -90,8 +92,6 @@ def markdown(report: dict[str, Any]) -> str:
             f"job past the first: {sweep['plots_true_marginal_s']:.2f} s with plots (budget <= "
             f"1.0 s), {sweep['plots_false_marginal_s']:.2f} s without.",
         ]
-    if "load" in report:
-        lines += load_lines(report["load"])
     if report["smoke"]:
         lines.insert(0, "Smoke run: contestants in one process, not a measurement.")
     return "\n".join(lines) + "\n"
@@ -99,19 +99,3 @@ def markdown(report: dict[str, Any]) -> str:
 
 def skipped_line(skipped: tuple[str, ...] | list[str]) -> str:
     return f"- Skipped {', '.join(skipped)}: not installed ({RIVALS_INSTALL})."
-
-
-def load_lines(load: dict[str, Any]) -> list[str]:
-    """The default run's train_time_s idle and beside busy loops, per thread setting."""
-    lines = [
-        "",
-        f"Default run, {load['epochs']} epochs, train_time_s (medians), idle and beside"
-        f" {load['burners']} busy loops:",
-        "",
-        "| setting | idle (s) | loaded (s) | loaded / idle |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    for name, idle in load["idle"].items():
-        loaded = load["loaded"][name]
-        lines.append(f"| {name} | {idle:.2f} | {loaded:.2f} | {loaded / idle:.1f} |")
-    return lines

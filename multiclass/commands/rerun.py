@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from multiclass.commands.exits import command_parser, exit_on_error
 from multiclass.errors import UserError
+from multiclass.lifecycle import openmp
 
 log = logging.getLogger("multiclass")
 LOG_FORMAT = "[%(asctime)s][%(levelname)s] %(message)s"
@@ -90,6 +91,7 @@ def prepare(args: argparse.Namespace) -> tuple[DictConfig, Path]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    openmp.set_wait_policy()  # before torch loads OpenMP, which reads it once
     if "WORLD_SIZE" in os.environ:  # one of the processes of a data parallel rerun
         rerun_as_rank(args)
     cfg, out = exit_on_error(prepare, args)

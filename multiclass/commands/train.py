@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from multiclass.commands.exits import exit_on_error
 from multiclass.config import CONFIG_DIR  # importing it registers the train.yaml schema
 from multiclass.errors import UserError
+from multiclass.lifecycle import openmp
 from multiclass.lifecycle.artifacts import (
     LOCK,
     lock_run_dir,
@@ -76,6 +77,7 @@ def main() -> None:
     """The console script's entry point. A process torchrun started (WORLD_SIZE in its
     environment) first joins the others of its run, which agree on one run directory: Hydra
     reads it from the command line, so it is appended there."""
+    openmp.set_wait_policy()  # before torch loads OpenMP, which reads it once
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
         train()
         return

@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
@@ -21,6 +20,7 @@ from multiclass.lifecycle.preprocess import save_preprocess
 from multiclass.lifecycle.runtime import seed_everything
 from multiclass.models import build_classifier, finetune
 from multiclass.models.finetune import Finetuning
+from multiclass.models.work import multiply_adds_per_sample
 from multiclass.optimizers import build_optimizer
 from multiclass.schedulers import build_schedule
 
@@ -58,13 +58,15 @@ class Built:
 def build(cfg: DictConfig, settings: TrainerSettings, summary: dict[str, Any]) -> Built:
     """Device, data, loss, model (seeded), optimizer and lr schedule, as the config says."""
     runtime = instantiate(cfg.device)
-    summary.update(seed=cfg.seed, device=str(runtime.device), num_threads=torch.get_num_threads())
+    summary.update(seed=cfg.seed, device=str(runtime.device))
     summary["processes"] = distributed.shard().size
     splits: Splits = instantiate(cfg.dataset).to(runtime.device)
     summary.update(describe_data(splits))
     criterion, head = build_loss(cfg.loss, splits.num_classes)
     seed_everything(cfg.seed)
     model = runtime.place(build_classifier(cfg.model, splits.input_shape, head))
+    step = multiply_adds_per_sample(model, splits.input_shape) * settings.batch_size
+    summary["num_threads"] = runtime.settle_threads(step)
     trainable = finetune.prepare(model[0], Finetuning.of(cfg.model))  # model[0]: the body
     optimizer = build_optimizer(instantiate(cfg.optimizer), trainable.groups, runtime.device)
     for group, factor in zip(optimizer.param_groups, trainable.lr_factors, strict=True):

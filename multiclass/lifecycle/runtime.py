@@ -24,6 +24,14 @@ class Runtime:
     precision: str = "fp32"
     compile: bool = False
     channels_last: bool = True
+    num_threads: int | None = None  # device.num_threads; None: threads_for_step chooses
+
+    def settle_threads(self, multiply_adds_per_step: int) -> int:
+        """Set the threads a CPU run trains with, once its model is known: device.num_threads
+        where given, else threads_for_step's choice for a step of this much work."""
+        if self.device.type == "cpu":
+            torch.set_num_threads(self.num_threads or threads_for_step(multiply_adds_per_step))
+        return torch.get_num_threads()
 
     def place(self, model: torch.nn.Module) -> torch.nn.Module:
         """The model on the device, its convolutions in channels_last when asked for."""
@@ -63,8 +71,10 @@ def prepare(
     reuse_memory: bool = True,
     processes: int = 1,
 ) -> Runtime:
-    """Pick the device and set torch's process-wide knobs; built from the `device` config group.
-    `processes` is read before: by the command, which starts that many (lifecycle.distributed)."""
+    """Pick the device and set torch's process-wide knobs as the run starts; built from the
+    `device` config group. Until the model is built (Runtime.settle_threads), torch takes the
+    threads the job was granted. `processes` is read before: by the command, which starts
+    that many (lifecycle.distributed)."""
     device = select_device(kind)
     if precision not in PRECISIONS:
         raise UserError(
@@ -87,7 +97,7 @@ def prepare(
     torch.backends.cudnn.benchmark = not deterministic
     if reuse_memory:
         keep_freed_memory()
-    return Runtime(device, precision, compile, channels_last)
+    return Runtime(device, precision, compile, channels_last, num_threads)
 
 
 # glibc's mallopt parameters (malloc.h).
@@ -111,6 +121,19 @@ def keep_freed_memory() -> bool:
 
 
 THREAD_LIMITS = ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK")
+# A training step whose forward pass does fewer multiply-adds than this trains on one thread:
+# multiclass-bench --threads (docs/performance.md#threads) measured one thread as fast as two
+# or faster on such steps on a quiet machine, and several times faster beside busy processes,
+# where a second thread waits for a core at every hand-off.
+SMALL_STEP = 20_000_000
+
+
+def threads_for_step(multiply_adds: int) -> int:
+    """One thread for a small step (SMALL_STEP), else every core the job was granted; the
+    thread count OMP_NUM_THREADS names (the user's, or a launcher's grant) always wins."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() or multiply_adds >= SMALL_STEP:
+        return threads_per_job()
+    return 1
 
 
 def threads_per_job() -> int:
