@@ -78,3 +78,23 @@ def test_channels_last_lays_out_the_convolutions_and_gives_the_same_results(
         one.state_dict().items(), other.state_dict().values(), strict=True
     ):
         assert torch.allclose(weights, theirs, rtol=1e-4, atol=1e-5), name
+
+
+def test_only_a_model_with_convolutions_gets_its_batches_in_channels_last():
+    """An MLP flattens its inputs: a channels_last batch would be copied there and back."""
+    from multiclass.bench.workloads import build_model
+    from multiclass.lifecycle.runtime import Runtime
+
+    runtime = Runtime(torch.device("cpu"))
+    rgb = torch.rand(4, 3, 8, 8)
+    assert (
+        runtime.fitted_to(build_model("cnn"))
+        .layout(rgb)
+        .is_contiguous(memory_format=torch.channels_last)
+    )
+    assert runtime.fitted_to(build_model("mlp")).layout(rgb) is rgb
+    assert (
+        not Runtime(torch.device("cpu"), channels_last=False)
+        .fitted_to(build_model("cnn"))
+        .channels_last
+    )

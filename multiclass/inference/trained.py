@@ -98,7 +98,7 @@ def load_run(run_dir: Path | str, checkpoint: str = CHECKPOINT) -> TrainedRun:
     path = run_dir / checkpoint
     content = read_checkpoint(path)
     model, criterion, head = rebuild(path, content)
-    runtime = Runtime(torch.device("cpu"))
+    runtime = Runtime(torch.device("cpu")).fitted_to(model)
     # No optimizer: evaluating and predicting never step one.
     task = Task(runtime.place(model), criterion, head, None, runtime)  # type: ignore[arg-type]
     config = read_config(run_dir / CONFIG)

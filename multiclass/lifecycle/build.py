@@ -64,7 +64,9 @@ def build(cfg: DictConfig, settings: TrainerSettings, summary: dict[str, Any]) -
     summary.update(describe_data(splits))
     criterion, head = build_loss(cfg.loss, splits.num_classes)
     seed_everything(cfg.seed)
-    model = runtime.place(build_classifier(cfg.model, splits.input_shape, head))
+    network = build_classifier(cfg.model, splits.input_shape, head)
+    runtime = runtime.fitted_to(network)
+    model = runtime.place(network)
     step = multiply_adds_per_sample(model, splits.input_shape) * settings.batch_size
     summary["num_threads"] = runtime.settle_threads(step)
     trainable = finetune.prepare(model[0], Finetuning.of(cfg.model))  # model[0]: the body

@@ -5,7 +5,7 @@ import ctypes
 import os
 import random
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -32,6 +32,13 @@ class Runtime:
         if self.device.type == "cpu":
             torch.set_num_threads(self.num_threads or threads_for_step(multiply_adds_per_step))
         return torch.get_num_threads()
+
+    def fitted_to(self, model: torch.nn.Module) -> "Runtime":
+        """This runtime for `model`: channels_last only where it has 2-d convolutions, the
+        layers that run faster on it; for any other model it would be a copy of every image
+        batch that the model's flattening copies back."""
+        has_convolutions = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+        return replace(self, channels_last=self.channels_last and has_convolutions)
 
     def place(self, model: torch.nn.Module) -> torch.nn.Module:
         """The model on the device, its convolutions in channels_last when asked for."""
