@@ -12,7 +12,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +92,7 @@ def timed(
 ) -> dict[str, Any] | None:
     """One measurement, or None past `timeout` seconds."""
     try:
-        return measure(contestant, replace(workload, contestants=()), root, environ, timeout)
+        return measure(contestant, workload, root, environ, timeout)
     except subprocess.TimeoutExpired:
         return None
 

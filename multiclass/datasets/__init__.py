@@ -7,6 +7,7 @@ training split) and `image_folder` (torchvision's ImageFolder layout, decoded on
 decide the splits over row numbers first (`row_splits`), then fill them in.
 """
 
-from multiclass.datasets.splits import Source, Split, Splits, as_float, make_splits
+from multiclass.datasets.splits import Source, Split, Splits, make_splits
+from multiclass.datasets.storage import as_float
 
 __all__ = ["Source", "Split", "Splits", "as_float", "make_splits"]

@@ -9,7 +9,6 @@ import torch
 
 from multiclass.datasets.shuffle_split import shuffle_split, stratified_split
 from multiclass.datasets.storage import Inputs
-from multiclass.datasets.storage import as_float as as_float  # where it always was
 from multiclass.errors import UserError
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from multiclass.datasets.image_folder import MODES, ImageDecoding, UnreadableImage, open_image
-from multiclass.datasets.splits import as_float
+from multiclass.datasets.storage import as_float
 from multiclass.errors import UserError
 
 T = TypeVar("T")
