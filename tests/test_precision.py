@@ -2,6 +2,8 @@
 repeatable, and resumed with the scaler's state (the loss scale it had grown or cut to).
 device.channels_last: the same results in another memory layout."""
 
+import logging
+
 import pytest
 import torch
 from torch import nn
@@ -9,6 +11,7 @@ from torch.nn.modules.module import register_module_forward_hook
 
 from multiclass import engine
 from multiclass.lifecycle.checkpoint import load_classifier
+from multiclass.lifecycle.runtime import FP16_ON_CPU
 from tests.conftest import flagged
 from tests.test_resume import metrics_without_times, resume
 from tests.test_schedulers import SMALL, interrupt_third_epoch
@@ -16,10 +19,17 @@ from tests.test_schedulers import SMALL, interrupt_third_epoch
 FP16 = [*SMALL, "device.precision=fp16"]
 
 
-def test_fp16_trains_through_a_gradient_scaler_and_repeats(train, tmp_path):
-    half = train(*FP16, run_dir=tmp_path / "half")
+def test_fp16_trains_through_a_gradient_scaler_and_repeats(train, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="multiclass"):
+        half = train(*FP16, run_dir=tmp_path / "half")
+    assert caplog.messages.count(FP16_ON_CPU) == 1  # once, as the run starts
+    assert "use device.precision=fp32, or bf16" in FP16_ON_CPU
     again = train(*FP16, run_dir=tmp_path / "again")
-    full = train(*SMALL, run_dir=tmp_path / "full")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="multiclass"):
+        full = train(*SMALL, run_dir=tmp_path / "full")
+        train(*SMALL, "device.precision=bf16", "trainer.epochs=1", run_dir=tmp_path / "bf16")
+    assert FP16_ON_CPU not in caplog.messages
     assert half.status == again.status == full.status == "completed"
     assert half.summary["weights_sha256"] == again.summary["weights_sha256"]
     assert half.summary["weights_sha256"] != full.summary["weights_sha256"]
