@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # trackers, timm's models, the benchmark's Lightning and fastai contestants.
 EXTRAS ?= dev,parallel,cluster,search,parquet,tensorboard,mlflow,timm,bench
 
-.PHONY: run test lint reproduce bench gpu-check wheel
+.PHONY: run test lint reproduce bench gpu-check wheel docs-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ reproduce: $(STAMP)  ## rerun every seed experiment whose data is in DATA_ROOT (
 
 bench: $(STAMP)  ## the speed benchmark (about 17 minutes on 2 cores)
 	$(BIN)/multiclass-bench --data-root $(DATA_ROOT)
+
+docs-check: $(STAMP)  ## run every command README and docs/ show, and compare what it prints with the page
+	$(BIN)/python docs/checks/docs_check.py
 
 gpu-check: $(STAMP)  ## on a CUDA GPU: the workloads in fp32/bf16/fp16/compile, deterministic reruns
 	$(BIN)/python -m multiclass.bench.gpu_check --data-root $(DATA_ROOT)

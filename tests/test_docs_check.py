@@ -1,0 +1,84 @@
+"""docs/checks/docs_check.py: what it reads from a page, how it matches a shown line, and one
+real block of README run again (the rest: `make docs-check`)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def docs_check():
+    spec = importlib.util.spec_from_file_location("docs_check", ROOT / "docs/checks/docs_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PAGE = """Text.
+
+<!-- docs-check: skip too slow -->
+```
+$ sleep 600
+```
+
+<!-- docs-check: file data/hello.txt -->
+```
+hello 0.5
+```
+
+```
+$ cat data/hello.txt
+hello 0.5
+$ python -c "
+print('[2026-01-01 10:00:00,000][INFO] test_acc 0.9500  (1.23 s)  -> /somewhere/run')
+"
+[...][INFO] test_acc 0.9500  (9.87 s)  -> .../run
+```
+"""
+
+
+def test_a_page_gives_its_sessions_files_and_markers(docs_check, tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(PAGE)
+    skipped, written, session = docs_check.read_blocks(page)
+    assert skipped.marker == ("skip", "too slow")
+    assert written.marker == ("file", "data/hello.txt") and written.body == "hello 0.5\n"
+    assert [command.shown for command in session.commands] == [
+        ["hello 0.5"],
+        ["[...][INFO] test_acc 0.9500  (9.87 s)  -> .../run"],
+    ]
+    assert session.commands[1].text.count("\n") == 2  # the open quote carried the lines on
+
+
+def test_a_shown_line_matches_only_its_own_figures(docs_check):
+    shown = [
+        "[2026-11-23 17:03:28,836][INFO] test_acc 0.9500  test_loss 0.1935  (0.02 s)  -> .../x"
+    ]
+    printed = [
+        "noise",
+        "[2026-12-06 01:02:03,004][INFO] test_acc 0.9500  test_loss 0.1935  (3.40 s)  -> /a/x",
+    ]
+    assert docs_check.missing(shown, printed) is None
+    changed = [printed[1].replace("0.1935", "0.1936")]
+    assert docs_check.missing(shown, changed) == shown[0]
+    assert docs_check.missing(["b", "a"], ["a", "b"]) == "a"  # in the order shown
+
+
+def test_a_page_runs_in_its_scratch_folder_and_a_changed_figure_fails(
+    docs_check, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(docs_check, "SCRATCH", tmp_path / "scratch")
+    page = tmp_path / "page.md"
+    page.write_text(PAGE)
+    assert docs_check.check([page], only=None, timeout=60) == 0
+    page.write_text(PAGE.replace("test_acc 0.9500  (9", "test_acc 0.9400  (9"))
+    assert docs_check.check([page], only=None, timeout=60) == 1
+
+
+def test_readme_error_lines_print_as_shown(docs_check, tmp_path, monkeypatch):
+    """One real block, fast: the two bad-input runs and their exit codes."""
+    monkeypatch.setattr(docs_check, "SCRATCH", tmp_path)
+    assert docs_check.check([ROOT / "README.md"], only="trainer.epochs=0", timeout=120) == 0
