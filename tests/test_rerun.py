@@ -5,7 +5,8 @@ import json
 import pytest
 
 from multiclass.commands.rerun import main
-from multiclass.lifecycle.compare import compare_runs
+from multiclass.lifecycle.compare import NO_METRICS, compare_runs
+from tests.conftest import read_summary
 
 TINY = ["dataset.limit=300", "trainer.epochs=2"]
 
@@ -39,16 +40,57 @@ def test_a_changed_value_is_reported_with_the_first_epoch_and_metric_that_differ
     assert not comparison.reproduced and comparison.provenance == []
 
 
+def edit_summary(run_dir, **changes):
+    path = run_dir / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
 def test_provenance_differences_are_said_without_failing(train, tmp_path):
     original = tmp_path / "original"
     train(*TINY, run_dir=original)
-    summary_path = original / "summary.json"
-    summary = json.loads(summary_path.read_text())
-    summary.update(git_commit="0" * 40, num_threads=64)
-    summary_path.write_text(json.dumps(summary))
-    assert rerun(original, "--out", tmp_path / "again") == 0
+    edit_summary(original, git_commit="0" * 40, num_threads=64)
+    # device.num_threads on the command line wins over the count the run recorded
+    assert rerun(original, "device.num_threads=1", "--out", tmp_path / "again") == 0
     notes = compare_runs(original, tmp_path / "again").provenance
     assert [note.split(":")[0] for note in notes] == ["git_commit", "num_threads"]
+
+
+def test_a_rerun_trains_on_the_thread_count_the_run_recorded(train, tmp_path):
+    # A Slurm job of cpus_per_task=1 trained on 1 thread where this machine's cores would
+    # choose more (device.num_threads=null): its summary's count is the one to rerun with.
+    original = tmp_path / "original"
+    train(*TINY, run_dir=original)
+    assert read_summary(original)["num_threads"] == 1  # a small step: one thread here
+    edit_summary(original, num_threads=2)
+    rerun(original, "--out", tmp_path / "again")
+    assert read_summary(tmp_path / "again")["num_threads"] == 2
+    assert "num_threads: 2" in (tmp_path / "again" / "config.yaml").read_text()
+    assert compare_runs(original, tmp_path / "again").provenance == []
+
+
+@pytest.mark.parametrize("metrics", ["kept", "null"])
+def test_weights_that_differ_are_not_reproduced_even_where_the_metrics_agree(
+    train, tmp_path, capsys, metrics
+):
+    # The metrics agree epoch by epoch; the original's digest says other weights (as a
+    # nondeterministic step would leave them): the verdict rests on the weights too.
+    original = tmp_path / "original"
+    train(*TINY, *(["callbacks.metrics=null"] if metrics == "null" else []), run_dir=original)
+    edit_summary(original, weights_sha256="0" * 64)
+    assert rerun(original, "--out", tmp_path / "again") == 1
+    verdict = capsys.readouterr().out.strip()
+    if metrics == "kept":
+        assert verdict == "not reproduced: identical metrics; different weights"
+    else:
+        assert verdict == f"not reproduced: different weights; {NO_METRICS}"
+
+
+def test_a_rerun_without_metrics_says_it_compared_the_weights_alone(train, tmp_path, capsys):
+    original = tmp_path / "original"
+    train(*TINY, "callbacks.metrics=null", run_dir=original)
+    assert rerun(original, "--out", tmp_path / "again") == 0
+    assert capsys.readouterr().out.strip() == f"reproduced: identical weights; {NO_METRICS}"
+    assert not (tmp_path / "again" / "metrics.csv").exists()
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,10 @@
 """multiclass-rerun RUN_DIR [key=value ...]: run again exactly the config a run (or a sweep's
 job) used, into a new directory, and say whether it came out the same: identical weights
-(`weights_sha256`) and every metrics.csv column but the times. Exit 0 when reproduced, else 1.
-Where the source commit, uncommitted changes, library versions, device or threads differ from
-what the run recorded, it says so (without failing): they may explain a difference.
+(`weights_sha256`) and every metrics.csv column but the times (the weights alone, and said so,
+for a run without metrics.csv). Exit 0 when reproduced, else 1. It trains on the thread count
+the run recorded, unless the config or the command line names one. Where the source commit,
+uncommitted changes, library versions, device or threads differ from what the run recorded, it
+says so (without failing): they may explain a difference.
 A data parallel run (device.processes=N, torchrun's, a Slurm job's tasks) is rerun in as many
 processes on this machine, as it trained: rank 0 writes the new run and compares it."""
 
@@ -28,13 +30,15 @@ ABSENT = object()
 
 
 def rerun_config(run_dir: Path, overrides: list[str]) -> DictConfig:
-    """The resolved config.yaml the run wrote as it started, with `overrides` of its values."""
+    """The resolved config.yaml the run wrote as it started, with the thread count it trained
+    with, and `overrides` of its values."""
     from multiclass.lifecycle.artifacts import read_config  # eval's and predict's own check
 
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "summary.json").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.yaml and summary.json)")
     cfg = read_config(run_dir / "config.yaml")
     cfg.resume = None
+    cfg.device.num_threads = threads_that_trained(run_dir, cfg)
     for override in overrides:
         key, equals, value = override.partition("=")
         current = OmegaConf.select(cfg, key, default=ABSENT) if equals else ABSENT
@@ -42,6 +46,20 @@ def rerun_config(run_dir: Path, overrides: list[str]) -> DictConfig:
             raise UserError(f"{override!r}: a rerun changes values of the run's config, key=value")
         OmegaConf.update(cfg, key, OmegaConf.from_dotlist([f"value={value}"]).value)
     return cfg
+
+
+def threads_that_trained(run_dir: Path, cfg: DictConfig) -> int | None:
+    """device.num_threads as the run trained: its summary's `num_threads` where the config
+    left the count to the machine (null), which a Slurm job's cpus_per_task or another
+    machine's cores would choose otherwise, and sums taken in another order give other
+    weights. (An override of device.num_threads still wins.)"""
+    from multiclass.lifecycle.artifacts import read_json
+
+    configured = cfg.device.get("num_threads")
+    recorded = (read_json(run_dir / "summary.json") or {}).get("num_threads")
+    if configured is None and isinstance(recorded, int) and recorded > 0:
+        return recorded
+    return configured
 
 
 @contextmanager

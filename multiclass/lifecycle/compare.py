@@ -1,6 +1,8 @@
 """Whether two runs of one config came out the same: their weights' digests and every
 metrics.csv column but the times, epoch by epoch; and where their provenance differs
-(source commit, uncommitted changes, library versions, device, threads), which may explain it."""
+(source commit, uncommitted changes, library versions, device, threads), which may explain it.
+A run without metrics.csv (callbacks.metrics=null) is compared by its weights alone, and the
+verdict says so."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +12,7 @@ from multiclass.lifecycle.artifacts import read_csv_rows, read_json
 
 TIMES = ("train_seconds", "epoch_seconds")
 PROVENANCE = ("git_commit", "git_dirty", "versions", "device", "num_threads")
+NO_METRICS = "no metrics compared: neither run kept a metrics.csv (callbacks.metrics=null)"
 
 
 @dataclass
@@ -17,17 +20,20 @@ class Comparison:
     identical_weights: bool
     first_difference: str | None  # "epoch 3 val_loss: 0.2311 then 0.2312 (+1e-04)"
     provenance: list[str] = field(default_factory=list)  # "device: cuda then cpu"
+    metrics_compared: bool = True  # False: neither run kept metrics.csv
 
     @property
     def reproduced(self) -> bool:
         return self.identical_weights and self.first_difference is None
 
     def verdict(self) -> str:
+        weights = "identical weights" if self.identical_weights else "different weights"
+        if not self.metrics_compared:
+            outcome = "reproduced" if self.reproduced else "not reproduced"
+            return f"{outcome}: {weights}; {NO_METRICS}"
         if self.reproduced:
             return "reproduced: identical weights and metrics"
-        parts = [self.first_difference or "identical metrics"]
-        parts.append("identical weights" if self.identical_weights else "different weights")
-        return "not reproduced: " + "; ".join(parts)
+        return f"not reproduced: {self.first_difference or 'identical metrics'}; {weights}"
 
 
 def compare_runs(original: Path, rerun: Path) -> Comparison:
@@ -35,10 +41,12 @@ def compare_runs(original: Path, rerun: Path) -> Comparison:
     after = read_json(rerun / "summary.json") or {}
     digest = after.get("weights_sha256")
     same_weights = digest is not None and before.get("weights_sha256") == digest
+    kept = [(run / "metrics.csv").is_file() for run in (original, rerun)]
     return Comparison(
         identical_weights=same_weights,
         first_difference=first_metric_difference(original, rerun),
         provenance=provenance_differences(before, after),
+        metrics_compared=any(kept),
     )
 
 
