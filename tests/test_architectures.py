@@ -12,7 +12,7 @@ from multiclass.errors import UserError, one_line
 from multiclass.heads import build_loss
 from multiclass.lifecycle.checkpoint import load_classifier
 from multiclass.models import build_classifier
-from multiclass.models.finetune import Finetuning, head_module, prepare
+from multiclass.models.finetune import Finetuning, from_checkpoint, head_module, prepare
 
 FEW = ["dataset.limit=200", "trainer.epochs=1", "trainer.batch_size=50"]
 TIMM = importlib.util.find_spec("timm") is not None
@@ -147,3 +147,76 @@ def test_a_timm_weights_file_loads_all_but_the_head_and_sums_the_deep_stem(tmp_p
     assert torch.equal(loaded[stem], saved[stem].sum(dim=1, keepdim=True))
     assert all(torch.equal(loaded[k], saved[k]) for k in saved if k.startswith("layer"))
     assert loaded["fc.weight"].shape == (10, 512)
+
+
+def test_a_rebuild_from_a_checkpoint_reads_no_weights_file_and_downloads_nothing():
+    """What only the first build used: model.weights, timm's `pretrained`, torchvision's
+    `weights` (a resume's last.pt or a model.pt holds every weight)."""
+    options = ["+model.options.pretrained=true", "+model.options.drop_rate=0.2"]
+    cfg = compose_config("model=timm", "model.weights=W.pt", "model.freeze=backbone", *options)
+    rebuilt = from_checkpoint(cfg.model)
+    assert rebuilt.weights is None and rebuilt.freeze == "backbone"
+    assert dict(rebuilt.options) == {"drop_rate": 0.2}
+    assert cfg.model.weights == "W.pt" and cfg.model.options.pretrained  # the config as it was
+    torchvision_cfg = compose_config("model=torchvision", "+model.options.weights=DEFAULT").model
+    assert dict(from_checkpoint(torchvision_cfg).options) == {}
+
+
+def test_a_whole_pickled_model_as_weights_is_one_line_that_says_to_save_its_state_dict(
+    train, tmp_path
+):
+    path = tmp_path / "whole.pt"
+    torch.save(built("model=mlp"), path)  # the module itself, not its state_dict()
+    outcome = train(f"model.weights={path}", *FEW, run_dir=tmp_path / "run")
+    assert outcome.status == "failed"
+    assert outcome.summary["error"] == (
+        f"model.weights {path}: holds a whole model, saved with torch.save(model)"
+        " (torch.nn.modules.container.Sequential), not a state dict: save the weights alone,"
+        " torch.save(model.state_dict(), PATH)"
+    )
+    assert "\x1b" not in (tmp_path / "run" / "summary.json").read_text()
+
+
+def test_a_run_directory_or_its_last_pt_as_weights_gives_the_runs_weights(train, tmp_path):
+    run_dir = tmp_path / "source"
+    train(*FEW, run_dir=run_dir)  # test_on=last: model.pt holds last.pt's weights
+    trained, _, _ = load_classifier(run_dir / "model.pt")
+    for given in (run_dir, run_dir / "last.pt"):
+        body = built("seed=1")  # other initial weights
+        prepare(body, Finetuning(weights=str(given)))
+        expected = {k.removeprefix("0."): v for k, v in trained.state_dict().items()}
+        backbone = ["1.weight", "1.bias", "3.weight", "3.bias"]  # Flatten, Linear-ReLU twice
+        assert all(torch.equal(body.state_dict()[k], expected[k]) for k in backbone)
+    (run_dir / "model.pt").unlink()
+    (run_dir / "last.pt").unlink()
+    with pytest.raises(UserError) as caught:
+        prepare(built(), Finetuning(weights=str(run_dir)))
+    assert str(caught.value) == (
+        f"model.weights {run_dir}: a directory with no model.pt in it: give a weights file (a"
+        " run's model.pt, a .pth or .safetensors file)"
+    )
+
+
+def test_a_frozen_backbones_dropout_is_off_while_the_head_trains(train, tmp_path):
+    """With the backbone in eval mode, its dropout rate cannot change what the head learns."""
+    path = tmp_path / "backbone.pt"
+    torch.save(built("model.dropout=0.5").state_dict(), path)
+    frozen = [f"model.weights={path}", "model.freeze=backbone", *FEW]
+    digests = {
+        rate: train(f"model.dropout={rate}", *frozen).summary["weights_sha256"]
+        for rate in (0.5, 0.9)
+    }
+    assert digests[0.5] == digests[0.9]
+
+
+def test_a_stem_for_more_channels_is_repeated_and_scaled_to_keep_its_output_size(tmp_path):
+    imagenet = torchvision.models.resnet18()  # a 3-channel stem
+    path = tmp_path / "resnet18.pth"
+    torch.save(imagenet.state_dict(), path)
+    body = built("model=torchvision", input_shape=(2, 8, 8))
+    prepare(body, Finetuning(weights=str(path)))
+    stem = imagenet.state_dict()["conv1.weight"]
+    assert torch.allclose(body.state_dict()["conv1.weight"], stem[:, :2] * 3 / 2)
+    wide = built("model=torchvision", input_shape=(6, 8, 8))
+    prepare(wide, Finetuning(weights=str(path)))
+    assert torch.allclose(wide.state_dict()["conv1.weight"], torch.cat([stem, stem], 1) / 2)

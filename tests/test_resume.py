@@ -20,6 +20,7 @@ from multiclass.config import compose_config
 from multiclass.lifecycle.artifacts import lock_run_dir, weights_sha256
 from multiclass.lifecycle.checkpoint import load_classifier
 from multiclass.lifecycle.run import execute
+from multiclass.models import mlp
 from multiclass.reporting.runs import read_run
 from tests.conftest import CPU, QUIET, family, files_of, read_summary, run_cli
 
@@ -326,3 +327,30 @@ def test_a_resume_of_a_damaged_config_is_one_line_and_changes_nothing(train, tmp
         f"{run_dir / 'config.yaml'}: not a readable config (ParserError at line 2, column 6)"
     )
     assert files_of(run_dir) == before
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM at epoch 2", "completed 2 of 3 epochs"])
+def test_a_fine_tuned_run_resumes_without_its_weights_file(train, tmp_path, stop):
+    """last.pt holds every weight: a weights file moved or cleaned up since is not needed."""
+    weights = tmp_path / "W.pt"
+    torch.save(mlp(input_shape=[64], num_outputs=10).state_dict(), weights)  # the digits' mlp
+    tuned = ["dataset.limit=300", f"model.weights={weights}", "model.freeze=backbone"]
+    straight = train(*tuned, "trainer.epochs=3", run_dir=tmp_path / "straight")
+    run_dir = tmp_path / "run"
+    if stop.startswith("SIGTERM"):
+        signal_at = [
+            f"+callbacks.signal._target_={__name__}.SignalAtEpoch",
+            "+callbacks.signal.epoch=2",
+        ]
+        sent = f"+callbacks.signal.signum={int(signal.SIGTERM)}"
+        first = train(*tuned, "trainer.epochs=3", *signal_at, sent, run_dir=run_dir)
+        assert first.status == "interrupted"
+        longer = ()
+    else:
+        first = train(*tuned, "trainer.epochs=2", run_dir=run_dir)
+        assert first.status == "completed"
+        longer = ("trainer.epochs=3",)
+    weights.unlink()
+    outcome = resume(run_dir, *longer)
+    assert (outcome.status, outcome.summary["resumed_at"]) == ("completed", [2])
+    assert outcome.summary["weights_sha256"] == straight.summary["weights_sha256"]

@@ -55,8 +55,11 @@ class Built:
         )
 
 
-def build(cfg: DictConfig, settings: TrainerSettings, summary: dict[str, Any]) -> Built:
-    """Device, data, loss, model (seeded), optimizer and lr schedule, as the config says."""
+def build(
+    cfg: DictConfig, settings: TrainerSettings, summary: dict[str, Any], restoring: bool = False
+) -> Built:
+    """Device, data, loss, model (seeded), optimizer and lr schedule, as the config says.
+    `restoring`: a checkpoint replaces every weight, so the weights file is not read."""
     runtime = instantiate(cfg.device)
     summary.update(seed=cfg.seed, device=str(runtime.device))
     summary["processes"] = distributed.shard().size
@@ -64,12 +67,13 @@ def build(cfg: DictConfig, settings: TrainerSettings, summary: dict[str, Any]) -
     summary.update(describe_data(splits))
     criterion, head = build_loss(cfg.loss, splits.num_classes)
     seed_everything(cfg.seed)
-    network = build_classifier(cfg.model, splits.input_shape, head)
+    model_cfg = finetune.from_checkpoint(cfg.model) if restoring else cfg.model
+    network = build_classifier(model_cfg, splits.input_shape, head)
     runtime = runtime.fitted_to(network)
     model = runtime.place(network)
     step = multiply_adds_per_sample(model, splits.input_shape) * settings.batch_size
     summary["num_threads"] = runtime.settle_threads(step)
-    trainable = finetune.prepare(model[0], Finetuning.of(cfg.model))  # model[0]: the body
+    trainable = finetune.prepare(model[0], Finetuning.of(model_cfg))  # model[0]: the body
     optimizer = build_optimizer(instantiate(cfg.optimizer), trainable.groups, runtime.device)
     for group, factor in zip(optimizer.param_groups, trainable.lr_factors, strict=True):
         group["lr"] *= factor

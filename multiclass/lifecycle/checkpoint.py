@@ -20,6 +20,7 @@ from multiclass.errors import UserError
 from multiclass.heads import Head, build_loss
 from multiclass.lifecycle.artifacts import write_atomic
 from multiclass.models import build_classifier
+from multiclass.models.finetune import from_checkpoint
 
 CONTENT_KEYS = ("state_dict", "model", "loss", "input_shape", "class_names")
 
@@ -120,7 +121,8 @@ def rebuild(path: Path | str, content: dict[str, Any]) -> tuple[nn.Module, nn.Mo
     try:
         num_classes = len(content["class_names"])
         criterion, head = build_loss(OmegaConf.create(content["loss"]), num_classes)
-        model = build_classifier(OmegaConf.create(content["model"]), content["input_shape"], head)
+        model_cfg = from_checkpoint(OmegaConf.create(content["model"]))  # nothing downloaded
+        model = build_classifier(model_cfg, content["input_shape"], head)
         model.load_state_dict(content["state_dict"])
     except Exception as error:  # weights of another shape, options no builder takes
         text = " ".join(str(error).split())[:200]

@@ -193,7 +193,8 @@ def finish(
 def train_and_test(run: RunState) -> None:
     """Build dataset, loss, model, optimizer and schedule; train; test; save model.pt."""
     run.callbacks.fire("on_run_start", run)
-    run.built = build(run.cfg, run.settings, run.summary)
+    restoring = not run.recording and (run.run_dir / LAST).exists()  # last.pt: every weight
+    run.built = build(run.cfg, run.settings, run.summary, restoring)
     run.progress = start(run)
     samples = samples_per_epoch(len(run.built.splits.train), run.settings)
     running = RunningSummary(run, samples)

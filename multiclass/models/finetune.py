@@ -4,21 +4,31 @@ head only (`model.freeze=backbone`) or the backbone at a fraction of the lr
 the classes' outputs; the backbone is everything before it.
 
 These keys are ours, not the builder's: `build_classifier` leaves them out of the builder's
-arguments, and a model rebuilt from model.pt never reads the weights file again."""
+arguments, and a model rebuilt from model.pt, or resumed from last.pt, never reads the weights
+file again (`from_checkpoint`)."""
 
+import copy
+import logging
+import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 from torch import nn
 
 from multiclass.errors import UserError
 
 FINETUNE_KEYS = ("weights", "freeze", "backbone_lr")
 FREEZE_CHOICES = ("backbone",)
+# A standard architecture's options that fetch pretrained weights: timm's, torchvision's.
+DOWNLOADING_OPTIONS = ("pretrained", "weights")
 SHOWN = 4  # layers named in an error
+DETAIL = 200  # characters of a library's error in a line of ours
+
+log = logging.getLogger("multiclass")
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,21 @@ class Trainable:
     groups: list[dict[str, Any]]
     lr_factors: tuple[float, ...] = (1.0,)
     frozen: tuple[nn.Module, ...] = ()
+
+
+def from_checkpoint(model_cfg: DictConfig) -> DictConfig:
+    """The model config for a build whose every weight a checkpoint then replaces (a resume's
+    last.pt): without model.weights and the options that download pretrained weights, so that
+    a resume needs neither the file nor the download, which only the first build used."""
+    rebuilt = copy.deepcopy(model_cfg)
+    with open_dict(rebuilt):
+        if "weights" in rebuilt:
+            rebuilt.weights = None
+        options = rebuilt.get("options")
+        if isinstance(options, DictConfig):
+            for option in DOWNLOADING_OPTIONS:
+                options.pop(option, None)
+    return rebuilt
 
 
 def prepare(body: nn.Module, settings: Finetuning) -> Trainable:
@@ -80,6 +105,7 @@ def load_weights(body: nn.Module, head: nn.Module, path: Path) -> None:
     """The file's tensors into `body`, but the head's, which stays as built for the data's
     classes. A first convolution saved for another number of input channels is adapted (summed
     over them for one channel, as timm does); any other mismatch is a one-line error."""
+    path = weights_file(path)  # a run directory: its model.pt, named in every error
     saved = read_state_dict(path)
     own = body.state_dict()
     (head_name,) = [name for name, module in body.named_modules() if module is head]
@@ -115,28 +141,79 @@ def load_weights(body: nn.Module, head: nn.Module, path: Path) -> None:
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from a torch file (torch.load with weights_only=True), a .safetensors file,
-    or a multiclass model.pt (its model's own weights)."""
+    or a multiclass model.pt or last.pt (its model's own weights)."""
+    content = unwrapped(read_weights_file(path))
+    if not isinstance(content, dict) or not all(
+        isinstance(v, torch.Tensor) for v in content.values()
+    ):
+        raise UserError(
+            f"model.weights {path}: not a state dict (names to tensors): give a run's model.pt,"
+            " or a file saved with torch.save(model.state_dict(), PATH)"
+        )
+    return content
+
+
+def weights_file(path: Path) -> Path:
+    """`path`, or for a run directory its model.pt (its last.pt, before it has one)."""
+    if path.is_dir():
+        for name in ("model.pt", "last.pt"):
+            if (path / name).is_file():
+                log.info("model.weights %s: a run directory: its %s is read", path, name)
+                return path / name
+        raise UserError(
+            f"model.weights {path}: a directory with no model.pt in it: give a weights file (a"
+            " run's model.pt, a .pth or .safetensors file)"
+        )
     if not path.is_file():
         raise UserError(f"model.weights {path}: no such file")
+    return path
+
+
+def read_weights_file(path: Path) -> Any:
+    """The file's content, read without running pickled code; a one-line error else."""
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            content: Any = load_file(path)
-        else:
-            content = torch.load(path, map_location="cpu", weights_only=True)
+            return load_file(path)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        pickled = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+        if pickled is None:
+            raise UserError(f"model.weights {path}: cannot be read: {plain_text(error)}") from None
+        raise UserError(
+            f"model.weights {path}: holds {whole(pickled[1])} ({pickled[1]}), not a state dict:"
+            " save the weights alone, torch.save(model.state_dict(), PATH)"
+        ) from None
     except Exception as error:
-        detail = " ".join(str(error).split())[:200]
-        what = f"{type(error).__name__}: {detail}"
-        raise UserError(f"model.weights {path}: cannot be read: {what}") from None
-    if isinstance(content, dict) and isinstance(content.get("state_dict"), dict):
-        # a multiclass model.pt: the classifier is Sequential(body, output layer)
-        content = {k.removeprefix("0."): v for k, v in content["state_dict"].items()}
-    if not isinstance(content, dict) or not all(
-        isinstance(v, torch.Tensor) for v in content.values()
-    ):
-        raise UserError(f"model.weights {path}: not a state dict (names to tensors)")
+        raise UserError(f"model.weights {path}: cannot be read: {plain_text(error)}") from None
+
+
+def whole(name: str) -> str:
+    """What a pickled global says a file holds: a model saved whole, most often."""
+    data = name.startswith(("numpy.", "builtins.", "collections.", "_codecs."))
+    return "pickled Python objects" if data else "a whole model, saved with torch.save(model)"
+
+
+def unwrapped(content: Any) -> Any:
+    """The model's weights of a checkpoint that holds more: a multiclass model.pt's
+    `state_dict`, a last.pt's `model` (both of Sequential(body, output layer)), as many training
+    scripts save them too."""
+    if not isinstance(content, dict):
+        return content
+    for entry in ("state_dict", "model"):
+        if isinstance(content.get(entry), dict):
+            return {k.removeprefix("0."): v for k, v in content[entry].items()}
     return content
+
+
+def plain_text(error: Exception) -> str:
+    """An error's first line, without terminal escapes, cut at a word: a one-line reason."""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().splitlines()
+    text = lines[0] if lines else ""
+    if len(text) > DETAIL:
+        text = text[:DETAIL].rsplit(" ", 1)[0] + " ..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def first_conv(body: nn.Module) -> tuple[str | None, nn.Conv2d | None]:
