@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from multiclass.errors import UserError
@@ -248,6 +249,32 @@ def check_config(cfg: DictConfig) -> None:
         rule = RULES.get(key)
         if rule is not None and not rule.allows(value):
             raise UserError(f"{key} must be {rule.describe()}, got {shown(value)}")
+
+
+def check_sweep(config: DictConfig) -> None:
+    """What no job of a sweep (-m) can run, refused as the sweep starts, before Hydra writes
+    its folder or any job's: data parallel (device.processes > 1, set or swept) trains a
+    single run; a sweep's jobs train so on Slurm's tasks (hydra/launcher=slurm_ddp), with
+    device.processes 1. A job's bad values are check_config's, as that job starts."""
+    for processes in processes_asked(config):
+        if isinstance(processes, int) and processes > 1:
+            raise UserError(
+                f"device.processes={processes} trains a single run, not a sweep (-m): run it"
+                " without -m, or leave device.processes at 1 (hydra/launcher=slurm_ddp trains"
+                " each job of a sweep in data parallel)"
+            )
+
+
+def processes_asked(config: DictConfig) -> list[Any]:
+    """device.processes as the sweep's config has it, then each value that the command line
+    sweeps it over (Hydra composes that config without the sweeps: each job gets its own)."""
+    asked = [OmegaConf.select(config, "device.processes", default=1)]
+    typed = OmegaConf.select(config, "hydra.overrides.task", default=None) or []
+    for override in OverridesParser.create().parse_overrides(list(typed)):
+        swept = override.is_sweep_override() and not override.is_interval_sweep()
+        if swept and override.key_or_group == "device.processes":
+            asked += override.sweep_iterator()
+    return asked
 
 
 def leaves(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -96,6 +96,19 @@ def test_the_shipped_search_composes_and_searches_keys_the_config_has():
         assert OmegaConf.select(cfg, key, default="missing") != "missing", key
 
 
+def test_a_search_that_cannot_start_is_one_line_and_exit_status_1(tmp_path):
+    """A direction against trainer.monitor: raised to Hydra, it was three lines, the last
+    Hydra's HYDRA_FULL_ERROR hint; refused before any trial, the sweep's folder stays empty."""
+    wrong = ["hydra/sweeper=optuna_search", "hydra.sweeper.direction=minimize", "model.depth=1,2"]
+    result = run_cli("-m", *wrong, "hydra.sweep.dir=sweep", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: hydra.sweeper.direction=minimize with trainer.monitor=val_acc would search for"
+        " the worst model: set hydra.sweeper.direction=maximize"
+    )
+    assert not any((tmp_path / "sweep").rglob("*"))
+
+
 def test_a_job_without_a_finite_objective_fails_its_trial_and_no_other():
     study = optuna.create_study(direction="maximize")
     outcomes = [(JobStatus.COMPLETED, 0.9), (JobStatus.COMPLETED, None)]

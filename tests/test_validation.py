@@ -105,6 +105,23 @@ def test_the_command_line_says_it_in_one_line_and_writes_nothing(tmp_path, overr
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("processes", ["device.processes=2", "device.processes=1,2"])
+def test_a_sweep_of_data_parallel_runs_is_refused_before_any_folder_is_made(tmp_path, processes):
+    """Refused by each job as it started, it left the job's folder (.hydra/ alone) behind."""
+    done = subprocess.run(
+        [sys.executable, "-m", "multiclass", "-m", processes, "model.depth=1,2", "device=cpu",
+         "hydra.sweep.dir=sweep"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: device.processes=2 trains a single run, not a sweep (-m): run it without -m, or"
+        " leave device.processes at 1 (hydra/launcher=slurm_ddp trains each job of a sweep in"
+        " data parallel)"
+    )
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_classes_are_taken_by_index_or_by_name():
     check_config(compose_config("dataset.classes=[0,2]"))
     check_config(compose_config("dataset=table", "dataset.classes=[setosa,virginica]"))

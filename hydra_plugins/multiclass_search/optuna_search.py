@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from hydra.errors import CompactHydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
@@ -36,8 +35,10 @@ ConfigStore.instance().store(
 
 
 class OptunaSearchSweeper(Sweeper):
-    """Hands the sweep to multiclass.sweeps.search.OptunaSearch, built at setup so that its
-    errors reach the user as Hydra's one-line messages rather than as instantiation errors."""
+    """Hands the sweep to multiclass.sweeps.search.OptunaSearch. A search that cannot start or
+    go on (a direction against trainer.monitor, a study made the other way, no optuna) ends
+    the command as one line, `error: ...`, and exit status 1: raised to Hydra, it would be
+    three lines with its HYDRA_FULL_ERROR hint."""
 
     def __init__(self, **settings: Any) -> None:
         self.settings = settings
@@ -45,15 +46,25 @@ class OptunaSearchSweeper(Sweeper):
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
-        try:
-            from multiclass.sweeps.search import OptunaSearch
-        except ModuleNotFoundError as error:  # optuna comes with the [search] extra only
-            raise CompactHydraException(
-                f"hydra/sweeper=optuna_search needs optuna ({error}):"
-                " pip install 'multiclass[search]'"
-            ) from error
-        self.search = OptunaSearch(**self.settings)
+        from multiclass.commands.exits import exit_on_error
+
+        self.search = exit_on_error(make_search, self.settings)
         self.search.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> None:
-        self.search.sweep(arguments)
+        from multiclass.commands.exits import exit_on_error
+
+        exit_on_error(self.search.sweep, arguments)
+
+
+def make_search(settings: dict[str, Any]) -> Sweeper:
+    """The search, imported only now: other commands never load optuna."""
+    from multiclass.errors import UserError
+
+    try:
+        from multiclass.sweeps.search import OptunaSearch
+    except ModuleNotFoundError as error:  # optuna comes with the [search] extra only
+        raise UserError(
+            f"hydra/sweeper=optuna_search needs optuna ({error}): pip install 'multiclass[search]'"
+        ) from error
+    return OptunaSearch(**settings)

@@ -28,7 +28,7 @@ from multiclass.lifecycle.artifacts import (
     processes_to_restart,
     writable_folder,
 )
-from multiclass.validation import check_config
+from multiclass.validation import check_config, check_sweep
 
 log = logging.getLogger("multiclass")
 
@@ -158,6 +158,7 @@ class OutputCheck(Callback):
             exit_on_error(check_run_dir, Path(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        exit_on_error(check_sweep, config)  # e.g. device.processes > 1: no folder made
         exit_on_error(check_sweep_dir, Path(config.hydra.sweep.dir))
 
 

@@ -22,7 +22,6 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, Transformer
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, configure_log
-from hydra.errors import CompactHydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
@@ -38,6 +37,7 @@ from optuna.trial import Trial, TrialState
 from sqlalchemy.engine import make_url
 
 from multiclass.config import MONITORS
+from multiclass.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,9 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 ABANDONED = "abandoned_trials"  # study user attr: trials whose command stopped before they ended
 
 
-class SearchError(CompactHydraException):
-    """A search that cannot start or go on; Hydra prints it as one line."""
+class SearchError(UserError):
+    """A search that cannot start or go on: the sweeper (hydra_plugins/multiclass_search)
+    ends the command with it as one line and exit status 1."""
 
 
 class TrialFailed(Exception):
