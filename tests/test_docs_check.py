@@ -61,10 +61,27 @@ def test_a_shown_line_matches_only_its_own_figures(docs_check):
         "noise",
         "[2026-12-06 01:02:03,004][INFO] test_acc 0.9500  test_loss 0.1935  (3.40 s)  -> /a/x",
     ]
-    assert docs_check.missing(shown, printed) is None
+    assert docs_check.compare(shown, printed) == (shown, None)
     changed = [printed[1].replace("0.1935", "0.1936")]
-    assert docs_check.missing(shown, changed) == shown[0]
-    assert docs_check.missing(["b", "a"], ["a", "b"]) == "a"  # in the order shown
+    assert docs_check.compare(shown, changed) == (shown, shown[0])
+    assert docs_check.compare(["b", "a"], ["a", "b"])[1] == "a"  # in the order shown
+
+
+def test_update_takes_the_printed_figures_and_keeps_the_elisions(docs_check):
+    shown = [
+        "[...][INFO] epoch 3/3  val_acc 0.9200  (9.94 s)  -> .../outputs/2026-11-23/17-03-18-504571"
+    ]
+    printed = [
+        "[2026-12-07 00:01:02,003][INFO] epoch 3/3  val_acc 0.9249  (12.5 s)"
+        "  -> /x/outputs/2026-12-07/00-01-02-123456"
+    ]
+    lines, lost = docs_check.compare(shown, printed, update=True)
+    assert lost is None
+    assert lines == [
+        "[...][INFO] epoch 3/3  val_acc 0.9249  (12.5 s)  -> .../outputs/2026-12-07/00-01-02-123456"
+    ]
+    other_words = ["[2026-12-07 00:01:02,003][INFO] epoch 3/3  val_loss 0.9249  (12.5 s)  -> /x"]
+    assert docs_check.compare(shown, other_words, update=True) == (shown, shown[0])
 
 
 def test_a_page_runs_in_its_scratch_folder_and_a_changed_figure_fails(

@@ -8,6 +8,10 @@ command printed now. In a shown line `...` stands for anything, a `[date time,ms
 any log prefix, and `(1.23 s)` for any time: every other character, every figure included,
 must be printed again.
 
+With `--update`, a shown line that the command printed with other figures (the same words, other
+numbers, times or dated folders) takes the printed figures, in the page itself: rerun the pages
+after a change that moves figures, then read `git diff` before committing it.
+
 An HTML comment on the line before a block, invisible on the rendered page, says how to run it:
 - `<!-- docs-check: skip REASON -->`: not run (over a minute, a cluster, a browser), said so;
 - `<!-- docs-check: file PATH -->`: the block is a file's content: written to PATH, not run;
@@ -15,6 +19,7 @@ An HTML comment on the line before a block, invisible on the rendered page, says
 
     python docs/checks/docs_check.py                 # every page
     python docs/checks/docs_check.py README.md --only 'trainer.epochs=0'
+    python docs/checks/docs_check.py docs/own-data.md --update
 """
 
 import argparse
@@ -31,8 +36,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SCRATCH = ROOT / "outputs" / "docs-check"
 MARKER = re.compile(r"<!--\s*docs-check:\s*(skip|file|in)\s*(.*?)\s*-->")
-ANY_PREFIX = re.compile(r"^\\\[[^\]]*\\\]")  # an escaped "[2026-11-23 17:03:28,836]"
-SECONDS = re.compile(r"\\\(\d+(\\\.\d+)?\\ s\\\)")  # an escaped "(2.05 s)"
+# The parts of a shown line that are not taken literally: the log prefix, an elision, a time in
+# seconds, a run folder named by its start, and (for --update) every other number.
+TOKENS = re.compile(
+    r"(?P<prefix>^\[[^\]]*\])|(?P<elided>\.\.\.)|(?P<seconds>\(\d+(?:\.\d+)? s\))"
+    r"|(?P<started>\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d(?:-\d+)?)|(?P<number>\d+(?:\.\d+)?(?:e[-+]?\d+)?)"
+)
+ANY = {
+    "prefix": r"\[[^\]]*\]",
+    "elided": ".*",
+    "seconds": r"\(\d+(?:\.\d+)? s\)",
+    "started": r"\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d(?:-\d+)?",
+    "number": r"\d+(?:\.\d+)?(?:e[-+]?\d+)?",
+}
 
 
 @dataclass
@@ -41,6 +57,7 @@ class Command:
 
     text: str
     shown: list[str] = field(default_factory=list)
+    shown_at: list[int] = field(default_factory=list)  # their indexes in the page's lines
 
 
 @dataclass
@@ -69,7 +86,7 @@ def read_blocks(page: Path) -> list[Block]:
                 (i for i in range(index + 1, len(lines)) if lines[i].startswith("```")), len(lines)
             )
             body = lines[index + 1 : end]
-            commands = parse_session(body)
+            commands = parse_session(body, first=index + 1)
             if commands or (marker and marker[0] == "file"):
                 blocks.append(Block(page, index + 1, commands, "\n".join(body) + "\n", marker))
             marker, index = None, end + 1
@@ -83,16 +100,18 @@ def read_blocks(page: Path) -> list[Block]:
     return blocks
 
 
-def parse_session(body: list[str]) -> list[Command]:
-    """`$ ` lines with the lines after each; a command whose quotes are open goes on."""
+def parse_session(body: list[str], first: int = 0) -> list[Command]:
+    """`$ ` lines with the lines after each (`first`: the page's index of the body's first
+    line); a command whose quotes are open goes on to the next line."""
     commands: list[Command] = []
-    for line in body:
+    for index, line in enumerate(body, start=first):
         if line.startswith("$ "):
             commands.append(Command(line[2:]))
         elif commands and not commands[-1].shown and not complete(commands[-1].text):
             commands[-1].text += "\n" + line
         elif commands:
             commands[-1].shown.append(line)
+            commands[-1].shown_at.append(index)
     return commands
 
 
@@ -105,26 +124,63 @@ def complete(command: str) -> bool:
     return True
 
 
-def pattern(shown: str) -> re.Pattern:
-    """A shown line as a pattern: `...`, the log prefix and times match anything."""
-    text = re.escape(shown.rstrip())
-    text = ANY_PREFIX.sub(r"\\[[^]]*\\]", text)
-    text = SECONDS.sub(r"\\(\\d+(\\.\\d+)?\\ s\\)", text)
-    return re.compile(text.replace(r"\.\.\.", ".*"))
+def pattern(shown: str, any_figures: bool = False) -> re.Pattern:
+    """A shown line as a pattern: the log prefix, `...`, times and run folders match any; with
+    `any_figures`, so does every number, each a group (times and run folders too)."""
+    text, parts, end = shown.rstrip(), [], 0
+    for token in TOKENS.finditer(text):
+        parts.append(re.escape(text[end : token.start()]))
+        kind, end = token.lastgroup, token.end()
+        if kind in ("prefix", "elided"):
+            parts.append(ANY[kind])
+        elif any_figures:
+            parts.append(f"({ANY[kind]})")
+        else:
+            parts.append(re.escape(token.group()) if kind == "number" else ANY[kind])
+    parts.append(re.escape(text[end:]))
+    return re.compile("".join(parts))
 
 
-def missing(shown: list[str], printed: list[str]) -> str | None:
-    """The first shown line not printed (in order), or None when each one was."""
-    position = 0
-    for line in shown:
+def with_figures(shown: str, printed: re.Match) -> str:
+    """`shown` with the figures `printed` matched in their places."""
+    text, parts, end, figure = shown.rstrip(), [], 0, 0
+    for token in TOKENS.finditer(text):
+        parts.append(text[end : token.start()])
+        end = token.end()
+        if token.lastgroup in ("prefix", "elided"):
+            parts.append(token.group())
+        else:
+            figure += 1
+            parts.append(printed.group(figure))
+    return "".join(parts) + text[end:]
+
+
+def compare(
+    shown: list[str], printed: list[str], update: bool = False
+) -> tuple[list[str], str | None]:
+    """The shown lines (with `update`, those printed with other figures take them) and the
+    first shown line not printed, in order, or None when each one was."""
+    position, lines = 0, list(shown)
+    for index, line in enumerate(shown):
         if line.strip() in ("", "..."):
             continue
-        wanted = pattern(line)
-        while position < len(printed) and not wanted.fullmatch(printed[position].rstrip()):
-            position += 1
-        if position == len(printed):
-            return line
-        position += 1
+        found = find(pattern(line), printed, position)
+        if found is None and update:
+            found = find(pattern(line, any_figures=True), printed, position)
+            if found is not None:
+                lines[index] = with_figures(line, found[1])
+        if found is None:
+            return lines, line
+        position = found[0] + 1
+    return lines, None
+
+
+def find(wanted: re.Pattern, printed: list[str], start: int) -> tuple[int, re.Match] | None:
+    """The first printed line from `start` that `wanted` matches whole, with its match."""
+    for index in range(start, len(printed)):
+        match = wanted.fullmatch(printed[index].rstrip())
+        if match:
+            return index, match
     return None
 
 
@@ -140,8 +196,9 @@ def scratch_for(page: Path) -> Path:
     return folder
 
 
-def run_block(block: Block, folder: Path, timeout: float) -> str:
-    """'ok', or what went wrong: the command and the shown line it did not print."""
+def run_block(block: Block, folder: Path, timeout: float, page_lines: list[str] | None) -> str:
+    """'ok', or what went wrong: the command and the shown line it did not print. Given the
+    page's lines, the shown lines printed with other figures take them there."""
     kind, argument = block.marker or ("", "")
     if kind == "file":
         target = folder / argument
@@ -150,53 +207,64 @@ def run_block(block: Block, folder: Path, timeout: float) -> str:
         return "ok"
     cwd = folder / argument if kind == "in" else folder
     cwd.mkdir(parents=True, exist_ok=True)
-    environment = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    }
-    environment.pop("MULTICLASS_SET_ENV", None)
     for command in block.commands:
         try:
-            done = subprocess.run(
-                ["bash", "-c", command.text],
-                cwd=cwd,
-                env=environment,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,  # in the order a terminal shows them
-                text=True,
-                timeout=timeout,
-            )
+            printed = run_command(command.text, cwd, timeout)
         except subprocess.TimeoutExpired:
             return f"over {timeout:.0f} s: {command.text}"
-        printed = done.stdout.splitlines()
-        lost = missing(command.shown, printed)
+        lines, lost = compare(command.shown, printed, update=page_lines is not None)
+        if page_lines is not None:
+            for index, line in zip(command.shown_at, lines, strict=True):
+                page_lines[index] = line
         if lost is not None:
             nearest = "\n".join(f"    | {line}" for line in printed[-6:])
             return f"$ {command.text}\n  shown:   {lost}\n  printed (last lines):\n{nearest}"
     return "ok"
 
 
-def check(pages: list[Path], only: str | None, timeout: float) -> int:
-    """Run the pages' blocks; print one line a block; the number that differ."""
+def run_command(command: str, cwd: Path, timeout: float) -> list[str]:
+    """What `command` prints, stdout and stderr in the order a terminal shows them, run with
+    this interpreter's commands first on the PATH, as an activated environment has them."""
+    environment = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    environment.pop("MULTICLASS_SET_ENV", None)
+    done = subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
+    return done.stdout.splitlines()
+
+
+def check(pages: list[Path], only: str | None, timeout: float, update: bool = False) -> int:
+    """Run the pages' blocks, one line a block; the number that differ. With `update`, write
+    the figures printed into the pages."""
     failures = 0
     for page in pages:
         folder = scratch_for(page)
+        page_lines = page.read_text().splitlines() if update else None
         for block in read_blocks(page):
             if only and not any(only in command.text for command in block.commands):
                 continue
             kind, argument = block.marker or ("", "")
             if kind == "skip":
-                print(f"skip  {block.where}  {argument}")
+                print(f"skip  {block.where}  {argument}", flush=True)
                 continue
             started = time.perf_counter()
-            result = run_block(block, folder, timeout)
+            result = run_block(block, folder, timeout, page_lines)
             took = time.perf_counter() - started
             failures += result != "ok"
             label = "ok  " if result == "ok" else "DIFF"
-            print(
-                f"{label}  {block.where}  ({took:.1f} s)"
-                + ("" if result == "ok" else f"\n{result}")
-            )
+            extra = "" if result == "ok" else f"\n{result}"
+            print(f"{label}  {block.where}  ({took:.1f} s){extra}", flush=True)
+        if page_lines is not None:
+            page.write_text("\n".join(page_lines) + "\n")
     return failures
 
 
@@ -204,13 +272,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pages", nargs="*", type=Path, help="default: README.md and docs/*.md")
     parser.add_argument("--only", help="only the blocks with a command that holds this text")
-    parser.add_argument("--timeout", type=float, default=180.0, help="seconds a command may take")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds a command may take")
+    parser.add_argument(
+        "--update", action="store_true", help="write changed figures into the pages"
+    )
     args = parser.parse_args()
     pages = [page.resolve() for page in args.pages] or [
         ROOT / "README.md",
         *sorted((ROOT / "docs").glob("*.md")),
     ]
-    failures = check(pages, args.only, args.timeout)
+    failures = check(pages, args.only, args.timeout, args.update)
     print(
         f"{failures} block(s) differ"
         if failures
