@@ -1,8 +1,23 @@
-"""Failures a user causes and can fix: the CLI reports them as one line, never a traceback."""
+"""Failures a user causes and can fix: the CLI reports them as one line, never a traceback;
+and errors in a user's code or from torch, said with where they came from (a callback and its
+event, a config group and key), or with Python's own traceback when the user asks for it."""
+
+import os
+import pkgutil
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 
 class UserError(Exception):
     """Bad input: a config value, a missing data file, a device that is not there."""
+
+
+class FailedIn(Exception):
+    """An error raised in a component the config names (a callback, the loss, the model), with
+    where it was raised in front: its text is the whole line, the error itself its cause."""
 
 
 class TrainingDiverged(Exception):
@@ -32,6 +47,75 @@ def is_user_error(error: BaseException) -> bool:
     return isinstance(error, UserError) or isinstance(error.__cause__, UserError)
 
 
+def says_where(error: BaseException) -> bool:
+    """Whether `error`'s line names what to fix already: bad input, a component's error named
+    with it, or a file the system refused (e.g. `no space left on device: <path>`)."""
+    named_file = isinstance(error, OSError) and bool(error.filename)
+    return is_user_error(error) or isinstance(error, FailedIn) or named_file
+
+
+def full_tracebacks() -> bool:
+    """Whether an error in the user's code should reach Python as raised: with
+    HYDRA_FULL_ERROR=1 for its own traceback, down to the user's line, and under a debugger
+    built on bdb (`python -m pdb`, ipdb, pudb) for a post-mortem in the user's frame."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1" or under_debugger()
+
+
+def under_debugger() -> bool:
+    """A frame of bdb's `run` below this one: the process runs under `python -m pdb` or a
+    debugger built the same way."""
+    bdb = sys.modules.get("bdb")
+    if bdb is None:
+        return False
+    return any(frame.f_code.co_filename == bdb.__file__ for frame, _ in traceback.walk_stack(None))
+
+
+@contextmanager
+def failures_named(where: str | Callable[[BaseException], str]) -> Iterator[None]:
+    """An error raised in the block is one line that starts with `where` (a text, or made from
+    the error), as FailedIn; one that says where already passes as it is, and so does every
+    error when the user asked for full tracebacks."""
+    try:
+        yield
+    except Exception as error:
+        if says_where(error) or full_tracebacks():
+            raise
+        text = where if isinstance(where, str) else where(error)
+        raise FailedIn(f"{text}: {one_line(built_by_hydra(error))}") from error
+
+
+def built_by_hydra(error: BaseException) -> BaseException:
+    """The error of a component's own code that Hydra's `instantiate` wrapped, or `error`."""
+    from hydra.errors import InstantiationException
+
+    if isinstance(error, InstantiationException) and error.__cause__ is not None:
+        return error.__cause__
+    return error
+
+
+def import_target(key: str, target: Any) -> Any:
+    """What the dotted path `target` at config key `key` (e.g. `model._target_`) names, found
+    as Hydra's `instantiate` finds it; a one-line UserError when it cannot be imported."""
+    if not isinstance(target, str) or not target:
+        raise UserError(f"{key} must name a function or class, got {target!r}")
+    try:
+        return pkgutil.resolve_name(target)
+    except Exception as error:  # not installed, not on PYTHONPATH, or failing on import
+        why = import_failure(target, error.__cause__ or error)
+        raise UserError(f"{key} {target} cannot be imported: {why}") from None
+
+
+def import_failure(target: str, cause: BaseException) -> str:
+    """Why the lookup of `target` failed, in a few words."""
+    parent, _, name = target.rpartition(".")
+    no_module = isinstance(cause, ModuleNotFoundError) and cause.name == target
+    if no_module or (isinstance(cause, AttributeError) and cause.name == name):
+        return f"{parent} has no {name!r}"
+    if isinstance(cause, ModuleNotFoundError):
+        return f"no module named {cause.name!r}: install it or put its folder on PYTHONPATH"
+    return f"{type(cause).__name__}: {' '.join(str(cause).split())}"
+
+
 def one_line(error: BaseException) -> str:
     """The message of `error` on one line; an instantiation error names what it was building."""
     from hydra.errors import InstantiationException
@@ -45,4 +129,4 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, OSError) and error.filename:  # e.g. no space left on device: <path>
         return describe_os_error(error)
     text = " ".join(str(error).split())
-    return text if isinstance(error, UserError) else f"{type(error).__name__}: {text}"
+    return text if isinstance(error, (UserError, FailedIn)) else f"{type(error).__name__}: {text}"

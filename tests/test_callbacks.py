@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from multiclass.callbacks import Callback
 from multiclass.config import compose_config
 from multiclass.lifecycle.run import execute
 from tests.conftest import QUIET
@@ -47,3 +48,41 @@ def test_something_that_is_not_a_callback_is_one_line(tmp_path):
     assert outcome.summary["error"] == (
         "callbacks.odd is a OrderedDict, not a multiclass.callbacks.Callback"
     )
+
+
+@pytest.mark.parametrize(
+    ("target", "why"),
+    [
+        ("bad_callbacks.Boom", "no module named 'bad_callbacks': install it or put its folder on"),
+        (f"{__name__}.Missing", f"{__name__} has no 'Missing'"),
+    ],
+)
+def test_a_callback_that_cannot_be_imported_is_one_line_as_a_model_is(tmp_path, target, why):
+    cfg = compose_config(*QUIET, *TINY, f"+callbacks.boom._target_={target}")
+    outcome = execute(cfg, tmp_path)
+    assert outcome.status == "failed"
+    assert outcome.summary["error"].startswith(
+        f"callbacks.boom._target_ {target} cannot be imported: {why}"
+    )
+
+
+def test_a_callback_its_options_do_not_fit_names_its_key(tmp_path):
+    cfg = compose_config(
+        *QUIET, *TINY, f"+callbacks.odd._target_={__name__}.Counter", "+callbacks.odd.step=2"
+    )
+    outcome = execute(cfg, tmp_path)
+    assert outcome.status == "failed"
+    assert outcome.summary["error"] == (
+        "cannot build callbacks.odd: TypeError: Counter.__init__() got an unexpected keyword"
+        " argument 'step'"
+    )
+
+
+class Counter(Callback):
+    """Counts the epochs it is told of; takes no option."""
+
+    def __init__(self) -> None:
+        self.epochs = 0
+
+    def on_epoch_end(self, run, row, improved) -> None:
+        self.epochs += 1

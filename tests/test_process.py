@@ -59,6 +59,18 @@ USER_MODELS = '''
             if self.training:
                 raise ValueError("the user's own bug")
             return self.layer(x.flatten(1))
+
+
+    class Unchecked(nn.Module):
+        """Raises in its forward pass at the model check, before training."""
+
+        def __init__(self, input_shape, num_outputs):
+            super().__init__()
+            self.layer = nn.Linear(math.prod(input_shape) + 1, num_outputs)
+
+        def forward(self, x):
+            flat = x.flatten(1)
+            raise ValueError(f"the user's check bug: {flat.shape[1]} inputs")
 '''
 
 
@@ -148,6 +160,44 @@ def test_a_users_exception_is_one_line_or_with_hydra_full_error_pythons_tracebac
     assert f'File "{user_models / "user_models.py"}"' in full.stderr
     assert 'raise ValueError("the user\'s own bug")' in full.stderr
     assert read_summary(user_models / "full")["status"] == "failed"  # the record is still written
+
+
+UNCHECKED = ["~model", "+model._target_=user_models.Unchecked"]
+CHECK_BUG = "ValueError: the user's check bug: 64 inputs"
+
+
+def test_a_model_that_fails_its_check_is_one_line_or_pythons_traceback_to_the_users_line(
+    user_models, monkeypatch, caplog
+):
+    """The model check before training follows the rule of the training itself."""
+    monkeypatch.syspath_prepend(str(user_models))
+    monkeypatch.delitem(sys.modules, "user_models", raising=False)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with caplog.at_level("ERROR", logger="multiclass"):
+        short = execute(compose_config(*TINY, *UNCHECKED), user_models / "short")
+    assert short.status == "failed"
+    assert caplog.messages == [
+        f"error: model user_models.Unchecked fails on inputs of shape (2, 1, 8, 8): {CHECK_BUG}"
+    ]
+
+    run = ["-m", "multiclass", *TINY, *UNCHECKED, "hydra.run.dir=full"]
+    full = python(*run, cwd=user_models, HYDRA_FULL_ERROR="1")
+    assert full.returncode == 1
+    assert full.stderr.strip().splitlines()[-1] == CHECK_BUG
+    assert f'File "{user_models / "user_models.py"}"' in full.stderr
+    assert "raise ValueError(f\"the user's check bug" in full.stderr
+    assert read_summary(user_models / "full")["status"] == "failed"
+
+
+def test_pdb_post_mortem_opens_in_a_model_that_fails_its_check(user_models):
+    """`python -m pdb -m multiclass`, no HYDRA_FULL_ERROR: the debugger is enough to let the
+    model check's error through, and pdb stops in the user's forward with its variables."""
+    run = ["-m", "pdb", "-m", "multiclass", *TINY, *UNCHECKED, "hydra.run.dir=run"]
+    done = python(*run, cwd=user_models, stdin="c\np flat.shape\nq\n")
+    assert "Entering post mortem debugging" in done.stdout, done.stderr
+    assert f"{user_models / 'user_models.py'}" in done.stdout
+    assert "(Pdb) torch.Size([2, 64])" in done.stdout
+    assert read_summary(user_models / "run")["status"] == "failed"
 
 
 def test_cprofile_sees_the_training(tmp_path):

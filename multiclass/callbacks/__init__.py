@@ -12,6 +12,10 @@ Events, in the order a run fires them (each gets the run's `RunState` first):
 - `on_layer_stats(epoch, rows)`: the layer statistics of an epoch were measured;
 - `on_test_end(tested)`: the test figures are in the summary and model.pt is saved;
 - `on_run_end`: always, however the run ended, after summary.json is written.
+
+A callback that raises fails the run with one line that names it and the event
+(`callback EpochCounter failed in on_epoch_end: ValueError: boom`), once the others have had
+the event too: an epoch's record (metrics.csv, last.pt, the summary, the log line) stays whole.
 """
 
 import logging
@@ -22,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from multiclass.config import CONFIG_DIR, TrainerSettings
-from multiclass.errors import UserError, one_line
+from multiclass.errors import UserError, failures_named, import_target, one_line
 
 if TYPE_CHECKING:
     from multiclass.engine import EpochMetrics, Evaluation, Progress
@@ -80,8 +84,18 @@ class Callbacks:
         self.callbacks = callbacks
 
     def fire(self, event: str, run: RunState, *args: Any) -> None:
+        """`event` for each; the first failure is raised once every callback has had it, named
+        with the callback and the event, so that one callback's error costs no other its part
+        of the run's record."""
+        failed = None
         for callback in self.callbacks:
-            getattr(callback, event)(run, *args)
+            try:
+                with failures_named(f"callback {type(callback).__name__} failed in {event}"):
+                    getattr(callback, event)(run, *args)
+            except Exception as failure:
+                failed = failed or failure
+        if failed is not None:
+            raise failed
 
     def every_rank(self) -> "Callbacks":
         """Those a data parallel rank other than 0 calls."""
@@ -114,7 +128,10 @@ def build_callbacks(cfg: DictConfig) -> Callbacks:
     for name, node in listed.items():
         if node is None:
             continue
-        callback = instantiate(node)
+        target = node.get("_target_") if OmegaConf.is_dict(node) else None
+        import_target(f"callbacks.{name}._target_", target)
+        with failures_named(f"cannot build callbacks.{name}"):
+            callback = instantiate(node)
         if not isinstance(callback, Callback):
             kind = type(callback).__name__
             raise UserError(f"callbacks.{name} is a {kind}, not a multiclass.callbacks.Callback")

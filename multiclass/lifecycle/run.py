@@ -5,7 +5,6 @@ run already wrote. Under data parallel training (lifecycle.distributed) every pr
 this; rank 0 alone writes, tests and calls the callbacks but those every rank needs."""
 
 import logging
-import os
 import signal
 import threading
 from collections.abc import Iterator, Sequence
@@ -19,7 +18,14 @@ from omegaconf import DictConfig, OmegaConf
 from multiclass.callbacks import RunState, build_callbacks
 from multiclass.config import trainer_settings
 from multiclass.engine import EpochMetrics, Examples, Progress, evaluate, fit, samples_per_epoch
-from multiclass.errors import TrainingDiverged, UserError, is_user_error, one_line
+from multiclass.errors import (
+    FailedIn,
+    TrainingDiverged,
+    UserError,
+    full_tracebacks,
+    is_user_error,
+    one_line,
+)
 from multiclass.lifecycle import distributed
 from multiclass.lifecycle.artifacts import (
     lock_run_dir,
@@ -148,10 +154,10 @@ def run_locked(cfg: DictConfig, run_dir: Path, leader: bool = True) -> Outcome:
         status, error = "interrupted", f"interrupted {how}"
     except Exception as failure:
         status, error = "failed", one_line(failure)
-        if distributed.lost_a_peer(failure):  # another process of the run ended first
+        if distributed.lost_a_peer(raised(failure)):  # another process of the run ended first
             error = distributed.PEER_FAILED
         distributed.end_if_orphaned()  # its launcher was SIGKILLed: nothing more is written
-        if not is_user_error(failure) and os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if not is_user_error(failure) and full_tracebacks():
             if leader:
                 finish(run, run_dir, summary, status, error, resuming)
             raise  # Python's own traceback, down to the line that failed
@@ -161,6 +167,11 @@ def run_locked(cfg: DictConfig, run_dir: Path, leader: bool = True) -> Outcome:
         log.error("error: %s", error)
     undrawn = tuple(run.undrawn) if run else ()
     return Outcome(status, summary, undrawn, signum)
+
+
+def raised(failure: Exception) -> BaseException:
+    """The error itself, where a callback's or a component's name was put in front of it."""
+    return failure.__cause__ if isinstance(failure, FailedIn) and failure.__cause__ else failure
 
 
 def begin(cfg: DictConfig, run_dir: Path, summary: dict) -> None:
@@ -202,11 +213,13 @@ def train_and_test(run: RunState) -> None:
 
     def on_epoch_end(row: EpochMetrics, improved: bool) -> None:
         with signals_held():  # the epoch's record, whole: last.pt, summary, train.log agree
-            run.callbacks.fire("on_epoch_end", run, row, improved)
-            running.summarise()
-            if run.settings.reports(row.epoch):
-                described = describe_epoch(row, run.settings.monitor)
-                log.info("epoch %d/%d  %s", row.epoch, run.settings.epochs, described)
+            try:  # a callback that fails does so once every callback has recorded the epoch
+                run.callbacks.fire("on_epoch_end", run, row, improved)
+            finally:
+                running.summarise()
+                if run.settings.reports(row.epoch):
+                    described = describe_epoch(row, run.settings.monitor)
+                    log.info("epoch %d/%d  %s", row.epoch, run.settings.epochs, described)
 
     fit(run.built.task, run.built.splits, run.settings, run.progress, on_epoch_end)
     if not run.leader:

@@ -3,7 +3,6 @@ nn.Module class, named by a model config's `_target_`, that takes `input_shape` 
 `num_outputs` by name and returns a module giving (N, num_outputs) outputs."""
 
 import inspect
-import pkgutil
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from multiclass.errors import UserError
+from multiclass.errors import UserError, full_tracebacks, import_target
 from multiclass.heads import Head
 from multiclass.models.finetune import FINETUNE_KEYS
 
@@ -34,13 +33,7 @@ BUILDER_PARAMETERS = ("input_shape", "num_outputs")
 def model_builder(target: Any) -> Callable[..., nn.Module]:
     """The function or class a model `_target_` names: importable, and taking `input_shape` and
     `num_outputs` by name (the loader of model.pt calls nothing else); else a one-line error."""
-    if not isinstance(target, str) or not target:
-        raise UserError(f"model._target_ must name a function or class, got {target!r}")
-    try:
-        found = pkgutil.resolve_name(target)  # a dotted path, found as instantiate finds it
-    except Exception as error:  # not installed, not on PYTHONPATH, or failing on import
-        why = import_failure(target, error.__cause__ or error)
-        raise UserError(f"model._target_ {target} cannot be imported: {why}") from None
+    found = import_target("model._target_", target)
     try:
         parameters = inspect.signature(found).parameters
     except (TypeError, ValueError):  # not a callable, or one without a signature
@@ -54,17 +47,6 @@ def model_builder(target: Any) -> Callable[..., nn.Module]:
     return found
 
 
-def import_failure(target: str, cause: BaseException) -> str:
-    """Why the lookup of `target` failed, in a few words."""
-    parent, _, name = target.rpartition(".")
-    no_module = isinstance(cause, ModuleNotFoundError) and cause.name == target
-    if no_module or (isinstance(cause, AttributeError) and cause.name == name):
-        return f"{parent} has no {name!r}"
-    if isinstance(cause, ModuleNotFoundError):
-        return f"no module named {cause.name!r}: install it or put its folder on PYTHONPATH"
-    return f"{type(cause).__name__}: {' '.join(str(cause).split())}"
-
-
 def check_outputs(target: str, body: Any, input_shape: Sequence[int], num_outputs: int) -> None:
     """A model's outputs for a blank batch of two are (2, num_outputs), or a one-line error.
     In eval mode and without gradients, so that it changes no weight, statistic or RNG."""
@@ -76,6 +58,8 @@ def check_outputs(target: str, body: Any, input_shape: Sequence[int], num_output
         with torch.no_grad():
             outputs = body.eval()(torch.zeros(shape))
     except Exception as error:
+        if full_tracebacks():  # Python's traceback, or pdb's post-mortem, in the user's forward
+            raise
         text = " ".join(str(error).split())[:200]
         raise UserError(
             f"model {target} fails on inputs of shape {shape}: {type(error).__name__}: {text}"
