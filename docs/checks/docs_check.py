@@ -248,7 +248,8 @@ def check(pages: list[Path], only: str | None, timeout: float, update: bool = Fa
     failures = 0
     for page in pages:
         folder = scratch_for(page)
-        page_lines = page.read_text().splitlines() if update else None
+        original = page.read_text().splitlines()
+        page_lines = list(original) if update else None
         for block in read_blocks(page):
             if only and not any(only in command.text for command in block.commands):
                 continue
@@ -264,8 +265,18 @@ def check(pages: list[Path], only: str | None, timeout: float, update: bool = Fa
             extra = "" if result == "ok" else f"\n{result}"
             print(f"{label}  {block.where}  ({took:.1f} s){extra}", flush=True)
         if page_lines is not None:
-            page.write_text("\n".join(page_lines) + "\n")
+            write_figures(page, original, page_lines)
     return failures
+
+
+def write_figures(page: Path, original: list[str], updated: list[str]) -> None:
+    """The updated lines into the page as it is now (it may have been edited meanwhile): each
+    replaces the line it was, where that line is still there."""
+    current = page.read_text().splitlines()
+    for was, now in zip(original, updated, strict=True):
+        if was != now and was in current:
+            current[current.index(was)] = now
+    page.write_text("\n".join(current) + "\n")
 
 
 def main() -> None:
