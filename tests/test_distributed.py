@@ -17,7 +17,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 import torch
@@ -26,6 +26,9 @@ from multiclass.lifecycle import distributed
 from multiclass.lifecycle.artifacts import processes_that_trained
 from multiclass.lifecycle.run import Outcome
 from tests.conftest import QUIET, family, read_summary
+
+if TYPE_CHECKING:
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
 # 72 training samples in global batches of 71: each splits 36/35 over the two processes, and
 # the last batch, of 1 sample, leaves rank 1 an empty share. SGD steps by the gradient itself,
@@ -205,10 +208,12 @@ class Stopped(NamedTuple):
     stderr: str
 
 
-# A model that fails in rank 1's third training step (rank 0 and one process train on).
-FAILS_ON_RANK_1 = """
+# Models that end rank 1 in its third training step (rank 0 and one process train on): by
+# its own bug, or by SIGKILL, as the out-of-memory killer ends a process.
+ENDS_RANK_1 = """
     import math
     import os
+    import signal
 
     from torch import nn
 
@@ -223,8 +228,16 @@ FAILS_ON_RANK_1 = """
             if self.training and os.environ.get("RANK") == "1":
                 self.steps += 1
                 if self.steps == 3:
-                    raise ValueError("rank 1's own bug")
+                    self.end()
             return self.layer(x.flatten(1))
+
+        def end(self):
+            raise ValueError("rank 1's own bug")
+
+
+    class KilledOnRank1(FailsOnRank1):
+        def end(self):
+            os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
@@ -234,8 +247,8 @@ def stopped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Stopped | Pat
     saved an epoch; resumed by multiclass-resume, whose launcher is killed (-9) once it saved
     one more; then resumed again, for two epochs past the last it saved ("resumed.err" holds
     its stderr); then multiclass-rerun of it, which trains its config without a stop, in its
-    processes, and compares ("rerun"). Beside the first, another run ("lost"), whose rank 1
-    fails in the model's code."""
+    processes, and compares ("rerun"). Beside the first, two other runs: one whose rank 1
+    fails in the model's code ("lost"), one whose rank 1 is killed by SIGKILL ("killed")."""
     folder = tmp_path_factory.mktemp("stopped")
     run_dir = folder / "run"
     started: list[int] = []  # the launchers and their ranks
@@ -277,13 +290,18 @@ def stopped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Stopped | Pat
 
     resume = ["-m", "multiclass.commands.resume", str(run_dir)]  # multiclass-resume
     train = ["-m", "multiclass", "device.processes=2", *ARGS]
+
+    def ends_rank_1(name: str, model: str) -> subprocess.Popen:
+        """A run whose rank 1 ends in `model`'s code (ENDS_RANK_1), into `name`."""
+        user = ["~model", f"+model._target_=user_models.{model}", f"hydra.run.dir={name}"]
+        return start(name, *train, *user, run=folder / name, PYTHONPATH=str(folder))
+
     try:
         first = start("sigterm", *train, LONG, "hydra.run.dir=run")
-        (folder / "user_models.py").write_text(textwrap.dedent(FAILS_ON_RANK_1))
-        fails = ["~model", "+model._target_=user_models.FailsOnRank1", "hydra.run.dir=lost"]
-        beside = start("lost", *train, *fails, run=folder / "lost", PYTHONPATH=str(folder))
+        (folder / "user_models.py").write_text(textwrap.dedent(ENDS_RANK_1))
+        beside = [ends_rank_1("lost", "FailsOnRank1"), ends_rank_1("killed", "KilledOnRank1")]
         sigterm = stop(first, signal.SIGTERM)
-        lost = finished(beside, [])  # it ends by itself
+        lost, killed = (finished(process, []) for process in beside)  # each ends by itself
         sigkill = stop(start("sigkill", *resume), signal.SIGKILL)
         resumed = start("resumed", *resume, f"trainer.epochs={sigkill.saved_epoch + 2}")
         assert resumed.wait(timeout=TIMEOUT) == 0, (folder / "resumed.err").read_text()
@@ -297,6 +315,7 @@ def stopped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Stopped | Pat
     return {
         "sigterm": sigterm,
         "lost": lost,
+        "killed": killed,
         "sigkill": sigkill,
         "rerun": reran,
         "run": run_dir,
@@ -319,6 +338,64 @@ def test_a_rank_that_fails_is_the_runs_error_and_the_others_say_so_in_one_line(
         f"error: {distributed.PEER_FAILED}",
     ]
     assert "Connection" not in lost.stderr and "Traceback" not in lost.stderr
+
+
+def test_a_rank_killed_by_a_signal_is_named_by_the_launcher_and_the_run_is_killed(
+    stopped: dict[str, Stopped | Path],
+) -> None:
+    killed = stopped["killed"]
+    assert killed.returncode == 128 + signal.SIGKILL  # as a one-process run's kill -9
+    summary = killed.summary
+    assert summary["status"] == "killed"
+    assert summary["error"].startswith(
+        "rank 1 was killed by SIGKILL (the out-of-memory killer sends it; `dmesg` says"
+    )
+    assert summary["epochs"] == 1 and killed.saved_epoch == 1  # its record, as it stopped
+    # The launcher's line is the last of train.log and of the console; rank 0, which failed on
+    # rank 1's end (or had the launcher's SIGTERM first), is named by no one.
+    log = (stopped["folder"] / "killed" / "train.log").read_text().splitlines()
+    assert log[-1].split("[ERROR] ")[1] == f"error: {summary['error']}"
+    errors = [line for line in killed.stderr.splitlines() if "error: " in line]
+    assert errors[-1].split("[ERROR] ")[1] == f"error: {summary['error']}"
+    assert "rank 0" not in killed.stderr and "local_rank: 0" not in killed.stderr
+    assert "Traceback" not in killed.stderr
+
+
+def failure(rank: int, exitcode: int) -> "ProcessFailure":
+    """How torch's launcher saw a process end, in the same second as any other here."""
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    seen = ProcessFailure(local_rank=rank, pid=1000 + rank, exitcode=exitcode, error_file="")
+    seen.timestamp = 1_700_000_000
+    return seen
+
+
+@pytest.mark.parametrize("survivor", [1, 128 + signal.SIGTERM, -signal.SIGTERM])
+def test_the_launcher_blames_the_rank_a_signal_ended_in_whatever_order_torch_saw_them(
+    survivor: int,
+) -> None:
+    # Rank 0 ended on rank 1's end (PEER_FAILED: 1), on the launcher's SIGTERM (interrupted:
+    # 143), or before it handled that (-15); torch may see it first, in the same second.
+    for order in ((0, 1), (1, 0)):
+        ends = {0: failure(0, survivor), 1: failure(1, -signal.SIGKILL)}
+        assert distributed.first_to_fail({rank: ends[rank] for rank in order})[0] == 1
+    both_failed = {1: failure(1, 1), 0: failure(0, 1)}  # each logged its own error
+    assert distributed.first_to_fail(both_failed)[0] == 1  # torch's first
+
+
+def test_the_launcher_records_a_killed_rank_only_in_a_summary_of_its_launch(
+    tmp_path: Path,
+) -> None:
+    # A resume killed before it restored last.pt wrote no summary: the run's own stays.
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps({"status": "interrupted", "epochs": 3}))
+    distributed.record_killed(tmp_path, 1, signal.SIGKILL, since=time.time() + 60)
+    assert json.loads(path.read_text()) == {"status": "interrupted", "epochs": 3}
+    distributed.record_killed(tmp_path, 1, signal.SIGSEGV, since=0)
+    summary = json.loads(path.read_text())
+    assert (summary["status"], summary["epochs"]) == ("killed", 3)
+    assert summary["error"].startswith("rank 1 was killed by SIGSEGV (a crash, or a signal")
+    assert f"`multiclass-resume {tmp_path}` continues it" in summary["error"]
 
 
 def test_sigterm_to_the_launcher_ends_every_rank_as_one_interrupted_run(

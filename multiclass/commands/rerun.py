@@ -64,9 +64,12 @@ def threads_that_trained(run_dir: Path, cfg: DictConfig) -> int | None:
 
 @contextmanager
 def logging_into(run_dir: Path) -> Iterator[None]:
-    """The run's lines on stderr and in its train.log, as multiclass-train logs them."""
-    run_dir.mkdir(parents=True)
-    handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(run_dir / "train.log")]
+    """The run's lines on stderr and in its train.log, as multiclass-train logs them. The
+    directory may be there already (`prepare` refused one that was): a data parallel rerun's
+    launcher makes it, whose lines (how a rank ended) follow its rank 0's."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train_log = logging.FileHandler(run_dir / "train.log", delay=True)
+    handlers = [logging.StreamHandler(sys.stderr), train_log]
     root, level = logging.getLogger(), logging.getLogger().level
     root.setLevel(logging.INFO)
     for handler in handlers:
@@ -120,7 +123,9 @@ def main(argv: list[str] | None = None) -> None:
         from multiclass.lifecycle.distributed import launch
 
         module = ["-m", "multiclass.commands.rerun", str(args.run_dir), *args.overrides]
-        sys.exit(launch(processes, [*module, "--out", str(out)]))
+        with logging_into(out):
+            code = launch(processes, [*module, "--out", str(out)], out)
+        sys.exit(code)
     sys.exit(rerun(cfg, args.run_dir, out))
 
 

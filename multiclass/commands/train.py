@@ -112,7 +112,9 @@ def launch_processes(processes: int, run_dir: Path, mode: RunMode) -> int:
     from multiclass.lifecycle.distributed import launch
 
     log.info("training with %d processes (data parallel) -> %s", processes, run_dir)
-    return launch(processes, ["-m", "multiclass", *sys.argv[1:], f"hydra.run.dir={run_dir}"])
+    return launch(
+        processes, ["-m", "multiclass", *sys.argv[1:], f"hydra.run.dir={run_dir}"], run_dir
+    )
 
 
 class SweepReport(Callback):

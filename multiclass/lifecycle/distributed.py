@@ -19,7 +19,10 @@ Ending: SIGTERM or Ctrl-C to the launcher reaches every rank, which ends the run
 `interrupted`. A launcher killed outright (SIGKILL, the out-of-memory killer) passes nothing on,
 and its ranks would train on without it: each rank watches its launcher, and ends itself with
 SIGKILL once it is gone, so that the run stops as a one-process run killed so does. When another
-process of the run fails, a rank says so rather than gloo's "Connection closed by peer"."""
+process of the run fails, a rank says so rather than gloo's "Connection closed by peer". A rank
+killed by a signal (SIGKILL, as the out-of-memory killer sends) can say nothing: the launcher of
+`device.processes`, which sees how each process ended, records it in train.log and summary.json
+(`killed`, and which rank, by which signal)."""
 
 import logging
 import os
@@ -28,9 +31,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -38,6 +42,10 @@ from torch import nn
 
 from multiclass.engine import Shard
 from multiclass.errors import UserError
+from multiclass.lifecycle.artifacts import read_json, write_json
+
+if TYPE_CHECKING:
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
 log = logging.getLogger("multiclass")
 
@@ -52,8 +60,7 @@ QUIET_RANK = ("hydra.output_subdir=null", "hydra/job_logging=stdout")
 # raises a plain RuntimeError, not torch.distributed's DistBackendError (torch 2.14: in DDP's
 # gradient reduction and in all_reduce alike), so its words are what tells it apart.
 PEER_FAILED = (
-    "another process of the run failed (see its error above, or the launcher's report of how it"
-    " ended)"
+    "another process of the run failed (see its error, or the launcher's line on how it ended)"
 )
 PEER_GONE = ("Connection closed by peer", "Connection reset by peer")
 # How often a rank looks for its launcher (torch's elastic agent): a parent process id that
@@ -61,6 +68,13 @@ PEER_GONE = ("Connection closed by peer", "Connection reset by peer")
 WATCH_S = 0.05
 launcher_pid: int | None = None
 peer_lost = False
+# Why a signal may have ended a rank, as the launcher says it; any other: KILLED_BY_ANOTHER.
+KILLED_BY = {signal.SIGKILL: "the out-of-memory killer sends it; `dmesg` says whether it did"}
+KILLED_BY_ANOTHER = "a crash, or a signal from outside the run"
+# torch's elastic agent logs the process it takes for the first to fail, the one whose failure
+# it saw in the earliest second: where two ended in the same second, a survivor that failed
+# on the other's end could be named. Its line is left out; the launcher says which rank it was.
+TORCH_BLAME = ("torch.distributed.elastic.multiprocessing.api", "failed (exitcode")
 
 
 def join(argv: Sequence[str]) -> list[str]:
@@ -217,13 +231,13 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model)
 
 
-def launch(processes: int, argv: Sequence[str]) -> int:
+def launch(processes: int, argv: Sequence[str], run_dir: Path) -> int:
     """Run `python <argv>` (`-m multiclass ...`, `-m multiclass.commands.rerun ...`) in
     `processes` processes on this machine through torch's elastic launcher, as
-    `torchrun --standalone` would, and wait: the exit status of the run (that of the first
-    rank that failed). Each process computes on one thread unless device.num_threads says
+    `torchrun --standalone` would, and wait: the exit status of the run (that of the rank
+    that ended it). Each process computes on one thread unless device.num_threads says
     otherwise: they share the cores. SIGTERM or Ctrl-C here is passed on to every rank, which
-    ends the run as interrupted."""
+    ends the run as interrupted; a rank killed by a signal is recorded in `run_dir`."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -238,11 +252,60 @@ def launch(processes: int, argv: Sequence[str]) -> int:
         rdzv_endpoint="localhost:0",
         max_restarts=0,
     )
+    logging.getLogger(TORCH_BLAME[0]).addFilter(not_torch_blame)
+    started = time.time()
     try:
         elastic_launch(config, sys.executable)(*argv)
     except ChildFailedError as failed:
-        _, first = failed.get_first_failure()
-        return 128 - first.exitcode if first.exitcode < 0 else first.exitcode
+        rank, first = first_to_fail(failed.failures)
+        if first.exitcode >= 0:  # the rank logged its own error (or another's end) as it ended
+            return first.exitcode
+        record_killed(run_dir, rank, -first.exitcode, started)
+        return 128 - first.exitcode
     except SignalException as stopped:
         return 128 + signal.Signals(stopped.sigval).value
     return 0
+
+
+def not_torch_blame(record: logging.LogRecord) -> bool:
+    """Every line of torch's launcher but its own guess of the process that failed first."""
+    return not str(record.msg).startswith(TORCH_BLAME[1])
+
+
+def first_to_fail(failures: Mapping[int, "ProcessFailure"]) -> tuple[int, "ProcessFailure"]:
+    """The rank whose end ended the run, and how it ended: one that a signal ended (it could
+    say nothing, and the others only failed on its absence or had the launcher's SIGTERM as it
+    stopped them), one by another signal than that SIGTERM first; else the one torch saw fail
+    first."""
+
+    def order(item: tuple[int, "ProcessFailure"]) -> tuple[bool, bool, int]:
+        exitcode = item[1].exitcode
+        return exitcode >= 0, exitcode == -signal.SIGTERM, item[1].timestamp
+
+    return min(failures.items(), key=order)
+
+
+def record_killed(run_dir: Path, rank: int, signum: int, since: float) -> None:
+    """Say in one line (in train.log through the log, as the launcher's lines go there) and in
+    summary.json, as `killed`, that a signal ended rank `rank`. Only a summary.json written
+    since the launch (`since`) is the run's record of it: a resume that ended before it
+    restored last.pt leaves the run's own alone."""
+    error = killed_by(rank, signum, run_dir)
+    log.error("error: %s", error)
+    summary_path = run_dir / "summary.json"
+    summary = read_json(summary_path)
+    if summary is not None and summary_path.stat().st_mtime >= since:
+        write_json(summary_path, {**summary, "status": "killed", "error": error})
+
+
+def killed_by(rank: int, signum: int, run_dir: Path) -> str:
+    """'rank 1 was killed by SIGKILL (the out-of-memory killer sends it; ...); ...'."""
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    why = KILLED_BY.get(signum, KILLED_BY_ANOTHER)
+    return (
+        f"rank {rank} was killed by {name} ({why}), and the launcher stopped the run's other"
+        f" processes: `multiclass-resume {run_dir}` continues it"
+    )
