@@ -1,10 +1,13 @@
 """The bad-value battery: for every leaf key of every option of every config group (and every
 experiment), values of the wrong type and out of range, generated from the rules in
 multiclass/validation.py, each refused in one line that names the key; on the command line,
-exit status 1 and no run directory."""
+exit status 1 and no run directory. The bounds themselves are pinned here in BOUNDS, a table
+written out by hand: a rule loosened in validation.py (`trainer.batch_size >= 0`) fails it."""
 
 import copy
 import functools
+import math
+import re
 import subprocess
 import sys
 from typing import Any
@@ -29,6 +32,119 @@ def every_config() -> tuple[DictConfig, ...]:
         for option in sorted((CONFIG_DIR / group).glob("*.yaml"))
     ]
     return (compose_config(), *(compose_config(override) for override in overrides))
+
+
+# What each bounded key allows, as its error message says it: the bounds written out, not
+# read from RULES, so that a rule loosened (or tightened) there fails
+# test_each_bound_refuses_the_value_past_it_and_allows_the_one_at_it.
+BOUNDS = {
+    "seed": "an integer >= 0 and <= 4294967295",
+    "trainer.epochs": "an integer >= 1",
+    "trainer.batch_size": "an integer >= 1",
+    "trainer.eval_batch_size": "an integer >= 1",
+    "trainer.log_every": "an integer >= 1",
+    "trainer.early_stopping.patience": "an integer >= 1, or null",
+    "trainer.early_stopping.min_delta": "a number >= 0",
+    "trainer.checkpoint_every_s": "a number >= 0",
+    "trainer.divergence_factor": "a number > 1, or null",
+    "dataset.classes": "a list of integers >= 0 or texts, or null",
+    "dataset.limit": "an integer >= 1, or null",
+    "dataset.val_fraction": "a number >= 0 and < 1",
+    "dataset.test_fraction": "a number > 0 and < 1",
+    "dataset.seed": "an integer >= 0 and <= 4294967295",
+    "dataset.n_samples": "an integer >= 2",
+    "dataset.cluster_std": "a number > 0",
+    "dataset.noise": "a number >= 0",
+    "dataset.image_size": "an integer >= 1, or null",
+    "dataset.max_bytes": "an integer >= 1, or null",
+    "model.depth": "an integer >= 0",
+    "model.width": "an integer >= 1",
+    "model.hidden": "a list of integers >= 1, or null",
+    "model.dropout": "a number >= 0 and < 1",
+    "model.channels": "a list of integers >= 1",
+    "model.kernel_size": "an integer >= 1",
+    "model.padding": "an integer >= 0",
+    "model.pool": "an integer >= 1",
+    "model.convs_per_block": "an integer >= 1",
+    "model.backbone_lr": "a number > 0",
+    "augment.padding": "an integer >= 0",
+    "loss.weight": "a list of numbers >= 0, or null",
+    "loss.pos_weight": "a list of numbers > 0, or null",
+    "loss.label_smoothing": "a number >= 0 and <= 1",
+    "optimizer.lr": "a number > 0",
+    "optimizer.weight_decay": "a number >= 0",
+    "optimizer.momentum": "a number >= 0 and < 1",
+    "scheduler.step_size": "an integer >= 1",
+    "scheduler.gamma": "a number > 0",
+    "scheduler.T_max": "an integer >= 1, or null",
+    "scheduler.eta_min": "a number >= 0",
+    "scheduler.max_lr": "a number > 0",
+    "scheduler.total_steps": "an integer >= 1, or null",
+    "scheduler.pct_start": "a number > 0 and < 1",
+    "scheduler.div_factor": "a number > 0",
+    "scheduler.final_div_factor": "a number > 0",
+    "scheduler.base_momentum": "a number >= 0 and < 1",
+    "scheduler.max_momentum": "a number >= 0 and < 1",
+    "device.num_threads": "an integer >= 1, or null",
+    "device.processes": "an integer >= 1",
+}
+
+
+def edges(allowed: str) -> list[tuple[float, float]]:
+    """For each bound in a BOUNDS text, (the value just past it, the value at it): `>= 1` of
+    an integer gives (0, 1), `> 0` of a number (0, the smallest number above 0)."""
+    integer = "integer" in allowed
+    pairs = []
+    for sign, text in re.findall(r"([<>]=?) (\d+(?:\.\d+)?)", allowed):
+        bound = int(text) if integer else float(text)
+        refused = -1 if sign.startswith(">") else 1  # the side of the bound that is refused
+        if sign.endswith("="):  # the bound itself is allowed
+            pairs.append((beside(bound, refused, integer), bound))
+        else:
+            pairs.append((bound, beside(bound, -refused, integer)))
+    return pairs
+
+
+def beside(value: float, side: int, integer: bool) -> float:
+    """The next integer or number after `value` on `side` (+1 above, -1 below)."""
+    return value + side if integer else math.nextafter(value, side * math.inf)
+
+
+def bounded(rule: Rule) -> bool:
+    if rule.one_of:
+        return any(map(bounded, rule.one_of))
+    if rule.items is not None:
+        return bounded(rule.items)
+    return rule.low is not None or rule.high is not None
+
+
+def config_with(key: str) -> DictConfig:
+    """A copy of the first composed config that has `key`."""
+    missing = object()
+    cfg = next(
+        c for c in every_config() if OmegaConf.select(c, key, default=missing) is not missing
+    )
+    return copy.deepcopy(cfg)
+
+
+def test_every_bound_of_the_rules_is_pinned_in_bounds():
+    assert {key for key, rule in RULES.items() if bounded(rule)} == set(BOUNDS)
+
+
+@pytest.mark.parametrize("key", sorted(BOUNDS))
+def test_each_bound_refuses_the_value_past_it_and_allows_the_one_at_it(key):
+    allowed = BOUNDS[key]
+    pairs = edges(allowed)
+    assert pairs, allowed
+    given = (lambda value: [value]) if allowed.startswith("a list of") else (lambda value: value)
+    for past, at in pairs:
+        cfg = config_with(key)
+        OmegaConf.update(cfg, key, given(past), merge=False)
+        with pytest.raises(UserError) as refused:
+            check_config(cfg)
+        assert str(refused.value) == f"{key} must be {allowed}, got {shown(given(past))}"
+        OmegaConf.update(cfg, key, given(at), merge=False)
+        check_config(cfg)
 
 
 def bad_values(rule: Rule) -> list[Any]:
