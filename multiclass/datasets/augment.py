@@ -5,7 +5,8 @@ resume from last.pt, draw the same seeds and so the same augmented images.
 An augmentation takes a batch as stored (uint8 images, N x C x H x W) and returns one of the
 same shape and dtype. Validation and test batches are never augmented."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -58,11 +59,75 @@ class PerSample:
             return torch.stack([self.transform(image) for image in images])
 
 
-def check_augmentation(augmentation: Augmentation | None, input_shape: Sequence[int]) -> None:
-    """Image augmentations need image inputs; a one-line error for a table's rows."""
-    if augmentation is not None and len(input_shape) != 3:
-        name = type(augmentation).__name__
+def check_augmentation(augmentation: Augmentation | None, inputs: Any) -> None:
+    """Before training, a one-line error for an augment that cannot work on these inputs (a
+    split's, in memory or on disk): a table's rows, a single-image transform given as the
+    augment itself, or one that, tried once on the first image, fails or changes its shape or
+    dtype. Tried inside `fork_rng`: the check draws nothing from the run's generators."""
+    if augmentation is None:
+        return
+    name = type(augmentation).__name__
+    shape = tuple(inputs.shape[1:])
+    if len(shape) != 3:
         raise UserError(
             f"augment ({name}) needs image inputs (channels, height, width); these inputs have"
-            f" shape {tuple(input_shape)}: use augment=none"
+            f" shape {shape}: use augment=none"
         )
+    if type(augmentation).__module__.startswith("torchvision.transforms"):
+        raise UserError(one_image_transform(augmentation))
+    first = inputs.index_select(0, torch.zeros(1, dtype=torch.int64, device=inputs.device))
+    devices = [first.device] if first.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            out = augmentation(first, 0)
+        except Exception as error:
+            text = " ".join(str(error).split())[:200]
+            raise UserError(
+                f"augment ({name}) fails on one image of shape {sized(first)}:"
+                f" {type(error).__name__}: {text}"
+            ) from None
+    check_output(name, first, out)
+
+
+def check_output(name: str, images: torch.Tensor, out: Any) -> None:
+    """`out`, what an augment gave for `images`: a batch of their shape and dtype."""
+    if not isinstance(out, torch.Tensor):
+        raise UserError(
+            f"augment ({name}) gave a {type(out).__name__}, not a batch of images: an augment is"
+            " called as augment(images, seed) and returns the images"
+        )
+    if out.shape != images.shape:
+        raise UserError(
+            f"augment: the transform changed the image shape {sized(images)} -> {sized(out)}: an"
+            " augment must keep the shape (crop back, or set dataset.image_size)"
+        )
+    if out.dtype != images.dtype:
+        raise UserError(
+            f"augment: the transform changed the images' dtype {dtype_name(images)} ->"
+            f" {dtype_name(out)}: an augment must give them back as stored (leave out ToDtype"
+            " and Normalize; the model gets floats in [0, 1] after it)"
+        )
+
+
+def one_image_transform(transform: Any) -> str:
+    """What to write for a torchvision transform given as the augment itself: it takes one
+    image, and the engine calls an augment with a batch and a seed."""
+    v2 = type(transform).__module__.startswith("torchvision.transforms.v2")
+    target = f"torchvision.transforms{'.v2' if v2 else ''}.{type(transform).__name__}"
+    return (
+        f"augment: {target} transforms one image, and an augment takes a batch and a seed: put it"
+        " under PerSample's transform, as conf/augment/trivial_augment.yaml does, e.g. augment:"
+        " {_target_: multiclass.datasets.augment.PerSample, transform: {_target_:"
+        f" {target}}}}}, or on the command line augment=trivial_augment"
+        f" augment.transform._target_={target}"
+    )
+
+
+def sized(images: torch.Tensor) -> str:
+    """A batch's image shape as C x H x W (the whole shape when not 4-d)."""
+    shape = images.shape[1:] if images.dim() == 4 else images.shape
+    return "x".join(str(size) for size in shape)
+
+
+def dtype_name(images: torch.Tensor) -> str:
+    return str(images.dtype).removeprefix("torch.")

@@ -78,7 +78,7 @@ def build(
     for group, factor in zip(optimizer.param_groups, trainable.lr_factors, strict=True):
         group["lr"] *= factor
     augment = instantiate(cfg.get("augment"))
-    check_augmentation(augment, splits.input_shape)
+    check_augmentation(augment, splits.train.x)  # tried on its first image
     batches = batches_per_epoch(len(splits.train), settings)
     schedule = build_schedule(cfg.get("scheduler"), optimizer, settings.epochs, batches)
     summary["num_params"] = sum(p.numel() for p in model.parameters())
