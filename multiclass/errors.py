@@ -2,8 +2,10 @@
 and errors in a user's code or from torch, said with where they came from (a callback and its
 event, a config group and key), or with Python's own traceback when the user asks for it."""
 
+import json
 import os
 import pkgutil
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -82,6 +84,38 @@ def failures_named(where: str | Callable[[BaseException], str]) -> Iterator[None
             raise
         text = where if isinstance(where, str) else where(error)
         raise FailedIn(f"{text}: {one_line(built_by_hydra(error))}") from error
+
+
+@contextmanager
+def building(key: str, options: Any) -> Iterator[None]:
+    """An error while building (or first using) the component at config `key` (a group such as
+    `loss`, or `callbacks.NAME`) is one line that names the keys of `options` its text
+    mentions, `cannot build loss (loss.weight=[1.0, 2.0]): RuntimeError: weight tensor ...`,
+    or the component and all its options where it mentions none."""
+
+    def where(error: BaseException) -> str:
+        named = suspects(key, options, error)
+        return f"cannot build {key} ({named})" if named else f"cannot build {key}"
+
+    with failures_named(where):
+        yield
+
+
+def suspects(key: str, options: Any, error: BaseException) -> str:
+    """`key.name=value` for each option that `error` names, else the target and every option."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.is_dict(options):
+        return ""
+    given = OmegaConf.to_container(options, resolve=True)
+    given = {k: v for k, v in given.items() if not k.startswith("_") and v is not None}
+    words = set(re.findall(r"\w+", str(built_by_hydra(error))))
+    named = {k: v for k, v in given.items() if k in words}
+    shown = [
+        f"{key}.{k}={v if isinstance(v, str) else json.dumps(v)}"
+        for k, v in (named or given).items()
+    ]
+    return ", ".join(shown if named else [str(options.get("_target_")), *shown])
 
 
 def built_by_hydra(error: BaseException) -> BaseException:

@@ -73,8 +73,8 @@ def test_a_callback_its_options_do_not_fit_names_its_key(tmp_path):
     outcome = execute(cfg, tmp_path)
     assert outcome.status == "failed"
     assert outcome.summary["error"] == (
-        "cannot build callbacks.odd: TypeError: Counter.__init__() got an unexpected keyword"
-        " argument 'step'"
+        "cannot build callbacks.odd (callbacks.odd.step=2): TypeError: Counter.__init__() got an"
+        " unexpected keyword argument 'step'"
     )
 
 

@@ -328,3 +328,50 @@ def test_the_command_line_refuses_a_busy_run_dir_before_hydra_writes_there(tmp_p
         " directory (hydra.run.dir)\n"
     )
     assert [p.name for p in run_dir.iterdir()] == [LOCK]
+
+
+# 7. A value that passes its rule but that torch refuses when the component is built or used.
+
+DIGITS = ["dataset=digits", "dataset.limit=100", "trainer.epochs=1"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        (
+            ["loss.weight=[1.0,2.0]"],
+            "cannot build loss (loss.weight=[1.0, 2.0]): RuntimeError: weight tensor should be"
+            " defined either for all 10 classes or no classes but got weight tensor of shape: [2]",
+        ),
+        (
+            ["loss=bce_with_logits", "loss.pos_weight=[1.0,2.0]", "dataset.classes=[0,1]"],
+            "cannot build loss (torch.nn.BCEWithLogitsLoss, loss.pos_weight=[1.0, 2.0]):"
+            " RuntimeError: output with shape [2, 1] doesn't match the broadcast shape [2, 2]",
+        ),
+        (
+            ["+optimizer.foo=1"],
+            "cannot build optimizer (optimizer.foo=1): TypeError: Adam.__init__() got an"
+            " unexpected keyword argument 'foo'",
+        ),
+        (
+            ["+model.foo=1"],
+            "cannot build model (model.foo=1): TypeError: mlp() got an unexpected keyword"
+            " argument 'foo'",
+        ),
+        (
+            ["+dataset.foo=1"],
+            "cannot build dataset (dataset.foo=1): TypeError: make_splits() got an unexpected"
+            " keyword argument 'foo'",
+        ),
+        (
+            ["+device.foo=1"],
+            "cannot build device (device.foo=1): TypeError: prepare() got an unexpected keyword"
+            " argument 'foo'",
+        ),
+    ],
+)
+def test_a_value_torch_refuses_names_its_key(overrides, error, train, tmp_path, caplog):
+    outcome = train(*DIGITS, *overrides, run_dir=tmp_path / "run")
+    assert (outcome.status, outcome.exit_code) == ("failed", 1)
+    assert outcome.summary["error"] == error
+    assert error_lines(caplog) == [f"error: {error}"]

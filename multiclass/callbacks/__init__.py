@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from multiclass.config import CONFIG_DIR, TrainerSettings
-from multiclass.errors import UserError, failures_named, import_target, one_line
+from multiclass.errors import UserError, building, failures_named, import_target, one_line
 
 if TYPE_CHECKING:
     from multiclass.engine import EpochMetrics, Evaluation, Progress
@@ -130,7 +130,7 @@ def build_callbacks(cfg: DictConfig) -> Callbacks:
             continue
         target = node.get("_target_") if OmegaConf.is_dict(node) else None
         import_target(f"callbacks.{name}._target_", target)
-        with failures_named(f"cannot build callbacks.{name}"):
+        with building(f"callbacks.{name}", node):
             callback = instantiate(node)
         if not isinstance(callback, Callback):
             kind = type(callback).__name__

@@ -1,10 +1,13 @@
 """What a run builds from its config: device, data, loss and head, model (seeded), optimizer
-and lr schedule, each by `hydra.utils.instantiate`; and how the model's weights are saved."""
+and lr schedule, each by `hydra.utils.instantiate`; and how the model's weights are saved.
+An error building one (a value that passes its rule but that torch refuses) names its group
+and the key that holds the value."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
@@ -13,7 +16,8 @@ from multiclass.config import TrainerSettings
 from multiclass.datasets import Splits
 from multiclass.datasets.augment import check_augmentation
 from multiclass.engine import Task, batches_per_epoch
-from multiclass.heads import build_loss
+from multiclass.errors import building
+from multiclass.heads import Head, build_loss
 from multiclass.lifecycle import distributed
 from multiclass.lifecycle.checkpoint import save_checkpoint
 from multiclass.lifecycle.preprocess import save_preprocess
@@ -60,27 +64,34 @@ def build(
 ) -> Built:
     """Device, data, loss, model (seeded), optimizer and lr schedule, as the config says.
     `restoring`: a checkpoint replaces every weight, so the weights file is not read."""
-    runtime = instantiate(cfg.device)
+    with building("device", cfg.device):
+        runtime = instantiate(cfg.device)
     summary.update(seed=cfg.seed, device=str(runtime.device))
     summary["processes"] = distributed.shard().size
-    splits: Splits = instantiate(cfg.dataset).to(runtime.device)
+    with building("dataset", cfg.dataset):
+        splits: Splits = instantiate(cfg.dataset).to(runtime.device)
     summary.update(describe_data(splits))
-    criterion, head = build_loss(cfg.loss, splits.num_classes)
+    with building("loss", cfg.loss):
+        criterion, head = build_loss(cfg.loss, splits.num_classes)
+        check_loss(criterion, head, splits.train.y)
     seed_everything(cfg.seed)
     model_cfg = finetune.from_checkpoint(cfg.model) if restoring else cfg.model
-    network = build_classifier(model_cfg, splits.input_shape, head)
+    with building("model", cfg.model):
+        network = build_classifier(model_cfg, splits.input_shape, head)
     runtime = runtime.fitted_to(network)
     model = runtime.place(network)
     step = multiply_adds_per_sample(model, splits.input_shape) * settings.batch_size
     summary["num_threads"] = runtime.settle_threads(step)
     trainable = finetune.prepare(model[0], Finetuning.of(model_cfg))  # model[0]: the body
-    optimizer = build_optimizer(instantiate(cfg.optimizer), trainable.groups, runtime.device)
+    with building("optimizer", cfg.optimizer):
+        optimizer = build_optimizer(instantiate(cfg.optimizer), trainable.groups, runtime.device)
     for group, factor in zip(optimizer.param_groups, trainable.lr_factors, strict=True):
         group["lr"] *= factor
     augment = instantiate(cfg.get("augment"))
     check_augmentation(augment, splits.train.x)  # tried on its first image
     batches = batches_per_epoch(len(splits.train), settings)
-    schedule = build_schedule(cfg.get("scheduler"), optimizer, settings.epochs, batches)
+    with building("scheduler", cfg.get("scheduler")):
+        schedule = build_schedule(cfg.get("scheduler"), optimizer, settings.epochs, batches)
     summary["num_params"] = sum(p.numel() for p in model.parameters())
     trained = distributed.wrap(model, runtime.device)
     task = Task(
@@ -97,6 +108,15 @@ def build(
         unwrapped=None if trained is model else model,
     )
     return Built(cfg, splits, model, task)
+
+
+def check_loss(criterion: nn.Module, head: Head, labels: torch.Tensor) -> None:
+    """The loss of blank outputs for two training labels, on the CPU: a value torch takes at
+    build but refuses when the loss is computed (a weight per class, of the wrong length)
+    fails here, as the loss's, not in the first callback or step that computes one."""
+    sample = labels[:2].cpu()
+    with torch.no_grad():
+        criterion(head.output_layer()(torch.zeros(len(sample), head.width)), head.encode(sample))
 
 
 def describe_data(splits: Splits) -> dict[str, Any]:
