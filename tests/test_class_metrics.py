@@ -123,8 +123,14 @@ def test_monitor_val_loss_keeps_and_tests_the_epoch_with_the_lowest_val_loss(tra
     assert summary["best_val_acc"] == float(lowest["val_acc"])
     highest = max(rows, key=lambda row: (float(row["val_acc"]), -int(row["epoch"])))
     assert int(highest["epoch"]) != summary["best_epoch"]  # val_acc would have kept another
+    # The same run stopped after its best epoch ends with that epoch's weights: a record of
+    # them made apart from best.pt, whose digest the full run's tested weights share anyway.
+    epochs = f"trainer.epochs={summary['best_epoch']}"
+    stopped = train(*BUMPY, epochs, run_dir=tmp_path / "stopped").summary
     best, _, _ = load_classifier(run_dir / "best.pt")
-    assert weights_sha256(best) == summary["weights_sha256"]
+    assert weights_sha256(best) == stopped["weights_sha256"] == summary["weights_sha256"]
+    best.load_state_dict(torch.load(run_dir / "last.pt", weights_only=True)["model"])
+    assert weights_sha256(best) != stopped["weights_sha256"]  # the last epoch's weights differ
 
 
 def test_progress_minimises_val_loss_and_maximises_the_rest_with_min_delta():
