@@ -13,9 +13,12 @@ import pytest
 from matplotlib.patches import Rectangle
 
 from multiclass.commands.report import main
+from multiclass.config import compose_config
+from multiclass.lifecycle.run import execute
 from multiclass.reporting import sweep_figure
 from multiclass.reporting.sweep import write_report
 from multiclass.reporting.sweep_jobs import build_report
+from tests.conftest import QUIET
 
 TINY = ["dataset.limit=200", "trainer.epochs=2"]
 QUICK = ["dataset.limit=200", "trainer.epochs=1"]
@@ -321,4 +324,42 @@ def test_objective_and_top_rank_the_runs_and_choose_how_many_are_shown(
         assert report(tmp_path, "--no-plot", "--objective", "nope") == 1
     assert caplog.messages[-1].startswith(
         "error: no sweep report: --objective nope is no figure of a run; the figures:"
+    )
+
+
+def resume(run_dir: Path, *overrides: str) -> None:
+    """multiclass-resume RUN_DIR, in-process."""
+    cfg = compose_config(*QUIET, f"resume={run_dir}", *overrides)
+    assert execute(cfg, run_dir, [f"resume={run_dir}", *overrides]).status == "completed"
+
+
+def test_loose_runs_are_compared_by_what_they_trained_not_by_how_they_ran(train, tmp_path, capsys):
+    """Loose runs that differ in how they were shown, recorded and resumed (progress, plots,
+    log_every, a patience that stopped none of them, resume) are compared by what they trained
+    alone, with the sweep report's figures; early stopping's settings where they stopped one."""
+    runs = tmp_path / "runs"
+    train(*TINY, run_dir=runs / "base")
+    shown = ["trainer.progress=true", "plots=true", "trainer.log_every=2"]
+    train(
+        *TINY, "model.depth=3", *shown, "trainer.early_stopping.patience=5", run_dir=runs / "deep"
+    )
+    train(*QUICK, run_dir=runs / "resumed")
+    resume(runs / "resumed", "trainer.epochs=2")
+
+    assert report(runs, "--no-plot") == 0
+    out = capsys.readouterr().out
+    assert build_report([runs]).swept == ["model.depth"]
+    assert list(read_rows(runs / "sweep.csv")[0])[:3] == ["job", "model.depth", "status"]
+    best = next(line for line in out.splitlines() if line.startswith("Best: "))
+    assert re.fullmatch(r"Best: run \w+ \(.+\), best_val_acc [\d.]+, with model.depth=\d", best)
+    header = table(out)[0].split()
+    assert header[:2] == ["run", "depth"]
+    figures = header + around_table(out)[0].replace(",", " ").split()  # the table, or said once
+    assert {"test_acc", "test_loss", "num_params"} <= set(figures), out
+
+    stopping = ["trainer.early_stopping.patience=1", "trainer.early_stopping.min_delta=1"]
+    stopped = train("dataset.limit=200", "trainer.epochs=3", *stopping, run_dir=runs / "stopped")
+    assert stopped.summary["stopped_early"] is True
+    assert {"trainer.early_stopping.patience", "trainer.early_stopping.min_delta"} <= set(
+        build_report([runs]).swept
     )

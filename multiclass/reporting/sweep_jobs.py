@@ -36,6 +36,24 @@ MONITOR_FIGURES = ("monitor", "best_score")  # left out where every run monitors
 DEFAULT_OBJECTIVE = "best_val_acc"
 MONITORED_OBJECTIVE = "best_score"
 MINIMIZED = ("loss", "error", "time_s")  # objectives whose best is the lowest
+# Keys (and the keys below them) that say how a run was launched, resumed, shown or recorded,
+# never what it trained: no column of a sweep's report or of loose runs', however they differ.
+NOT_THE_EXPERIMENT = (
+    "hydra",
+    "resume",
+    "reproduces",
+    "plots",
+    "logger",
+    "trainer.progress",
+    "trainer.log_every",
+    "trainer.checkpoint_every_s",
+    "trainer.layer_stats",
+    "dataset.progress",
+    "dataset.download",
+    "dataset.cache_dir",
+)
+# Early stopping's settings change what is trained only where they stopped a run.
+EARLY_STOPPING = "trainer.early_stopping"
 
 
 @dataclass(frozen=True)
@@ -174,8 +192,9 @@ def is_figure(value: object) -> bool:
 def swept_keys(records: list[RunRecord]) -> list[str]:
     """The keys whose values differ between jobs: the override keys in the order typed; where
     some run had none (loose runs), also the config groups and values that differ, shallowest
-    first, less the values inside a group that differs (its name shows them: group_names) and
-    less copies: `dataset.seed` (`${seed}` in the config) has the name and values of `seed`."""
+    first, less the values inside a group that differs (its name shows them: group_names), less
+    copies (`dataset.seed`, `${seed}` in the config, has the name and values of `seed`) and
+    less the keys that do not describe the experiment (describes_experiment)."""
     typed = [key for record in records for key in record.overrides]
     found = [] if all(record.overrides for record in records) else config_keys(records)
     keys: list[str] = []
@@ -185,11 +204,24 @@ def swept_keys(records: list[RunRecord]) -> list[str]:
             continue
         values = column_values(records, key)
         copy = (key.rsplit(".", 1)[-1], values)
-        if key.startswith("reproduces.") or len(set(values or ())) < 2 or copy in seen:
+        if not describes_experiment(key, records) or len(set(values or ())) < 2 or copy in seen:
             continue
         seen.add(copy)
         keys.append(key)
     return keys
+
+
+def describes_experiment(key: str, records: list[RunRecord]) -> bool:
+    """Whether `key` can set what the runs trained: not in NOT_THE_EXPERIMENT; early stopping's
+    only where it stopped one of them (else each trained its epochs, whatever it said)."""
+    if is_under(key, EARLY_STOPPING):
+        return any(record.summary.get("stopped_early") for record in records)
+    return not any(is_under(key, plumbing) for plumbing in NOT_THE_EXPERIMENT)
+
+
+def is_under(key: str, node: str) -> bool:
+    """`trainer.progress` is under `trainer.progress` and under `trainer`."""
+    return key == node or key.startswith(f"{node}.")
 
 
 def column_values(records: list[RunRecord], key: str) -> tuple[str, ...] | None:
