@@ -18,7 +18,7 @@ from multiclass.lifecycle.run import execute
 from multiclass.reporting import sweep_figure
 from multiclass.reporting.sweep import write_report
 from multiclass.reporting.sweep_jobs import build_report
-from tests.conftest import QUIET
+from tests.conftest import QUIET, run_cli
 
 TINY = ["dataset.limit=200", "trainer.epochs=2"]
 QUICK = ["dataset.limit=200", "trainer.epochs=1"]
@@ -363,3 +363,29 @@ def test_loose_runs_are_compared_by_what_they_trained_not_by_how_they_ran(train,
     assert {"trainer.early_stopping.patience", "trainer.early_stopping.min_delta"} <= set(
         build_report([runs]).swept
     )
+
+
+def test_a_job_the_config_checks_refused_is_reported_failed_with_its_reason(tmp_path):
+    """A job refused before it wrote its config or summary (model.width=0) leaves Hydra's
+    .hydra/ and the one error line of its train.log: the report says `failed` and that line in
+    the console, sweep.csv and sweep.md, and reads its values as its peers' (no column for a
+    key typed alike for every job)."""
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "-m", "model.width=8,0", *QUICK, "plots=false", f"hydra.sweep.dir={sweep}", cwd=tmp_path
+    )
+    reason = "model.width must be an integer >= 1, got 0"
+    assert result.returncode == 1, result.stderr
+    assert not (sweep / "1" / "summary.json").exists()  # what it says is in its log alone
+    assert "1 job(s) did not complete: 1 (failed)" in result.stderr
+    rows = read_rows(sweep / "sweep.csv")
+    assert list(rows[0])[:4] == ["job", "model.width", "status", "error"]
+    assert [(row["model.width"], row["status"], row["error"]) for row in rows] == [
+        ("8", "completed", ""),
+        ("0", "failed", reason),
+    ]
+    markdown = (sweep / "sweep.md").read_text().splitlines()
+    assert markdown[-1].startswith(f"| 1 | 0 | failed: {reason} | - |")
+    console = result.stdout.splitlines()
+    assert console[-4].split()[:3] == ["1", "0", "failed"]  # the table's last row
+    assert console[-3] == f"job 1 failed: {reason}"  # then why, whole, before `Best: `

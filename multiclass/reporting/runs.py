@@ -1,14 +1,18 @@
 """Run directories read back as records: what a sweep report needs from each job, whichever
 launcher ran it and however far it got (a job still running, or killed, says `running` in its
-summary.json: its figures come from the metrics.csv rows it wrote)."""
+summary.json: its figures come from the metrics.csv rows it wrote; a job refused before it
+wrote a summary has only Hydra's .hydra/ and the one error line in its log)."""
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from multiclass.config import MONITORS
 from multiclass.errors import UserError
@@ -16,6 +20,8 @@ from multiclass.lifecycle.artifacts import lock_run_dir, read_csv_rows, read_jso
 
 # Files that mark a run directory: the run writes config.yaml first, Hydra writes .hydra/.
 RUN_MARKERS = ("config.yaml", "summary.json", ".hydra/overrides.yaml")
+# A line the run logged as its error, whatever prefix the log format puts before it.
+ERROR_LINE = re.compile(r"^(?:\[[^\]]*\])*\s*error: (.+)$")
 
 
 @dataclass(frozen=True)
@@ -73,29 +79,59 @@ def run_dir_of(marker: Path) -> Path:
 def read_run(run_dir: Path) -> RunRecord:
     rows = read_csv_rows(run_dir / "metrics.csv")
     hydra = (read_yaml(run_dir / ".hydra" / "hydra.yaml") or {}).get("hydra") or {}
-    config = flatten(read_yaml(run_dir / "config.yaml") or {})
+    config = flatten(read_run_config(run_dir))
+    log_file = run_dir / f"{(hydra.get('job') or {}).get('name') or 'train'}.log"
     return RunRecord(
         path=run_dir,
         job=job_number(run_dir, hydra),
         overrides=read_overrides(run_dir / ".hydra" / "overrides.yaml"),
         config=config,
-        summary=read_summary(run_dir, rows, monitor_of(config)),
+        summary=read_summary(run_dir, rows, monitor_of(config), log_file),
         val_acc=[float(row["val_acc"]) for row in rows if row.get("val_acc")],
         choices=group_choices(hydra),
     )
 
 
-def read_summary(run_dir: Path, rows: list[dict[str, str]], monitor: str) -> dict[str, Any]:
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """config.yaml, as the run resolved it; for a job refused before it wrote one (a bad value),
+    the config Hydra composed for it, resolved alike, so that its values read as its peers'."""
+    saved = read_yaml(run_dir / "config.yaml")
+    if saved is not None:
+        return saved
+    composed = read_yaml(run_dir / ".hydra" / "config.yaml") or {}
+    try:
+        return OmegaConf.to_container(OmegaConf.create(composed), resolve=True)
+    except (OmegaConfBaseException, ValueError):  # a resolver only the run registers
+        return composed
+
+
+def read_summary(
+    run_dir: Path, rows: list[dict[str, str]], monitor: str, log_file: Path
+) -> dict[str, Any]:
     """summary.json; for a run it says is `running`, what metrics.csv says so far, and whether
     it still runs (a process holds its lock) or was killed without a word (SIGKILL, as the
-    out-of-memory killer sends)."""
+    out-of-memory killer sends). A run without one that logged an error (a job the config
+    checks refused) `failed` with that error."""
     summary = read_json(run_dir / "summary.json")
     if summary is None:
-        return summary_so_far(rows, monitor)
+        error = logged_error(log_file)
+        so_far = summary_so_far(rows, monitor)
+        return {**so_far, "status": "failed", "error": error} if error else so_far
     if summary.get("status") == "running":
         so_far = summary_so_far(rows, monitor)
         return {**so_far, "status": "running" if in_use(run_dir) else "killed"}
     return summary
+
+
+def logged_error(log_file: Path) -> str | None:
+    """The last error line of a run's log (`error: model.width must be ...`), without its
+    prefix; None where it logged none or has no log."""
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    errors = [match[1] for line in lines if (match := ERROR_LINE.match(line))]
+    return errors[-1].strip() if errors else None
 
 
 def monitor_of(config: dict[str, Any]) -> str:

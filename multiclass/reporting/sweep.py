@@ -136,7 +136,22 @@ def console_lines(report: SweepReport, top: int = 5, width: int | None = None) -
     ]
     if left_out:
         lines.append(f"Left out: {', '.join(column.header for column in left_out)} (in sweep.md)")
-    return [clip(line, width) for line in lines]
+    return [clip(line, width) for line in lines] + failure_lines(report)
+
+
+def failure_lines(report: SweepReport) -> list[str]:
+    """`jobs 1, 3 failed: model.width must be ...`: why runs did not complete, each reason
+    once with the runs it stopped, whole (wherever they rank: the table may not show them)."""
+    stopped: dict[tuple[str, str], list[str]] = {}
+    for record in report.records:
+        error = record.summary.get("error")
+        if record.status != "completed" and error:
+            reason = (record.status, " ".join(str(error).split()))
+            stopped.setdefault(reason, []).append(report.name(record))
+    return [
+        f"{report.kind}{'s' if len(names) > 1 else ''} {', '.join(names)} {status}: {error}"
+        for (status, error), names in stopped.items()
+    ]
 
 
 def shared_line(report: SweepReport, shared: list[Column], shown: int) -> str:
