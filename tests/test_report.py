@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from matplotlib.patches import Rectangle
 
-from multiclass.commands.report import main
+from multiclass.commands.report import main, report_sweep
 from multiclass.config import compose_config
 from multiclass.lifecycle.run import execute
 from multiclass.reporting import sweep_figure
@@ -184,7 +184,8 @@ def drawn(monkeypatch, built, out_dir: Path):
         real_save(figure, path)
 
     monkeypatch.setattr(sweep_figure, "save", kept)
-    written = write_report(built, out_dir)
+    written, removed = write_report(built, out_dir)
+    assert removed is None
     (figure,) = figures
     return written, figure.axes[0]
 
@@ -309,7 +310,7 @@ def test_objective_and_top_rank_the_runs_and_choose_how_many_are_shown(
         expected = expected if lowest_first else expected[::-1]
         shown = [line.split()[0] for line in table(out)[1:]]
         assert shown == expected[:top]
-        markdown = (tmp_path / "sweep.md").read_text()
+        markdown = (tmp_path / f"sweep-by-{objective}.md").read_text()
         order = "lowest" if lowest_first else "highest"
         assert f"Ranked by `{objective}`, {order} first;" in markdown
         ranked_rows = [line.split()[1] for line in markdown.splitlines() if "| depth" in line]
@@ -325,6 +326,43 @@ def test_objective_and_top_rank_the_runs_and_choose_how_many_are_shown(
     assert caplog.messages[-1].startswith(
         "error: no sweep report: --objective nope is no figure of a run; the figures:"
     )
+
+
+def markdown_rows(path: Path) -> list[dict[str, str]]:
+    """sweep.md's table as rows, in its order (ranked), each by its header's names."""
+    lines = [line for line in path.read_text().splitlines() if line.startswith("| ")]
+    header, *rows = ([cell.strip() for cell in line.strip("|").split(" | ")] for line in lines)
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def test_a_report_by_another_objective_is_written_beside_the_sweeps_own(train, tmp_path, capsys):
+    """--objective writes sweep-by-<objective>.csv, .md and .png beside the sweep's own report,
+    which stays byte for byte as the sweep wrote it, and says where; the three agree, and with
+    --no-plot no picture is left under that name (an older one is removed, and said so)."""
+    sweep = tmp_path / "sweep"
+    for job, depth in enumerate((1, 2, 3)):
+        train(*QUICK, f"model.depth={depth}", run_dir=sweep / str(job))
+    assert report_sweep([sweep], sweep) is not None  # the sweep's own, as it writes it at its end
+    own = {name: (sweep / name).read_bytes() for name in ("sweep.csv", "sweep.md", "sweep.png")}
+    by_loss = [sweep / f"sweep-by-test_loss.{ext}" for ext in ("csv", "md", "png")]
+    capsys.readouterr()
+
+    assert report(sweep, "--objective", "test_loss") == 0
+    assert f"Report: {', '.join(map(str, by_loss))}" in capsys.readouterr().out.splitlines()
+    assert by_loss[2].read_bytes().startswith(b"\x89PNG")
+    assert report(sweep, "--objective", "test_loss", "--no-plot") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"Report: {by_loss[0]}, {by_loss[1]}" in out
+    assert any(line.startswith(f"Removed {by_loss[2]}: ") for line in out)
+    assert not by_loss[2].exists()
+    assert {name: (sweep / name).read_bytes() for name in own} == own
+
+    rows = sorted(read_rows(by_loss[0]), key=lambda row: float(row["test_loss"]))
+    assert len({row["test_loss"] for row in rows}) == 3  # a ranking to compare
+    assert "Ranked by `test_loss`, lowest first;" in by_loss[1].read_text()
+    assert [(row["job"], row["test_loss"]) for row in markdown_rows(by_loss[1])] == [
+        (Path(row["run_dir"]).name, f"{float(row['test_loss']):.4f}") for row in rows
+    ]
 
 
 def resume(run_dir: Path, *overrides: str) -> None:

@@ -1,7 +1,8 @@
 """multiclass-report PATH...: the sweep report (sweep.csv, sweep.md, sweep.png and the best
 jobs on the console) from any run or sweep directories: a sweep that ran on a cluster, one
 interrupted or still running, loose runs, several sweeps side by side. Every sweep of
-multiclass-train writes the same report at its sweep root when it ends."""
+multiclass-train writes the same report at its sweep root when it ends; a report ranked by
+another --objective is written beside it (sweep-by-OBJECTIVE.csv, .md, .png), never over it."""
 
 import argparse
 import logging
@@ -32,25 +33,38 @@ def report_sweep(
     """Write the report of the runs under `paths` into `out_dir` and print its best `top` rows,
     ranked by `objective` (None: what the runs returned to their sweeper, see build_report);
     a report that cannot be made is one logged line (it never undoes the sweep it reports)."""
+    stem = report_stem(objective)
     try:
         report = build_report(paths, objective)
-        written = write_report(report, out_dir, plots)
+        written, removed = write_report(report, out_dir, plots, stem)
     except (UserError, OSError) as error:
         log.error("error: no sweep report: %s", error)
         return None
     shown, runs = min(top, len(report.records)), len(report.records)
     print(f"Best {shown} of {runs} {report.kind}s by {report.objective_name}:")
-    print("\n".join(console_lines(report, top)))
+    print("\n".join(console_lines(report, top, markdown=written[1].name)))
     print(best_line(report).replace("`", ""))
     print(f"Report: {', '.join(str(path) for path in written)}")
+    if removed:
+        print(f"Removed {removed}: an earlier report's picture, which this one may not match")
     return report
+
+
+def report_stem(objective: str | None) -> str:
+    """The report's file names: `sweep` (the one a sweep writes at its root) ranked as the
+    sweep's jobs were, `sweep-by-test_loss` by another objective, so that a report by another
+    never rewrites the sweep's own."""
+    return "sweep" if objective is None else f"sweep-by-{objective}"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = command_parser("multiclass-report", __doc__)
     parser.add_argument("paths", nargs="+", type=Path, help="run or sweep directories")
     parser.add_argument(
-        "--out", type=Path, help="where to write the report (default: the one PATH given)"
+        "--out",
+        type=Path,
+        help="where to write the report (default: the one PATH given): sweep.csv, sweep.md and"
+        " sweep.png, or sweep-by-OBJECTIVE.* with --objective",
     )
     parser.add_argument(
         "--objective",
@@ -59,7 +73,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         " has one other trainer.monitor, minimised for val_loss)",
     )
     parser.add_argument("--top", type=int, default=5, help="rows printed (default: 5)")
-    parser.add_argument("--no-plot", action="store_true", help="skip sweep.png")
+    parser.add_argument(
+        "--no-plot", action="store_true", help="draw no sweep.png (and remove an older one)"
+    )
     args = parser.parse_args(argv)
     if args.out is None:
         if len(args.paths) > 1:

@@ -21,18 +21,25 @@ NARROWEST = 10  # a swept column is shortened to no fewer characters than this
 GAP = "  "  # between the console table's columns
 
 
-def write_report(report: SweepReport, out_dir: Path, plots: bool = True) -> list[Path]:
-    """sweep.csv, sweep.md and (with `plots`) sweep.png in `out_dir`; returns their paths."""
+def write_report(
+    report: SweepReport, out_dir: Path, plots: bool = True, stem: str = "sweep"
+) -> tuple[list[Path], Path | None]:
+    """`stem`.csv, `stem`.md and (with `plots`) `stem`.png in `out_dir`: the paths written, and
+    the picture an earlier report left under that name, removed (None: there was none) where
+    none is drawn, so that the files by one name never disagree. The old picture goes first:
+    a drawing that fails leaves none, not one of other figures."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / "sweep.csv", out_dir / "sweep.md"]
-    write_atomic(written[0], to_csv(report))
-    write_atomic(written[1], to_markdown(report))
-    if plots:
-        from multiclass.reporting.sweep_figure import draw_sweep
+    csv_path, markdown_path, picture = (out_dir / f"{stem}.{ext}" for ext in ("csv", "md", "png"))
+    removed = picture if picture.exists() and not plots else None
+    picture.unlink(missing_ok=True)
+    write_atomic(csv_path, to_csv(report))
+    write_atomic(markdown_path, to_markdown(report))
+    if not plots:
+        return [csv_path, markdown_path], removed
+    from multiclass.reporting.sweep_figure import draw_sweep
 
-        written.append(out_dir / "sweep.png")
-        draw_sweep(report, written[-1])
-    return written
+    draw_sweep(report, picture)
+    return [csv_path, markdown_path, picture], None
 
 
 def to_csv(report: SweepReport) -> str:
@@ -120,7 +127,9 @@ def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def console_lines(report: SweepReport, top: int = 5, width: int | None = None) -> list[str]:
+def console_lines(
+    report: SweepReport, top: int = 5, width: int | None = None, markdown: str = "sweep.md"
+) -> list[str]:
     """The best `top` runs as an aligned text table that fits the terminal (DEFAULT_WIDTH where
     the output is none): what every row shares is said once above it, long swept values are
     shortened, and if that is not enough the last columns are left out (sweep.md has them)."""
@@ -135,7 +144,7 @@ def console_lines(report: SweepReport, top: int = 5, width: int | None = None) -
         for row in range(len(records))
     ]
     if left_out:
-        lines.append(f"Left out: {', '.join(column.header for column in left_out)} (in sweep.md)")
+        lines.append(f"Left out: {', '.join(column.header for column in left_out)} (in {markdown})")
     return [clip(line, width) for line in lines] + failure_lines(report)
 
 
