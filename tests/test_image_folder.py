@@ -2,18 +2,19 @@
 folders, unreadable files skipped or named, and too many pixels refused before decoding."""
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 import multiclass
 from multiclass.datasets import as_float
 from multiclass.datasets import image_folder as module
-from multiclass.datasets.image_folder import image_folder
+from multiclass.datasets.image_folder import ImageDecoding, image_folder
 from multiclass.errors import UserError
 from multiclass.inference.inputs import read_inputs
 
@@ -185,3 +186,76 @@ def test_bad_folders_and_options_get_one_line(tmp_path, make, options, message):
     with pytest.raises(UserError, match=message) as refused:
         image_folder(str(root), **options)
     assert "\n" not in str(refused.value)
+
+
+STROKE = (40, 40, 40)  # a dark pen
+
+
+def ring(size: tuple[int, int] = (12, 10)) -> Image.Image:
+    """Where the pen drew: a mask (255 on the stroke)."""
+    mask = Image.new("L", size, 0)
+    ImageDraw.Draw(mask).ellipse((2, 1, size[0] - 3, size[1] - 2), outline=255, width=2)
+    return mask
+
+
+def drawn_on(background: str, mask: Image.Image) -> Image.Image:
+    """The pen's stroke on white paper, or on a transparent background as drawing programs
+    save it (its colour black, as most leave it): RGBA, LA, or a palette with a transparent
+    entry (P)."""
+    if background == "white":
+        return Image.composite(
+            Image.new("RGB", mask.size, STROKE), Image.new("RGB", mask.size, "white"), mask
+        )
+    if background == "P":
+        image = Image.new("P", mask.size, 0)
+        image.putpalette([0, 0, 0, *STROKE])
+        image.paste(1, mask=mask)
+        image.info["transparency"] = 0
+        return image
+    pen = STROKE if background == "RGBA" else STROKE[0]
+    image = Image.new(background, mask.size, 0)  # black, and transparent
+    image.paste(Image.new(background[:-1], mask.size, pen), mask=mask)
+    image.putalpha(mask)
+    return image
+
+
+@pytest.mark.parametrize("transparent", ["RGBA", "LA", "P"])
+def test_a_transparent_image_is_read_on_white_as_a_viewer_shows_it(tmp_path, transparent):
+    """By image_folder (grey and colour) and by multiclass-predict, both through as_viewed."""
+    folders = {}
+    for background in ("white", transparent):
+        root = tmp_path / background
+        for name, size in (("ring", (12, 10)), ("wide", (16, 10))):
+            (root / name).mkdir(parents=True)
+            for i in range(3):
+                drawn_on(background, ring(size)).save(root / name / f"{i}.png")
+        folders[background] = root
+    for grayscale in (True, False):
+        white, seen = (
+            image_folder(str(folders[b]), image_size=8, grayscale=grayscale, val_fraction=0)
+            for b in ("white", transparent)
+        )
+        assert torch.equal(seen.train.x, white.train.x) and torch.equal(seen.test.x, white.test.x)
+    files = {b: sorted(folders[b].rglob("*.png")) for b in folders}
+    for decoding in (None, ImageDecoding.of_shape((1, 8, 8))):  # as MNIST, as an image folder
+        white, seen = (read_inputs(files[b], (1, 8, 8), "auto", decoding).x for b in folders)
+        assert torch.equal(seen, white)
+        assert white.std() > 0.1  # a ring, not a blank
+
+
+def test_an_image_changed_in_place_gets_a_new_cache(folder, tmp_path):
+    """Same name, same byte size (uncompressed PNGs), only its pixels and its time changed."""
+    path, cache = folder / "red" / "0.png", tmp_path / "cache"
+    options = {"storage": "disk", "cache_dir": str(cache), "val_fraction": 0}
+    Image.new("RGB", (12, 10), "red").save(path, compress_level=0)
+    before = image_folder(str(folder), **options)
+    size, stamp = path.stat().st_size, path.stat().st_mtime_ns
+    Image.new("RGB", (12, 10), "blue").save(path, compress_level=0)  # edited, in place
+    os.utime(path, ns=(stamp + 10**9, stamp + 10**9))  # a second later, as an edit comes
+    assert path.stat().st_size == size
+    after = image_folder(str(folder), **options)
+    in_memory = image_folder(str(folder), storage="memory", val_fraction=0)
+    pixels = [torch.cat([s.train.x.read(), s.test.x.read()]) for s in (before, after)]
+    assert torch.equal(pixels[1], torch.cat([in_memory.train.x, in_memory.test.x]))
+    assert not torch.equal(pixels[1], pixels[0])
+    assert len(list(cache.iterdir())) == 2

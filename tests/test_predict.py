@@ -13,7 +13,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 import multiclass
 from multiclass.commands import predict
@@ -106,6 +106,18 @@ def test_a_drawn_png_is_predicted_through_the_cli_and_the_api(digits_run, tmp_pa
     assert image[0, 0, 0] == 0  # the white paper became the dark background
     assert run.class_names[run.predict(image)[0]] == row["predicted"]
     assert np.allclose(run.predict_proba(image)[0], probabilities, atol=1e-5)
+
+
+def test_a_digit_on_a_transparent_background_is_read_as_on_white_paper(digits_run, tmp_path):
+    """As a drawing program saves it: black strokes, the rest transparent (and black)."""
+    paper = draw_digit(tmp_path / "paper.png")
+    strokes = ImageOps.invert(Image.open(paper))  # 255 where the pen drew
+    clear = Image.new("RGBA", strokes.size, (0, 0, 0, 0))
+    clear.putalpha(strokes)
+    clear.save(tmp_path / "clear.png")
+    run = multiclass.load_run(digits_run)
+    on_paper = read_image(paper, run.input_shape, invert="auto")
+    assert torch.equal(read_image(tmp_path / "clear.png", run.input_shape, "auto"), on_paper)
 
 
 def test_predict_proba_agrees_with_predict_and_with_the_engine(digits_run):

@@ -25,6 +25,8 @@ log = logging.getLogger("multiclass")
 BAD_IMAGE = ("skip", "error")
 MEMORY_SHARE = 0.5  # the default dataset.max_bytes: this share of the machine's memory
 MODES = {1: "L", 3: "RGB"}  # PIL's mode for a number of channels
+TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")  # PIL's modes with an alpha channel
+BACKGROUND = (255, 255, 255, 255)  # what a transparent pixel shows: white, as viewers show it
 T = TypeVar("T")
 
 
@@ -317,8 +319,22 @@ def pixels_of(image: Any, mode: str, size: tuple[int, int]) -> torch.Tensor:
     """A PIL image as uint8 (C, H, W) in `mode`, resized (bilinear) to `size` if it differs."""
     from PIL import Image
 
-    converted = image.convert(mode)
+    converted = as_viewed(image, mode)
     if (converted.height, converted.width) != size:
         converted = converted.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     pixels = torch.from_numpy(np.asarray(converted).copy())
     return pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1)
+
+
+def as_viewed(image: Any, mode: str) -> Any:
+    """A PIL image in `mode` (L or RGB) as a viewer shows it: one with transparency (an alpha
+    channel, or a transparent palette entry or colour) composited on white first. Converted
+    directly, a dark digit drawn on a transparent background, as drawing programs save it,
+    would lose its background's transparency and most often be black on black."""
+    from PIL import Image
+
+    if image.mode not in TRANSPARENT_MODES and "transparency" not in image.info:
+        return image.convert(mode)
+    drawn = image.convert("RGBA")
+    paper = Image.new("RGBA", drawn.size, BACKGROUND)
+    return Image.alpha_composite(paper, drawn).convert(mode)

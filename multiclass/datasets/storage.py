@@ -40,7 +40,8 @@ log = logging.getLogger("multiclass")
 
 STORAGES = ("memory", "disk", "auto")
 AUTO_SHARE = 0.25  # storage=auto: on disk when the decoded inputs pass this share of memory
-CACHE_VERSION = 1  # part of every key: a new layout never reads an old cache
+CACHE_VERSION = 2  # part of every key: a new layout or decoding never reads an old cache (2:
+# images with transparency composited on white)
 # A cache file larger than this is read row by row with file reads, never from its map: a map's
 # pages count towards the process as a read touches them (the kernel maps the pages around each
 # row too), and dropping them after each read (madvise) made every read fault them in again, 3x

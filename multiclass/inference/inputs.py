@@ -12,7 +12,13 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from multiclass.datasets.image_folder import MODES, ImageDecoding, UnreadableImage, open_image
+from multiclass.datasets.image_folder import (
+    MODES,
+    ImageDecoding,
+    UnreadableImage,
+    as_viewed,
+    open_image,
+)
 from multiclass.datasets.storage import as_float
 from multiclass.errors import UserError
 
@@ -125,11 +131,11 @@ def read_image(
 
 
 def decode(path: Path, mode: str) -> np.ndarray:
-    """The pixels of an image file, upright by its EXIF orientation, (H, W) or (H, W, 3),
-    floats in [0, 1]."""
+    """The pixels of an image file, upright by its EXIF orientation and its transparent parts
+    on white (as_viewed), (H, W) or (H, W, 3), floats in [0, 1]."""
     from PIL import ImageOps
 
-    converted = opened(path, lambda image: ImageOps.exif_transpose(image).convert(mode))
+    converted = opened(path, lambda image: as_viewed(ImageOps.exif_transpose(image), mode))
     return np.asarray(converted, dtype=np.float32) / 255
 
 
