@@ -85,8 +85,13 @@ def test_submitit_local_runs_each_job_in_its_own_process(tmp_path):
         for d in run_dirs
     ]
     assert len(set(job_ids)) == 2 and all(job_id.isdigit() for job_id in job_ids)
-    for job_id in job_ids:
+    for job_id, run_dir in zip(job_ids, run_dirs, strict=True):
         assert (sweep_dir / ".submitit" / job_id / f"{job_id}_0_result.pkl").is_file()
+        # Submitit's lines as the job's function returns are its log's, not the run's record
+        # (they said "Job completed successfully" after a run that scancel interrupted too).
+        own_log = (sweep_dir / ".submitit" / job_id / f"{job_id}_0_log.out").read_text()
+        assert "Job completed successfully" in own_log
+        assert "Job completed" not in (run_dir / "train.log").read_text()
 
 
 def test_ray_local_starts_a_ray_and_runs_each_job_in_a_ray_worker(tmp_path, monkeypatch):

@@ -209,6 +209,10 @@ def test_a_cancelled_job_and_a_killed_one_are_reported_and_multiclass_resume_fin
     assert "Traceback" not in cancelled.err
     term = jobs.cut_short["1"]
     assert (term["status"], term["error"]) == ("interrupted", "interrupted by SIGTERM")
+    # Its train.log says how the run ended (then the resume's lines): submitit's own, which it
+    # logs as the job's function returns ("Job completed successfully"), stay in .submitit/.
+    log = (sweep_dir / "1" / "train.log").read_text()
+    assert "error: interrupted by SIGTERM\n" in log and "successful" not in log
     assert jobs.cut_short["2"]["status"] == "running"  # SIGKILL: no chance to say more
     saved = {"1": term["epochs"], "2": jobs.killed_at}
     # multiclass-resume sent both to Slurm again, from their last.pt; job 0 was left alone.
@@ -251,4 +255,9 @@ def test_a_data_parallel_job_of_two_slurm_tasks_trains_torchruns_weights(
     logs = sorted((job.parent / ".submitit").glob("*/*_log.out"))
     assert len(logs) == 2
     log = (job / "train.log").read_text()  # Hydra gave each task a handler on it
-    assert log.count("epoch 3/3") == 1 and log.count("Job completed successfully") == 1
+    assert log.count("epoch 3/3") == 1 and "Job completed" not in log
+    # Submitit's lines are its own logs', once: not through Hydra's handlers too.
+    for out in logs:
+        err = out.with_name(out.name.replace("_log.out", "_log.err")).read_text()
+        assert out.read_text().count("Job completed successfully") == 1
+        assert "Job completed" not in err
