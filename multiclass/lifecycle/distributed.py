@@ -24,6 +24,7 @@ killed by a signal (SIGKILL, as the out-of-memory killer sends) can say nothing:
 `device.processes`, which sees how each process ended, records it in train.log and summary.json
 (`killed`, and which rank, by which signal)."""
 
+import contextlib
 import logging
 import os
 import signal
@@ -273,10 +274,10 @@ def not_torch_blame(record: logging.LogRecord) -> bool:
 
 
 def first_to_fail(failures: Mapping[int, "ProcessFailure"]) -> tuple[int, "ProcessFailure"]:
-    """The rank whose end ended the run, and how it ended: one that a signal ended (it could
-    say nothing, and the others only failed on its absence or had the launcher's SIGTERM as it
-    stopped them), one by another signal than that SIGTERM first; else the one torch saw fail
-    first."""
+    """The rank whose end ended the run, and how it ended: one that a signal ended, rather by
+    another than the SIGTERM with which the launcher stops the others (it could say nothing;
+    the others failed on its absence, or were stopped); where none did, the one torch saw fail
+    first (each logged its own error)."""
 
     def order(item: tuple[int, "ProcessFailure"]) -> tuple[bool, bool, int]:
         exitcode = item[1].exitcode
@@ -294,7 +295,9 @@ def record_killed(run_dir: Path, rank: int, signum: int, since: float) -> None:
     log.error("error: %s", error)
     summary_path = run_dir / "summary.json"
     summary = read_json(summary_path)
-    if summary is not None and summary_path.stat().st_mtime >= since:
+    if summary is None or summary_path.stat().st_mtime < since:
+        return
+    with contextlib.suppress(OSError):  # a full disk: the line said it, rank 0's record stays
         write_json(summary_path, {**summary, "status": "killed", "error": error})
 
 
