@@ -36,6 +36,9 @@ $ python -c "
 print('[2026-01-01 10:00:00,000][INFO] test_acc 0.9500  (1.23 s)  -> /somewhere/run')
 "
 [...][INFO] test_acc 0.9500  (9.87 s)  -> .../run
+$ ls no-such-file > /dev/null 2>&1
+$ echo $?
+2
 ```
 """
 
@@ -49,6 +52,8 @@ def test_a_page_gives_its_sessions_files_and_markers(docs_check, tmp_path):
     assert [command.shown for command in session.commands] == [
         ["hello 0.5"],
         ["[...][INFO] test_acc 0.9500  (9.87 s)  -> .../run"],
+        [],
+        ["2"],
     ]
     assert session.commands[1].text.count("\n") == 2  # the open quote carried the lines on
 
@@ -80,6 +85,11 @@ def test_update_takes_the_printed_figures_and_keeps_the_elisions(docs_check):
     assert lines == [
         "[...][INFO] epoch 3/3  val_acc 0.9249  (12.5 s)  -> .../outputs/2026-12-07/00-01-02-123456"
     ]
+    epochs = [
+        "[x][INFO] epoch 1/3  val_acc 0.5000  (1.0 s)  -> /x/outputs/2026-12-07/00-01-02-1",
+        *printed,
+    ]
+    assert docs_check.compare(shown, epochs, update=True)[0] == lines  # epoch 3, not epoch 1
     other_words = ["[2026-12-07 00:01:02,003][INFO] epoch 3/3  val_loss 0.9249  (12.5 s)  -> /x"]
     assert docs_check.compare(shown, other_words, update=True) == (shown, shown[0])
 
@@ -98,4 +108,4 @@ def test_a_page_runs_in_its_scratch_folder_and_a_changed_figure_fails(
 def test_readme_error_lines_print_as_shown(docs_check, tmp_path, monkeypatch):
     """One real block, fast: the two bad-input runs and their exit codes."""
     monkeypatch.setattr(docs_check, "SCRATCH", tmp_path)
-    assert docs_check.check([ROOT / "README.md"], only="trainer.epochs=0", timeout=120) == 0
+    assert docs_check.check([ROOT / "README.md"], only=["trainer.epochs=0"], timeout=120) == 0

@@ -166,13 +166,28 @@ def compare(
             continue
         found = find(pattern(line), printed, position)
         if found is None and update:
-            found = find(pattern(line, any_figures=True), printed, position)
+            found = closest(line, printed, position)
             if found is not None:
                 lines[index] = with_figures(line, found[1])
         if found is None:
             return lines, line
         position = found[0] + 1
     return lines, None
+
+
+def closest(shown: str, printed: list[str], start: int) -> tuple[int, re.Match] | None:
+    """The printed line from `start` with the same words as `shown` and the most figures in
+    common (`epoch 20/20` is the line for `epoch 20/20`, not `epoch 1/20`), with its match."""
+    wanted, best, most = pattern(shown, any_figures=True), None, -1
+    own = wanted.fullmatch(shown.rstrip())
+    figures = own.groups() if own else ()
+    for index in range(start, len(printed)):
+        match = wanted.fullmatch(printed[index].rstrip())
+        if match:
+            same = sum(a == b for a, b in zip(match.groups(), figures, strict=False))
+            if same > most:
+                best, most = (index, match), same
+    return best
 
 
 def find(wanted: re.Pattern, printed: list[str], start: int) -> tuple[int, re.Match] | None:
@@ -207,11 +222,11 @@ def run_block(block: Block, folder: Path, timeout: float, page_lines: list[str] 
         return "ok"
     cwd = folder / argument if kind == "in" else folder
     cwd.mkdir(parents=True, exist_ok=True)
-    for command in block.commands:
-        try:
-            printed = run_command(command.text, cwd, timeout)
-        except subprocess.TimeoutExpired:
-            return f"over {timeout:.0f} s: {command.text}"
+    try:
+        outputs = run_session([command.text for command in block.commands], cwd, timeout)
+    except subprocess.TimeoutExpired:
+        return f"over {timeout:.0f} s: {block.commands[0].text}"
+    for command, printed in zip(block.commands, outputs, strict=False):
         lines, lost = compare(command.shown, printed, update=page_lines is not None)
         if page_lines is not None:
             for index, line in zip(command.shown_at, lines, strict=True):
@@ -222,27 +237,39 @@ def run_block(block: Block, folder: Path, timeout: float, page_lines: list[str] 
     return "ok"
 
 
-def run_command(command: str, cwd: Path, timeout: float) -> list[str]:
-    """What `command` prints, stdout and stderr in the order a terminal shows them, run with
-    this interpreter's commands first on the PATH, as an activated environment has them."""
+END = "@@ docs-check: end of command @@"
+
+
+def run_session(commands: list[str], cwd: Path, timeout: float) -> list[list[str]]:
+    """What each command printed, run one after another in one bash, as a terminal runs them
+    (`echo $?` sees the command before; stdout and stderr in the order printed), with this
+    interpreter's commands first on the PATH, as an activated environment has them."""
+    script = "".join(
+        f"{command}\nstatus=$?; printf '\\n%s\\n' '{END}'; (exit $status)\n" for command in commands
+    )
     environment = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
     environment.pop("MULTICLASS_SET_ENV", None)
     done = subprocess.run(
-        ["bash", "-c", command],
+        ["bash", "-c", script],
         cwd=cwd,
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=timeout,
+        timeout=timeout * len(commands),
     )
-    return done.stdout.splitlines()
+    return [part.splitlines() for part in done.stdout.split(END + "\n")]
 
 
-def check(pages: list[Path], only: str | None, timeout: float, update: bool = False) -> int:
+def selected(block: Block, only: list[str]) -> bool:
+    """Whether a command of the block holds one of the texts."""
+    return any(text in command.text for command in block.commands for text in only)
+
+
+def check(pages: list[Path], only: list[str] | None, timeout: float, update: bool = False) -> int:
     """Run the pages' blocks, one line a block; the number that differ. With `update`, write
     the figures printed into the pages."""
     failures = 0
@@ -251,7 +278,7 @@ def check(pages: list[Path], only: str | None, timeout: float, update: bool = Fa
         original = page.read_text().splitlines()
         page_lines = list(original) if update else None
         for block in read_blocks(page):
-            if only and not any(only in command.text for command in block.commands):
+            if only and block.commands and not selected(block, only):
                 continue
             kind, argument = block.marker or ("", "")
             if kind == "skip":
@@ -282,7 +309,9 @@ def write_figures(page: Path, original: list[str], updated: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pages", nargs="*", type=Path, help="default: README.md and docs/*.md")
-    parser.add_argument("--only", help="only the blocks with a command that holds this text")
+    parser.add_argument(
+        "--only", action="append", help="only the blocks with a command holding this (repeatable)"
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds a command may take")
     parser.add_argument(
         "--update", action="store_true", help="write changed figures into the pages"
