@@ -99,7 +99,7 @@ def test_an_augment_that_changes_the_image_shape_is_one_line_before_training(tmp
     assert outcome.status == "failed"
     assert outcome.summary["error"] == (
         "augment: the transform changed the image shape 1x8x8 -> 1x12x12: an augment must keep"
-        " the shape (crop back, or set dataset.image_size)"
+        " the shape (end it with a crop or resize back to 8x8)"
     )
     assert not (tmp_path / "resize" / "metrics.csv").exists()  # before any training
 

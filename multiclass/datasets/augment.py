@@ -99,7 +99,8 @@ def check_output(name: str, images: torch.Tensor, out: Any) -> None:
     if out.shape != images.shape:
         raise UserError(
             f"augment: the transform changed the image shape {sized(images)} -> {sized(out)}: an"
-            " augment must keep the shape (crop back, or set dataset.image_size)"
+            " augment must keep the shape (end it with a crop or resize back to"
+            f" {images.shape[-2]}x{images.shape[-1]})"
         )
     if out.dtype != images.dtype:
         raise UserError(
