@@ -226,6 +226,7 @@ def run_block(block: Block, folder: Path, timeout: float, page_lines: list[str] 
         outputs = run_session([command.text for command in block.commands], cwd, timeout)
     except subprocess.TimeoutExpired:
         return f"over {timeout:.0f} s: {block.commands[0].text}"
+    differences = []
     for command, printed in zip(block.commands, outputs, strict=False):
         lines, lost = compare(command.shown, printed, update=page_lines is not None)
         if page_lines is not None:
@@ -233,8 +234,10 @@ def run_block(block: Block, folder: Path, timeout: float, page_lines: list[str] 
                 page_lines[index] = line
         if lost is not None:
             nearest = "\n".join(f"    | {line}" for line in printed[-6:])
-            return f"$ {command.text}\n  shown:   {lost}\n  printed (last lines):\n{nearest}"
-    return "ok"
+            differences.append(
+                f"$ {command.text}\n  shown:   {lost}\n  printed (last lines):\n{nearest}"
+            )
+    return "\n".join(differences) or "ok"
 
 
 END = "@@ docs-check: end of command @@"
