@@ -71,10 +71,12 @@ def checked(
         trial.step()
         return make(optimizer)
     except Exception as error:
-        arguments = ", ".join(f"{k}={v!r}" for k, v in settings.items() if not k.startswith("_"))
+        keys = ", ".join(
+            f"scheduler.{k}={v!r}" for k, v in settings.items() if not k.startswith("_")
+        )
         detail = " ".join(str(error).split())
         raise UserError(
-            f"cannot use the scheduler {settings['_target_']}({arguments}):"
+            f"cannot use the scheduler {settings['_target_']} ({keys}):"
             f" {type(error).__name__}: {detail}"
         ) from error
 

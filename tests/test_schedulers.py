@@ -150,3 +150,12 @@ def test_a_bad_value_is_one_line_before_any_training(overrides, train, tmp_path,
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [f"error: {BAD_VALUES[overrides]}"]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_value_torch_refuses_names_the_schedulers_keys(train, tmp_path, caplog):
+    with caplog.at_level(logging.ERROR, logger="multiclass"):
+        outcome = train(*TINY, "scheduler=step", "+scheduler.foo=1", run_dir=tmp_path / "run")
+    assert (outcome.status, outcome.exit_code) == ("failed", 1)
+    error = outcome.summary["error"]
+    assert error.startswith("cannot use the scheduler torch.optim.lr_scheduler.StepLR (")
+    assert "scheduler.foo=1" in error and "TypeError" in error
