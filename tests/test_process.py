@@ -140,53 +140,45 @@ def test_breakpoint_in_a_users_model_stops_at_a_working_pdb_prompt(user_models):
     assert read_summary(user_models / "run")["status"] == "completed"
 
 
-def test_a_users_exception_is_one_line_or_with_hydra_full_error_pythons_traceback(
-    user_models, monkeypatch, caplog
-):
-    fails = ["~model", "+model._target_=user_models.Fails"]
-    monkeypatch.syspath_prepend(str(user_models))
-    monkeypatch.delitem(sys.modules, "user_models", raising=False)
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    with caplog.at_level("ERROR", logger="multiclass"):
-        short = execute(compose_config(*TINY, *fails), user_models / "short")
-    assert short.status == "failed"
-    assert caplog.messages == ["error: ValueError: the user's own bug"]  # one line, no traceback
-
-    run = ["-m", "multiclass", *TINY, *fails, "hydra.run.dir=full"]
-    full = python(*run, cwd=user_models, HYDRA_FULL_ERROR="1")
-    assert full.returncode == 1
-    lines = full.stderr.strip().splitlines()
-    assert lines[-1] == "ValueError: the user's own bug"  # Python's own traceback, to the end
-    assert f'File "{user_models / "user_models.py"}"' in full.stderr
-    assert 'raise ValueError("the user\'s own bug")' in full.stderr
-    assert read_summary(user_models / "full")["status"] == "failed"  # the record is still written
-
-
 UNCHECKED = ["~model", "+model._target_=user_models.Unchecked"]
 CHECK_BUG = "ValueError: the user's check bug: 64 inputs"
+USER_ERRORS = {  # a bug in training, and one the model check before training meets
+    "training": (
+        ["~model", "+model._target_=user_models.Fails"],
+        "error: ValueError: the user's own bug",
+        "ValueError: the user's own bug",
+        'raise ValueError("the user\'s own bug")',
+    ),
+    "model check": (
+        UNCHECKED,
+        f"error: model user_models.Unchecked fails on inputs of shape (2, 1, 8, 8): {CHECK_BUG}",
+        CHECK_BUG,
+        "raise ValueError(f\"the user's check bug",
+    ),
+}
 
 
-def test_a_model_that_fails_its_check_is_one_line_or_pythons_traceback_to_the_users_line(
-    user_models, monkeypatch, caplog
+@pytest.mark.parametrize("where", list(USER_ERRORS))
+def test_a_users_exception_is_one_line_or_with_hydra_full_error_pythons_traceback(
+    where, user_models, monkeypatch, caplog
 ):
     """The model check before training follows the rule of the training itself."""
+    overrides, one_line, last_line, users_line = USER_ERRORS[where]
     monkeypatch.syspath_prepend(str(user_models))
     monkeypatch.delitem(sys.modules, "user_models", raising=False)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     with caplog.at_level("ERROR", logger="multiclass"):
-        short = execute(compose_config(*TINY, *UNCHECKED), user_models / "short")
+        short = execute(compose_config(*TINY, *overrides), user_models / "short")
     assert short.status == "failed"
-    assert caplog.messages == [
-        f"error: model user_models.Unchecked fails on inputs of shape (2, 1, 8, 8): {CHECK_BUG}"
-    ]
+    assert caplog.messages == [one_line]  # one line, no traceback
 
-    run = ["-m", "multiclass", *TINY, *UNCHECKED, "hydra.run.dir=full"]
+    run = ["-m", "multiclass", *TINY, *overrides, "hydra.run.dir=full"]
     full = python(*run, cwd=user_models, HYDRA_FULL_ERROR="1")
     assert full.returncode == 1
-    assert full.stderr.strip().splitlines()[-1] == CHECK_BUG
+    assert full.stderr.strip().splitlines()[-1] == last_line  # Python's own traceback, to the end
     assert f'File "{user_models / "user_models.py"}"' in full.stderr
-    assert "raise ValueError(f\"the user's check bug" in full.stderr
-    assert read_summary(user_models / "full")["status"] == "failed"
+    assert users_line in full.stderr
+    assert read_summary(user_models / "full")["status"] == "failed"  # the record is still written
 
 
 def test_pdb_post_mortem_opens_in_a_model_that_fails_its_check(user_models):
