@@ -177,15 +177,13 @@ def read_weights_file(path: Path) -> Any:
 
             return load_file(path)
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        pickled = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
-        if pickled is None:
-            raise UserError(f"model.weights {path}: cannot be read: {plain_text(error)}") from None
-        raise UserError(
-            f"model.weights {path}: holds {whole(pickled[1])} ({pickled[1]}), not a state dict:"
-            " save the weights alone, torch.save(model.state_dict(), PATH)"
-        ) from None
     except Exception as error:
+        pickled = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+        if isinstance(error, pickle.UnpicklingError) and pickled:
+            raise UserError(
+                f"model.weights {path}: holds {whole(pickled[1])} ({pickled[1]}), not a state"
+                " dict: save the weights alone, torch.save(model.state_dict(), PATH)"
+            ) from None
         raise UserError(f"model.weights {path}: cannot be read: {plain_text(error)}") from None
 
 
