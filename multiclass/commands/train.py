@@ -26,6 +26,7 @@ from multiclass.lifecycle.artifacts import (
     LOCK,
     lock_run_dir,
     processes_to_restart,
+    shown_path,
     writable_folder,
 )
 from multiclass.validation import check_config, check_sweep
@@ -111,7 +112,7 @@ def launch_processes(processes: int, run_dir: Path, mode: RunMode) -> int:
         return 1
     from multiclass.lifecycle.distributed import launch
 
-    log.info("training with %d processes (data parallel) -> %s", processes, run_dir)
+    log.info("training with %d processes (data parallel) -> %s", processes, shown_path(run_dir))
     return launch(
         processes, ["-m", "multiclass", *sys.argv[1:], f"hydra.run.dir={run_dir}"], run_dir
     )

@@ -134,6 +134,19 @@ def lock_run_dir(run_dir: Path) -> IO[bytes]:
     return file
 
 
+def shown_path(path: Path | str) -> str:
+    """`path` as a line to a person shows it: relative to the current directory where it lies
+    under it, as it was typed (`hydra.run.dir=outputs/x`), since Hydra and the run hold it
+    absolute; elsewhere as it is."""
+    path = Path(path)
+    if not path.is_absolute():
+        return str(path)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def write_json(path: Path, content: dict[str, Any]) -> None:
     write_atomic(path, json.dumps(content, indent=2) + "\n")
 

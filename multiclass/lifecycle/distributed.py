@@ -43,7 +43,7 @@ from torch import nn
 
 from multiclass.engine import Shard
 from multiclass.errors import UserError
-from multiclass.lifecycle.artifacts import read_json, write_json
+from multiclass.lifecycle.artifacts import read_json, shown_path, write_json
 
 if TYPE_CHECKING:
     from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
@@ -310,5 +310,5 @@ def killed_by(rank: int, signum: int, run_dir: Path) -> str:
     why = KILLED_BY.get(signum, KILLED_BY_ANOTHER)
     return (
         f"rank {rank} was killed by {name} ({why}), and the launcher stopped the run's other"
-        f" processes: `multiclass-resume {run_dir}` continues it"
+        f" processes: `multiclass-resume {shown_path(run_dir)}` continues it"
     )

@@ -18,7 +18,13 @@ from torch import nn
 
 from multiclass.engine import EpochMetrics, Progress, Task
 from multiclass.errors import UserError
-from multiclass.lifecycle.artifacts import read_config, read_csv_rows, read_json, write_atomic
+from multiclass.lifecycle.artifacts import (
+    read_config,
+    read_csv_rows,
+    read_json,
+    shown_path,
+    write_atomic,
+)
 from multiclass.schedulers import spans_the_run
 
 LAST = "last.pt"
@@ -62,8 +68,8 @@ def restore(path: Path, model: nn.Module, task: Task, monitor: str = "val_acc") 
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated, overwritten, or not a checkpoint at all
         raise UserError(
-            f"cannot resume from {path}: not a readable checkpoint, damaged or truncated"
-            f" ({type(error).__name__})"
+            f"cannot resume from {shown_path(path)}: not a readable checkpoint, damaged or"
+            f" truncated ({type(error).__name__})"
         ) from None
     try:
         model.load_state_dict(content["model"])
@@ -74,13 +80,13 @@ def restore(path: Path, model: nn.Module, task: Task, monitor: str = "val_acc") 
             task.scaler.load_state_dict(content["scaler"])
     except Exception as error:  # of another model or optimizer
         raise UserError(
-            f"cannot resume from {path}: {' '.join(str(error).split())[:200]}"
+            f"cannot resume from {shown_path(path)}: {' '.join(str(error).split())[:200]}"
         ) from None
     saved_monitor = content.get("monitor", "val_acc")
     if saved_monitor != monitor:
         raise UserError(
-            f"cannot resume from {path}: its best epoch was chosen by {saved_monitor}, not by"
-            f" trainer.monitor={monitor}"
+            f"cannot resume from {shown_path(path)}: its best epoch was chosen by"
+            f" {saved_monitor}, not by trainer.monitor={monitor}"
         )
     set_random_states(content["random"])
     order = torch.Generator()

@@ -31,6 +31,7 @@ from multiclass.lifecycle.artifacts import (
     lock_run_dir,
     read_csv_rows,
     read_json,
+    shown_path,
     weights_sha256,
     write_atomic,
     write_json,
@@ -246,7 +247,9 @@ def start(run: RunState) -> Progress:
     if last.exists():
         progress = restore(last, run.built.model, run.built.task, monitor)
         run.summary["resumed_at"] = [progress.epoch]
-        log.info("resuming after epoch %d from %s%s", progress.epoch, last, killed(status))
+        log.info(
+            "resuming after epoch %d from %s%s", progress.epoch, shown_path(last), killed(status)
+        )
     else:
         progress = fresh
         start_over(run.run_dir, status)
@@ -316,7 +319,7 @@ def test_and_save(run: RunState) -> None:
         tested.loss,
         splits.evaluated_on,
         len(splits.test),
-        run.run_dir,
+        shown_path(run.run_dir),
     )
 
 

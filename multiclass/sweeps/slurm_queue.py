@@ -17,6 +17,8 @@ import typing as tp
 from submitit.core.utils import DelayedSubmission, UncompletedJobError
 from submitit.slurm.slurm import SlurmExecutor, SlurmInfoWatcher, SlurmJob
 
+from multiclass.lifecycle.artifacts import shown_path
+
 log = logging.getLogger("multiclass")
 
 NO_ACCOUNTING = (
@@ -80,7 +82,7 @@ class SlurmQueueJob(SlurmJob):
                 " its node failed; its log: %s",
                 self.job_id,
                 self.state,
-                self.paths.stderr,
+                shown_path(self.paths.stderr),
             )
             return [None]
 
