@@ -38,6 +38,10 @@ class TrainerSettings:
     checkpoint_every_s: float = 0.0  # last.pt after an epoch once this long since the last one
     layer_stats: bool = True  # layers.csv/.png: per-layer gradients and activations, each log_every
     divergence_factor: float | None = 1e3  # diverged: train loss over this x chance's; null: off
+    gradient_clip_norm: float | None = None  # clip the global gradient norm to it; null: off
+    gradient_clip_value: float | None = None  # clamp each gradient element to [-v, v]; null: off
+    accumulate_grad_batches: int = 1  # one optimizer step per this many batches
+    ema: float | None = None  # decay of a moving average of the weights; null: off
 
     def __post_init__(self) -> None:
         if isinstance(self.early_stopping, dict):

@@ -157,6 +157,10 @@ RULES: dict[str, Rule] = {
     "trainer.checkpoint_every_s": number(0),
     "trainer.layer_stats": flag(),
     "trainer.divergence_factor": number(1, open_low=True, optional=True),
+    "trainer.gradient_clip_norm": number(0, open_low=True, optional=True),
+    "trainer.gradient_clip_value": number(0, open_low=True, optional=True),
+    "trainer.accumulate_grad_batches": integer(1),
+    "trainer.ema": number(0, 1, open_low=True, open_high=True, optional=True),
     # dataset
     "dataset.classes": listing(either(integer(0), text()), optional=True),  # index or name
     "dataset.limit": integer(1, optional=True),
