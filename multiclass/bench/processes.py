@@ -24,8 +24,9 @@ FLOOR_SCRIPT = "import torch; torch.optim.Adam([torch.zeros(1, requires_grad=Tru
 
 def startup_seconds(repeats: int) -> dict[str, float]:
     """Median wall time of `multiclass-train trainer.epochs=1` on the default data set, and of
-    the floor any torch training script pays here (importing torch, building an optimizer),
-    measured in turn; `ours_s`, the median of their differences, is what our code adds."""
+    the floor any torch training script pays on this machine (importing torch, building an
+    optimizer), measured in turn; `ours_s`, the median of their differences, is what our code
+    adds."""
     floor = [sys.executable, "-c", FLOOR_SCRIPT]
     run = [sys.executable, "-m", "multiclass", "trainer.epochs=1"]
     runs, floors = [], []
@@ -44,8 +45,8 @@ def sweep_overhead(jobs: int = 8, repeats: int = 1) -> dict[str, Any]:
     """For sweeps of tiny runs, with and without plots: (wall time - the jobs' own training
     time) / jobs, start-up included; and the cost of each job past the first, from the
     difference between a sweep of `jobs` and a sweep of one. Medians of `repeats` rounds, each
-    timing all four sweeps in turn (one sweep's time varies by a tenth here), and each round's
-    figures under `<name>_rounds`."""
+    timing all four sweeps in turn (so that a machine's changing load falls on all four
+    alike), and each round's figures under `<name>_rounds`."""
     rounds: dict[str, list[float]] = {}
     for _ in range(repeats):
         for plots in ("true", "false"):

@@ -44,7 +44,7 @@ def digits(**split_options: Any) -> Splits:
 def bundled_digits() -> tuple[np.ndarray, np.ndarray]:
     """The (1797, 8, 8) images and the labels, read from the file scikit-learn ships, as its
     `load_digits` reads it, but without importing scikit-learn: that import is 1.5 s of the
-    default run's start-up. `load_digits` itself where the file is not where it used to be."""
+    default run's start-up. `load_digits` itself where a scikit-learn keeps the file elsewhere."""
     spec = importlib.util.find_spec("sklearn")
     path = Path(spec.origin).parent / DIGITS_FILE if spec and spec.origin else None
     if path is None or not path.is_file():
