@@ -109,3 +109,29 @@ def test_readme_error_lines_print_as_shown(docs_check, tmp_path, monkeypatch):
     """One real block, fast: the two bad-input runs and their exit codes."""
     monkeypatch.setattr(docs_check, "SCRATCH", tmp_path)
     assert docs_check.check([ROOT / "README.md"], only=["trainer.epochs=0"], timeout=120) == 0
+
+
+def test_a_page_that_shows_a_path_of_a_machine_fails(docs_check, tmp_path, monkeypatch):
+    monkeypatch.setattr(docs_check, "SCRATCH", tmp_path / "scratch")
+    page = tmp_path / "page.md"
+    page.write_text("Runs go to `outputs/x`, data to `../shared/data`, see docs/work/x.\n")
+    assert docs_check.machine_paths(page) == []
+    shown = "[...][INFO] test_acc 0.95  -> /home/me/repo/outputs/x\n$ ls file:///tmp/a /work/b\n"
+    page.write_text(shown)
+    found = [line.split("  ")[1] for line in docs_check.machine_paths(page)]
+    assert found == ["/home/me/repo/outputs/x", "/tmp/a", "/work/b"]
+    assert docs_check.check([page], only=None, timeout=60) == 3
+
+
+def test_no_page_shows_a_path_of_a_machine(docs_check):
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert [path for page in pages for path in docs_check.machine_paths(page)] == []
+
+
+def test_dir_in_a_command_is_the_data_root(docs_check, tmp_path, monkeypatch):
+    monkeypatch.setattr(docs_check, "SCRATCH", tmp_path / "scratch")
+    data = tmp_path / "data"
+    (data / "MNIST").mkdir(parents=True)
+    page = tmp_path / "page.md"
+    page.write_text("```\n$ ls DIR/\nMNIST\n```\n")
+    assert docs_check.check([page], only=None, timeout=60, data_root=data) == 0

@@ -6,7 +6,11 @@ printed. This script runs each block's commands in order, in one scratch folder 
 paths hold), and checks that every line shown after a command appears, in order, in what the
 command printed now. In a shown line `...` stands for anything, a `[date time,ms]` prefix for
 any log prefix, and `(1.23 s)` for any time: every other character, every figure included,
-must be printed again.
+must be printed again. A command's `DIR` is the folder holding the real data sets
+(`dataset.root=DIR`, `--data-root DIR`): the scratch folder has `DIR` as a link to `--data-root`.
+
+A page fails too where a line of it names an absolute path of a machine (`/home/...`,
+`/tmp/...`): a page shows paths relative to where its commands run, which hold on any machine.
 
 With `--update`, a shown line that the command printed with other figures (the same words, other
 numbers, times or dated folders) takes the printed figures, in the page itself: rerun the pages
@@ -15,7 +19,7 @@ after a change that moves figures, then read `git diff` before committing it.
 An HTML comment on the line before a block, invisible on the rendered page, says how to run it:
 - `<!-- docs-check: skip REASON -->`: not run (over a minute, a cluster, a browser), said so;
 - `<!-- docs-check: file PATH -->`: the block is a file's content: written to PATH, not run;
-- `<!-- docs-check: in DIR -->`: its commands run in DIR under the page's scratch folder.
+- `<!-- docs-check: in FOLDER -->`: its commands run in FOLDER under the page's scratch folder.
 
     python docs/checks/docs_check.py                 # every page
     python docs/checks/docs_check.py README.md --only 'trainer.epochs=0'
@@ -35,6 +39,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRATCH = ROOT / "outputs" / "docs-check"
+DATA_ROOT = ROOT.parent / "shared" / "data"  # where this repository's development data lives
+# An absolute path under a folder that holds checkouts, homes or scratch files on some machine.
+MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:home|Users|root|tmp|work|check|mnt|scratch)/\S*")
 MARKER = re.compile(r"<!--\s*docs-check:\s*(skip|file|in)\s*(.*?)\s*-->")
 # The parts of a shown line that are not taken literally: the log prefix, an elision, a time in
 # seconds, a run folder named by its start, and (for --update) every other number.
@@ -199,16 +206,28 @@ def find(wanted: re.Pattern, printed: list[str], start: int) -> tuple[int, re.Ma
     return None
 
 
-def scratch_for(page: Path) -> Path:
-    """A fresh folder for the page, with docs/ and ../shared where the pages expect them."""
+def scratch_for(page: Path, data_root: Path = DATA_ROOT) -> Path:
+    """A fresh folder for the page, with docs/, ../shared and the data sets' DIR where the
+    pages expect them."""
     folder = SCRATCH / page.stem / "work"
     shutil.rmtree(folder.parent, ignore_errors=True)
     folder.mkdir(parents=True)
     (folder / "docs").symlink_to(ROOT / "docs")
+    (folder / "DIR").symlink_to(data_root.resolve())
     shared = ROOT.parent / "shared"
     if shared.exists():
         (folder.parent / "shared").symlink_to(shared)
     return folder
+
+
+def machine_paths(page: Path) -> list[str]:
+    """`page:line  path` for each absolute path of a machine the page shows."""
+    where = os.path.relpath(page, ROOT)
+    return [
+        f"{where}:{number}  {found.group()}"
+        for number, line in enumerate(page.read_text().splitlines(), start=1)
+        for found in MACHINE_PATH.finditer(line)
+    ]
 
 
 def run_block(block: Block, folder: Path, timeout: float, page_lines: list[str] | None) -> str:
@@ -272,12 +291,22 @@ def selected(block: Block, only: list[str]) -> bool:
     return any(text in command.text for command in block.commands for text in only)
 
 
-def check(pages: list[Path], only: list[str] | None, timeout: float, update: bool = False) -> int:
-    """Run the pages' blocks, one line a block; the number that differ. With `update`, write
-    the figures printed into the pages."""
+def check(
+    pages: list[Path],
+    only: list[str] | None,
+    timeout: float,
+    update: bool = False,
+    data_root: Path = DATA_ROOT,
+) -> int:
+    """Run the pages' blocks, one line a block, and name each absolute path of a machine; the
+    number of blocks that differ and paths named. With `update`, write the figures printed into
+    the pages."""
     failures = 0
     for page in pages:
-        folder = scratch_for(page)
+        for path in machine_paths(page):
+            print(f"PATH  {path}  (an absolute path of a machine: show it relative)", flush=True)
+            failures += 1
+        folder = scratch_for(page, data_root)
         original = page.read_text().splitlines()
         page_lines = list(original) if update else None
         for block in read_blocks(page):
@@ -319,14 +348,17 @@ def main() -> None:
     parser.add_argument(
         "--update", action="store_true", help="write changed figures into the pages"
     )
+    parser.add_argument(
+        "--data-root", type=Path, default=DATA_ROOT, help="the folder DIR stands for in commands"
+    )
     args = parser.parse_args()
     pages = [page.resolve() for page in args.pages] or [
         ROOT / "README.md",
         *sorted((ROOT / "docs").glob("*.md")),
     ]
-    failures = check(pages, args.only, args.timeout, args.update)
+    failures = check(pages, args.only, args.timeout, args.update, args.data_root)
     print(
-        f"{failures} block(s) differ"
+        f"{failures} block(s) or path(s) differ"
         if failures
         else "every block checked prints what its page shows"
     )
