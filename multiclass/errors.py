@@ -150,6 +150,12 @@ def import_failure(target: str, cause: BaseException) -> str:
     return f"{type(cause).__name__}: {' '.join(str(cause).split())}"
 
 
+# Hydra's words for an error raised by the target `instantiate` called, the only place it names
+# that target, as hydra-core 1.3 says them (tests/test_dependencies.py pins them). Where they
+# change, the line says "cannot build it".
+HYDRA_CALL_FAILED = re.compile(r"Error in call to target ('[^']+')")
+
+
 def one_line(error: BaseException) -> str:
     """The message of `error` on one line; an instantiation error names what it was building."""
     from hydra.errors import InstantiationException
@@ -158,8 +164,8 @@ def one_line(error: BaseException) -> str:
         cause = error.__cause__
         if isinstance(cause, UserError):
             return str(cause)
-        target = str(error).splitlines()[0].removeprefix("Error in call to target ").rstrip(":")
-        error = type(cause)(f"cannot build {target}: {cause}")
+        called = HYDRA_CALL_FAILED.match(str(error))
+        error = type(cause)(f"cannot build {called[1] if called else 'it'}: {cause}")
     if isinstance(error, OSError) and error.filename:  # e.g. no space left on device: <path>
         return describe_os_error(error)
     text = " ".join(str(error).split())

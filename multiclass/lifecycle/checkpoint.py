@@ -6,8 +6,6 @@ the builders it names (`_target_`s, which Hydra calls) must be a torch loss and 
 as build_classifier calls it: ours, or a user's whose module is importable here."""
 
 import io
-import pickle
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from multiclass.errors import UserError
 from multiclass.heads import Head, build_loss
 from multiclass.lifecycle.artifacts import write_atomic
 from multiclass.models import build_classifier
-from multiclass.models.finetune import from_checkpoint
+from multiclass.models.finetune import from_checkpoint, pickled_globals
 
 CONTENT_KEYS = ("state_dict", "model", "loss", "input_shape", "class_names")
 
@@ -64,13 +62,13 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
         raise UserError(f"{path}: no such checkpoint file")
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        named = re.search(r"GLOBAL (\S+)", str(error))
-        raise UserError(
-            f"{path}: refused, it holds objects other than tensors and plain data"
-            f"{f' ({named.group(1)})' if named else ''}, which loading could run as code"
-        ) from None
-    except Exception as error:  # truncated, empty, or not written by torch.save
+    except Exception as error:  # truncated, empty, not written by torch.save, or pickled code
+        pickled = pickled_globals(path, error)
+        if pickled:
+            raise UserError(
+                f"{path}: refused, it holds objects other than tensors and plain data"
+                f" ({pickled[0]}), which loading could run as code"
+            ) from None
         raise UserError(
             f"{path}: not a readable checkpoint, truncated or not written by torch.save"
             f" ({type(error).__name__})"
@@ -100,8 +98,7 @@ def check_builders(path: Path, content: dict[str, Any]) -> None:
 
 def is_torch_loss(target: str) -> bool:
     module, _, name = target.rpartition(".")
-    found = getattr(nn, name, None) if module == "torch.nn" else None
-    return isinstance(found, type) and issubclass(found, nn.modules.loss._Loss)
+    return module == "torch.nn" and name in nn.modules.loss.__all__  # its losses, by name
 
 
 def is_model_builder(target: str) -> bool:

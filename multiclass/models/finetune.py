@@ -178,13 +178,34 @@ def read_weights_file(path: Path) -> Any:
             return load_file(path)
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        pickled = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
-        if isinstance(error, pickle.UnpicklingError) and pickled:
+        pickled = pickled_globals(path, error)
+        if pickled:
             raise UserError(
-                f"model.weights {path}: holds {whole(pickled[1])} ({pickled[1]}), not a state"
+                f"model.weights {path}: holds {whole(pickled[0])} ({pickled[0]}), not a state"
                 " dict: save the weights alone, torch.save(model.state_dict(), PATH)"
             ) from None
         raise UserError(f"model.weights {path}: cannot be read: {plain_text(error)}") from None
+
+
+# torch.load's words for the first global it refused to unpickle, the saved object's own class,
+# as torch 2.14 says them (tests/test_dependencies.py pins them). Where they change, the names
+# come from get_unsafe_globals_in_checkpoint alone, which lists them in no order.
+REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def pickled_globals(path: Path, error: Exception) -> list[str]:
+    """The classes and functions that the torch file at `path` pickles and that torch.load
+    (weights_only) refused with `error`: the one it named first, the others sorted. [] for a
+    file that pickles none, or one torch cannot list them of (no torch file, or an old torch's
+    format)."""
+    if not isinstance(error, pickle.UnpicklingError):
+        return []
+    try:
+        found = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # not torch's zip format, cut short, or a torch before 2.5 lacks it
+        return []
+    named = REFUSED_GLOBAL.search(str(error))
+    return sorted(found, key=lambda name: named is None or name != named[1])
 
 
 def whole(name: str) -> str:
