@@ -250,7 +250,7 @@ def test_auto_goes_to_disk_above_a_quarter_of_the_memory(monkeypatch):
     assert choose_storage("auto", 250) == "memory"
     assert choose_storage("auto", 251) == "disk"
     assert choose_storage("memory", 10**9) == "memory" and choose_storage("disk", 1) == "disk"
-    with pytest.raises(UserError, match=r"dataset\.storage must be memory, disk or auto"):
+    with pytest.raises(UserError, match=r"dataset\.storage must be one of memory, disk, auto"):
         choose_storage("ssd", 1)
 
 

@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from multiclass.commands.exits import exit_on_error
-from multiclass.config import CONFIG_DIR  # importing it registers the train.yaml schema
+from multiclass.config import CONFIG_DIR  # importing it stores `settings` and two resolvers
 from multiclass.errors import UserError
 from multiclass.lifecycle import openmp
 from multiclass.lifecycle.artifacts import (

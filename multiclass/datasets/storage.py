@@ -35,10 +35,10 @@ import numpy as np
 import torch
 
 from multiclass.errors import UserError
+from multiclass.settings import check_value
 
 log = logging.getLogger("multiclass")
 
-STORAGES = ("memory", "disk", "auto")
 AUTO_SHARE = 0.25  # storage=auto: on disk when the decoded inputs pass this share of memory
 CACHE_VERSION = 2  # part of every key: a new layout or decoding never reads an old cache (2:
 # images with transparency composited on white)
@@ -253,8 +253,7 @@ def prefetched(read: Callable[[Any], T], keys: Iterable[Any]) -> Iterator[T]:
 def choose_storage(storage: str, decoded_bytes: int) -> str:
     """memory or disk: `storage`, or for auto, disk when the decoded inputs would take more
     than AUTO_SHARE of this machine's memory."""
-    if storage not in STORAGES:
-        raise UserError(f"dataset.storage must be memory, disk or auto, got {storage!r}")
+    check_value("dataset.storage", storage)
     if storage != "auto":
         return storage
     memory = physical_memory()

@@ -26,19 +26,9 @@ from multiclass.lifecycle.artifacts import (
     write_atomic,
 )
 from multiclass.schedulers import spans_the_run
+from multiclass.settings import RESUMABLE_KEYS  # how long it trains and what it shows, never what
 
 LAST = "last.pt"
-# What may change when a run is resumed: how long it trains and what it shows, never what.
-RESUMABLE_KEYS = (
-    "resume",
-    "plots",
-    "trainer.epochs",
-    "trainer.progress",
-    "trainer.log_every",
-    "trainer.early_stopping.patience",
-    "logger",
-    "device.processes",  # how many processes train it, not what (the same weights, to rounding)
-)
 
 
 def save_last(path: Path, model: nn.Module, task: Task, progress: Progress) -> None:
@@ -190,7 +180,7 @@ def resumed_config(cfg: DictConfig, run_dir: Path, overrides: Iterable[str]) -> 
         elif now != before:
             raise UserError(
                 f"a resume continues {run_dir}'s own config: {key} was {before}, not {now}"
-                f" (only {', '.join(RESUMABLE_KEYS[1:])} may change)"
+                f" (only {', '.join(k for k in RESUMABLE_KEYS if k != 'resume')} may change)"
             )
     keep_schedule_length(saved, epochs, run_dir)
     OmegaConf.update(saved, "resume", cfg.resume, force_add=True)

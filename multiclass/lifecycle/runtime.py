@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from multiclass.errors import UserError
+from multiclass.settings import check_value
 
 log = logging.getLogger("multiclass")
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}  # autocast's dtype for each
 
 
@@ -94,12 +94,8 @@ def prepare(
     threads the job was granted. `processes` is read before: by the command, which starts
     that many (lifecycle.distributed)."""
     device = select_device(kind)
-    if precision not in PRECISIONS:
-        raise UserError(
-            f"device.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
-        )
-    if num_threads is not None and num_threads < 1:
-        raise UserError(f"device.num_threads must be positive, got {num_threads}")
+    check_value("device.precision", precision)  # called from Python too, not only by a config
+    check_value("device.num_threads", num_threads)
     if precision == "fp16" and device.type == "cpu":
         log.warning(FP16_ON_CPU)
     # Set every time: a launcher's reused worker (joblib's loky) keeps the last job's count.
@@ -179,8 +175,7 @@ def select_device(kind: str) -> torch.device:
     }
     if kind == "auto":
         return torch.device(next(name for name, ok in available.items() if ok))
-    if kind not in available:
-        raise UserError(f"device.kind must be auto, cuda, mps or cpu, got {kind!r}")
+    check_value("device.kind", kind)
     if not available[kind]:
         raise UserError(
             f"device.kind={kind} was asked for but this machine has none: use device=cpu"

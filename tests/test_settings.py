@@ -1,0 +1,105 @@
+"""One home per setting: each key of the top level and of `trainer` is declared once, in
+multiclass/settings.py, and its default in the composed config, its rule, its line in
+docs/configuration.md and whether a resume may change it all come from that declaration."""
+
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig, OmegaConf
+
+from multiclass.config import compose_config
+from multiclass.datasets.storage import choose_storage
+from multiclass.errors import UserError
+from multiclass.lifecycle.runtime import prepare
+from multiclass.settings import (
+    DECLARED,
+    RESUMABLE_KEYS,
+    RULES,
+    Setting,
+    number,
+    rule_of,
+    settings_table,
+)
+from multiclass.validation import leaves
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+GROUPS = {"dataset", "model", "loss", "optimizer", "scheduler", "augment", "device", "logger"}
+
+# What a resume may change, written out by hand: a key's `resumable` flipped in settings.py
+# (a resume that could change trainer.batch_size would train something else) fails here.
+RESUMABLE = {
+    "resume",
+    "plots",
+    "trainer.epochs",
+    "trainer.progress",
+    "trainer.log_every",
+    "trainer.early_stopping.patience",
+    "logger",
+    "device.processes",
+}
+
+
+def project_keys(cfg: DictConfig) -> set[str]:
+    """The composed config's keys outside the groups' options: the ones settings.py declares."""
+    own = OmegaConf.masked_copy(cfg, [key for key in cfg if key not in {*GROUPS, "callbacks"}])
+    return {key for key, _ in leaves(own)} | {"reproduces"}
+
+
+def test_the_composed_defaults_are_the_declared_ones_and_nothing_else():
+    """No second home: conf/train.yaml neither sets a declared key's default nor adds a key
+    that is not declared."""
+    cfg = compose_config()
+    assert project_keys(cfg) == set(DECLARED)
+    for key, item in DECLARED.items():
+        assert OmegaConf.select(cfg, key) == item.default, key
+
+
+def test_every_declared_key_has_a_doc_line_and_a_rule_but_bookkeeping():
+    for key, item in DECLARED.items():
+        assert item.doc and not item.doc.endswith("."), key
+        assert (item.rule is None) == (key == "reproduces"), key
+        assert item.rule is None or RULES[key] is item.rule
+
+
+def test_a_rule_takes_its_kind_and_null_from_the_field_type():
+    spec = Setting("doc", low=0, open_low=True)
+    assert rule_of(float | None, spec) == number(0, open_low=True, optional=True)
+    assert rule_of(float, spec) == number(0, open_low=True)
+    assert rule_of(str, Setting("doc", choices=("a", "b"))).describe() == "one of a, b"
+    assert rule_of(int | None, Setting("doc", low=1)).describe() == "an integer >= 1, or null"
+
+
+def test_what_a_resume_may_change_is_pinned():
+    assert set(RESUMABLE_KEYS) == RESUMABLE
+
+
+def test_the_docs_table_is_the_declarations():
+    assert settings_table() in DOCS.read_text(), (
+        "docs/configuration.md's settings table differs from multiclass/settings.py: paste"
+        " multiclass.settings.settings_table() between its markers"
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda: prepare(kind="tpu"), "device.kind must be one of auto, cuda, mps, cpu, got 'tpu'"),
+        (
+            lambda: prepare(kind="cpu", num_threads=0),
+            "device.num_threads must be an integer >= 1, or null, got 0",
+        ),
+        (
+            lambda: prepare(kind="cpu", precision="fp8"),
+            "device.precision must be one of fp32, bf16, fp16, got 'fp8'",
+        ),
+        (
+            lambda: choose_storage("ssd", 1),
+            "dataset.storage must be one of memory, disk, auto, got 'ssd'",
+        ),
+    ],
+)
+def test_a_builder_called_from_python_checks_by_the_same_rule_as_the_config(call, error):
+    """The builders' own checks are the key's rule, not a second copy of it in other words."""
+    with pytest.raises(UserError) as refused:
+        call()
+    assert str(refused.value) == error
