@@ -4,9 +4,12 @@ A test skips when its plugin (an extra of pyproject.toml) is not installed."""
 
 import csv
 import json
+import logging
 import os
+import pickle
 import re
 import stat
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -113,18 +116,29 @@ def test_ray_local_starts_a_ray_and_runs_each_job_in_a_ray_worker(tmp_path, monk
     assert threads(run_dirs) == [1, 1]
 
 
-def test_slurm_yaml_gives_the_sbatch_script_a_user_asked_for(tmp_path, monkeypatch):
+def fake_commands(folder: Path, monkeypatch, **scripts: str) -> None:
+    """Shell scripts named as Slurm's commands, found first on PATH."""
+    folder.mkdir(exist_ok=True)
+    for name, body in scripts.items():
+        (folder / name).write_text(f"#!/bin/sh\n{body}\n")
+        (folder / name).chmod(stat.S_IRWXU)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_slurm_yaml_gives_the_sbatch_script_a_user_asked_for(tmp_path, monkeypatch, caplog):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    slurm = pytest.importorskip("submitit.slurm.slurm")
-    # No cluster: an `srun` to be found and an `sbatch` that only answers with a job id; the
-    # launcher then waits for nothing (results patched) but has written the real script.
-    fake_bin = tmp_path / "bin"
-    fake_bin.mkdir()
-    for name, body in {"srun": "exit 1", "sbatch": 'echo "Submitted batch job 4242"'}.items():
-        (fake_bin / name).write_text(f"#!/bin/sh\n{body}\n")
-        (fake_bin / name).chmod(stat.S_IRWXU)
-    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr(slurm.SlurmJob, "results", lambda job: [job.job_id])
+    slurm_queue = pytest.importorskip("multiclass.sweeps.slurm_queue")
+    # No cluster: an `srun` to be found, an `sbatch` that only answers with a job id, no
+    # accounting and a queue that lists nothing: the jobs ended without a result at once.
+    fake_commands(
+        tmp_path / "bin",
+        monkeypatch,
+        srun="exit 1",
+        sbatch='echo "Submitted batch job 4242"',
+        sacct="exit 1",
+        squeue="exit 0",
+    )
+    monkeypatch.setattr(slurm_queue, "results", partial(slurm_queue.results, grace_s=0))
     monkeypatch.chdir(tmp_path)
 
     overrides = [
@@ -139,9 +153,16 @@ def test_slurm_yaml_gives_the_sbatch_script_a_user_asked_for(tmp_path, monkeypat
     assert cfg.hydra.launcher.partition == "gpu" and cfg.hydra.launcher.gpus_per_node == 1
     launcher = instantiate(cfg.hydra.launcher)
     launcher.setup(hydra_context=None, task_function=None, config=cfg)
-    assert launcher.launch([["model.depth=1"], ["model.depth=2"]], initial_job_idx=0) == [
-        "4242_0",
-        "4242_1",
+    returned = launcher.launch([["model.depth=1"], ["model.depth=2"]], initial_job_idx=0)
+    # Each as a run that did not complete returns, for the sweep's report to tell.
+    assert [(r.overrides, r.status.name) for r in returned] == [
+        (["model.depth=1"], "COMPLETED"),
+        (["model.depth=2"], "COMPLETED"),
+    ]
+    gone = [r.getMessage() for r in caplog.records if "without a result" in r.getMessage()]
+    assert [line.split(" ended")[0] for line in gone] == [
+        "error: Slurm job 4242_0",
+        "error: Slurm job 4242_1",
     ]
 
     (script,) = (tmp_path / "outputs").rglob("4242_submission.sh")
@@ -160,30 +181,54 @@ def test_slurm_yaml_gives_the_sbatch_script_a_user_asked_for(tmp_path, monkeypat
     assert "-m submitit.core._submit" in text and "srun" not in text
 
 
+def finished(job, result: object) -> None:
+    """Writes the result file a job's process writes as it returns (submitit's format)."""
+    job.paths.result_pickle.parent.mkdir(parents=True, exist_ok=True)
+    job.paths.result_pickle.write_bytes(pickle.dumps(("success", result)))
+
+
 def test_without_accounting_jobs_are_followed_through_squeue_said_once(
     tmp_path, monkeypatch, caplog, capfd
 ):
-    """hydra/launcher=slurm's watcher, on commands of the test's own: a `sacct` that fails as
-    on a cluster without accounting, and a `squeue` that lists one of two jobs."""
+    """hydra/launcher=slurm's wait, on commands of the test's own: a `sacct` that fails as on
+    a cluster without accounting, and a `squeue` that lists 77_1 as running the first time it
+    is asked and no longer after, and 78_0 as failed."""
     slurm_queue = pytest.importorskip("multiclass.sweeps.slurm_queue")
-    fake_bin = tmp_path / "bin"
-    fake_bin.mkdir()
-    scripts = {
-        "sacct": "echo 'Slurm accounting storage is disabled' >&2; exit 1",
-        "squeue": "echo '77_0|RUNNING|vm'; echo '78_0|PENDING|'",
-    }
-    for name, body in scripts.items():
-        (fake_bin / name).write_text(f"#!/bin/sh\n{body}\n")
-        (fake_bin / name).chmod(stat.S_IRWXU)
-    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
-    watcher = slurm_queue.QueueWatcher(delay_s=600)
-    for job in ("77_0", "77_1"):
-        watcher.register_job(job)
-    assert watcher.get_state("77_0") == "RUNNING" and not watcher.is_done("77_0", mode="cache")
-    # 77_1 is no longer in the queue: it ended, without a state to say how
-    assert watcher.get_state("77_1", mode="force") == "NOT_LISTED"
-    assert watcher.is_done("77_1", mode="cache")
-    assert watcher.get_state("78_0") == "PENDING" and not watcher.is_done("78_0", mode="cache")
+    from submitit import SlurmJob
+
+    asked = tmp_path / "asked"
+    fake_commands(
+        tmp_path / "bin",
+        monkeypatch,
+        sacct="echo 'Slurm accounting storage is disabled' >&2; exit 1",
+        squeue=f"""echo x >> {asked}
+            [ "$(wc -l < {asked})" = 1 ] && echo '77_1|RUNNING|vm'
+            echo '78_0|FAILED|vm'; echo '79_[0-3%2]|PENDING|'""",
+    )
+    folder = tmp_path / ".submitit" / "%j"
+    jobs = [SlurmJob(folder=folder, job_id=job_id) for job_id in ("77_0", "77_1", "78_0")]
+    finished(jobs[0], "trained")
+    assert slurm_queue.results(jobs, grace_s=0) == ["trained", None, None]
+    assert len(asked.read_text().splitlines()) == 2  # at 0 s, and 2 s after
+    gone = [r.getMessage() for r in caplog.records if "without a result" in r.getMessage()]
+    assert [line.split(" without")[0] for line in gone] == [
+        "error: Slurm job 77_1 ended (NOT_LISTED)",  # no longer in the queue: it ended
+        "error: Slurm job 78_0 ended (FAILED)",
+    ]
     said = [r.getMessage() for r in caplog.records if "sacct" in r.getMessage()]
     assert len(said) == 1 and "the jobs' states come from squeue" in said[0]
     assert "accounting storage" not in capfd.readouterr().err  # sacct's own line, kept
+
+
+def test_with_accounting_submitit_follows_the_jobs_and_squeue_is_not_asked(
+    tmp_path, monkeypatch, caplog
+):
+    slurm_queue = pytest.importorskip("multiclass.sweeps.slurm_queue")
+    from submitit import SlurmJob
+
+    fake_commands(tmp_path / "bin", monkeypatch, sacct="echo 'JobID|State'", squeue="exit 1")
+    jobs = [SlurmJob(folder=tmp_path / "%j", job_id=job_id) for job_id in ("80_0", "80_1")]
+    for job, result in zip(jobs, ("a", "b"), strict=True):
+        finished(job, result)
+    assert slurm_queue.results(jobs) == ["a", "b"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

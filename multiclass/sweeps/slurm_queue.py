@@ -1,6 +1,5 @@
-"""Slurm jobs watched through `squeue` where `sacct` fails: a submitit executor plugin
-("slurmqueue", registered under the `submitit` entry point group in pyproject.toml) that
-hydra/launcher=slurm and slurm_ddp use through their launcher in hydra_plugins.multiclass_slurm.
+"""The results of a sweep's Slurm jobs, followed through `squeue` where `sacct` fails:
+hydra/launcher=slurm and slurm_ddp (hydra_plugins.multiclass_slurm) wait for their jobs here.
 
 Submitit learns that a job ended from its result file, or else from `sacct`. On a cluster that
 keeps no job accounting, sacct fails at every poll: submitit warned each time, sacct printed its
@@ -8,14 +7,20 @@ own line each time, and a job killed outright (SIGKILL, out of memory, a lost no
 writes no result file, was never seen to end: the sweep waited for ever. Here sacct is asked
 once; where it fails, that is said in one line and the jobs' states come from squeue, where a
 job the queue no longer lists has ended. A job that ended without a result gives None, said in
-a line, so that the sweep goes on, waits for the others and reports it."""
+a line, so that the sweep goes on, waits for the others and reports it.
+
+Only submitit's public API: a job's `job_id`, `paths` and `results()`, and the Slurm watcher's
+`read_info` as the parser of sacct's table (squeue's columns are named as sacct's)."""
 
 import logging
 import subprocess
-import typing as tp
+import time
+from collections.abc import Sequence
+from typing import Any
 
-from submitit.core.utils import DelayedSubmission, UncompletedJobError
-from submitit.slurm.slurm import SlurmExecutor, SlurmInfoWatcher, SlurmJob
+from submitit import SlurmJob
+from submitit.core.utils import UncompletedJobError
+from submitit.slurm.slurm import SlurmInfoWatcher
 
 from multiclass.lifecycle.artifacts import shown_path
 
@@ -25,81 +30,118 @@ NO_ACCOUNTING = (
     "sacct failed (this cluster keeps no job accounting, or sacct cannot reach it): the jobs'"
     " states come from squeue instead, and a job it no longer lists has ended"
 )
-# squeue's columns, named as sacct's so that one parser reads both.
 SQUEUE = ["squeue", "--me", "--array", "--states=all", "--noheader", "--format=%i|%T|%N"]
 SQUEUE_HEADER = "JobID|State|NodeList"
 NOT_LISTED = "NOT_LISTED"  # a state of our own: ended, and squeue no longer knows how
+# Slurm's states of a job that will not run again (squeue(1), JOB STATE CODES). Any other, one
+# a later Slurm adds included, counts as running until the queue no longer lists the job.
+ENDED = {
+    "BOOT_FAIL",
+    "CANCELLED",
+    "COMPLETED",
+    "DEADLINE",
+    "FAILED",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "TIMEOUT",
+}
+POLL_MAX_S = 60.0  # squeue is asked 0, 2, 4, 8 ... s after the submission, then every minute
+# How long a job's result file may take to show here after the job ended (a shared file
+# system's cache), as long as submitit itself waits for it.
+GRACE_S = 15.0
 
 
-class QueueWatcher(SlurmInfoWatcher):
-    """Polls sacct as submitit does while it answers, else squeue. (It implements the
-    watcher's two hooks, `_make_command` and `read_info`, as submitit's own Slurm one does.)"""
-
-    def __init__(self, delay_s: int) -> None:
-        super().__init__(delay_s)
-        self.accounting: bool | None = None  # unknown until the first poll
-        self.polled: set[str] = set()  # the jobs squeue was last asked about
-
-    def _make_command(self) -> list[str] | None:
-        sacct = super()._make_command()
-        if sacct is None or self.answers(sacct):
-            return sacct
-        self.polled = self._registered - self._finished
-        return SQUEUE
-
-    def answers(self, sacct: list[str]) -> bool:
-        """Whether sacct works here, learnt from one call whose output is kept to itself."""
-        if self.accounting is None:
-            try:
-                self.accounting = subprocess.run(sacct, capture_output=True).returncode == 0
-            except OSError:  # no sacct at all
-                self.accounting = False
-            if not self.accounting:
-                log.warning("warning: %s", NO_ACCOUNTING)
-        return self.accounting
-
-    def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
-        if self.accounting:
-            return super().read_info(string)
-        text = string.decode() if isinstance(string, bytes) else string
-        listed = super().read_info(f"{SQUEUE_HEADER}\n{text}")
-        ended = {job: {"JobID": job, "State": NOT_LISTED} for job in self.polled - set(listed)}
-        return {**listed, **ended}
-
-
-class SlurmQueueJob(SlurmJob):
-    """A Slurm job whose state the `QueueWatcher` follows; its result is None when it ended
+def results(jobs: Sequence[SlurmJob], grace_s: float = GRACE_S) -> list[Any]:
+    """Each job's result, as `job.results()[0]`; None, said in a line, for a job that ended
     without one."""
+    if accounting(jobs):
+        return [result_of(job, None) for job in jobs]
+    states = QueueWatch(jobs, grace_s).wait()
+    return [result_of(job, states.get(job.job_id, NOT_LISTED)) for job in jobs]
 
-    watcher = QueueWatcher(delay_s=600)
 
-    def results(self) -> list[tp.Any]:
+def accounting(jobs: Sequence[SlurmJob]) -> bool:
+    """Whether sacct answers here: asked once about the jobs, its output kept to itself."""
+    ids = sorted({job.job_id.split("_")[0] for job in jobs})
+    command = ["sacct", "--parsable2", "-o", "JobID,State", "-j", ",".join(ids)]
+    try:
+        answers = subprocess.run(command, capture_output=True).returncode == 0
+    except OSError:  # no sacct at all
+        answers = False
+    if not answers:
+        log.warning("warning: %s", NO_ACCOUNTING)
+    return answers
+
+
+def result_of(job: SlurmJob, state: str | None) -> Any:
+    """The job's result, or None for one that ended without it. `state` is how squeue last
+    showed the job; None where sacct answers, and submitit's own wait then tells."""
+    if state is None or job.paths.result_pickle.exists():
         try:
-            return super().results()
+            return job.results()[0]
         except UncompletedJobError:
-            log.error(
-                "error: Slurm job %s ended (%s) without a result: it was killed outright, or"
-                " its node failed; its log: %s",
-                self.job_id,
-                self.state,
-                shown_path(self.paths.stderr),
-            )
-            return [None]
+            state = state or job.state
+    log.error(
+        "error: Slurm job %s ended (%s) without a result: it was killed outright, or its node"
+        " failed; its log: %s",
+        job.job_id,
+        state,
+        shown_path(job.paths.stderr),
+    )
+    return None
 
 
-class SlurmQueueExecutor(SlurmExecutor):
-    """submitit's Slurm executor, with jobs of the class above (arrays included, which
-    submitit's builds as its own SlurmJob)."""
+class QueueWatch:
+    """Waits for jobs, each until its result file is there or squeue shows that it ended
+    (`grace_s` before, for a result file that is late to show)."""
 
-    job_class = SlurmQueueJob
+    def __init__(self, jobs: Sequence[SlurmJob], grace_s: float) -> None:
+        self.waiting = {job.job_id: job for job in jobs}
+        self.grace_s = grace_s
+        self.states: dict[str, str] = {}  # each job's as squeue last showed it
+        self.ended_at: dict[str, float] = {}
+        self.start = self.next_poll = time.monotonic()
 
-    def _internal_process_submissions(
-        self, delayed_submissions: list[DelayedSubmission]
-    ) -> list[SlurmQueueJob]:
-        jobs = super()._internal_process_submissions(delayed_submissions)
-        return [
-            job
-            if isinstance(job, SlurmQueueJob)
-            else SlurmQueueJob(folder=self.folder, job_id=job.job_id, tasks=range(job.num_tasks))
-            for job in jobs
-        ]
+    def wait(self) -> dict[str, str]:
+        """Returns once every job is done: each job's state, as squeue last showed it."""
+        while self.waiting:
+            now = time.monotonic()
+            if now >= self.next_poll:
+                self.poll(now)
+            self.waiting = {
+                job_id: job for job_id, job in self.waiting.items() if not self.done(job, now)
+            }
+            if self.waiting:
+                time.sleep(1)
+        return self.states
+
+    def done(self, job: SlurmJob, now: float) -> bool:
+        if job.paths.result_pickle.exists():
+            return True
+        ended = self.ended_at.get(job.job_id)
+        return ended is not None and now - ended >= self.grace_s
+
+    def poll(self, now: float) -> None:
+        listed = queue_states()
+        self.next_poll = now + min(POLL_MAX_S, max(2.0, (now - self.start) / 2))
+        if listed is None:  # squeue failed this time: nothing learnt
+            return
+        for job_id in self.waiting:
+            state = self.states[job_id] = listed.get(job_id, NOT_LISTED)
+            if state in ENDED or state == NOT_LISTED:
+                self.ended_at.setdefault(job_id, now)
+            else:  # still queued or running (again, where it was requeued)
+                self.ended_at.pop(job_id, None)
+
+
+def queue_states() -> dict[str, str] | None:
+    """Each job of this user's that squeue lists, with its state (an array's tasks one by
+    one); None where squeue fails."""
+    try:
+        done = subprocess.run(SQUEUE, capture_output=True, text=True)
+    except OSError:
+        return None
+    if done.returncode != 0:
+        return None
+    table = SlurmInfoWatcher().read_info(f"{SQUEUE_HEADER}\n{done.stdout}")
+    return {job_id: info["State"] for job_id, info in table.items()}
