@@ -8,14 +8,15 @@ implies: the output width, the final activation, the target encoding and the pre
 | bce_with_logits          | 1 logit, threshold 0           | k logits, one-hot, argmax     |
 | bce                      | 1 probability (sigmoid), 0.5   | k probabilities, one-hot      |
 
-Cross entropy can also take one-hot float targets (`loss.one_hot=true`), as seed 002 does.
-Any other loss is treated like cross entropy: logits and class-index targets.
+Cross entropy can also take one-hot float targets (`loss.one_hot=true`, an argument of our
+CrossEntropyLoss), as seed 002 does. Any other loss is treated like cross entropy: logits and
+class-index targets.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from hydra.utils import instantiate
@@ -68,6 +69,19 @@ class Head:
         return probabilities
 
 
+class CrossEntropyLoss(nn.CrossEntropyLoss):
+    """torch's cross entropy, told whether its targets are one-hot float rows (`one_hot`) or
+    class indices: the loss group's cross_entropy option, every other argument torch's."""
+
+    def __init__(self, *args: Any, one_hot: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.one_hot = one_hot
+
+
+# The loss classes of ours a config (and a saved model.pt) may name besides torch's.
+PROJECT_LOSSES = ("multiclass.heads.CrossEntropyLoss",)
+
+
 def head_for(criterion: nn.Module, num_classes: int, one_hot: bool = False) -> Head:
     """What `criterion` implies for a problem with `num_classes` classes."""
     if isinstance(criterion, nn.BCELoss | nn.BCEWithLogitsLoss):
@@ -87,14 +101,25 @@ def head_for(criterion: nn.Module, num_classes: int, one_hot: bool = False) -> H
 
 
 def build_loss(cfg: DictConfig, num_classes: int) -> tuple[nn.Module, Head]:
-    """Instantiate the `loss` group: list values (weight, pos_weight) become float tensors, and
-    `one_hot`, which is ours rather than torch's, chooses the target encoding."""
-    options = OmegaConf.to_container(cfg, resolve=True)
-    one_hot = bool(options.pop("one_hot", False))
+    """Instantiate the `loss` group, list values (weight, pos_weight) as float tensors; a
+    CrossEntropyLoss of ours says whether its targets are one-hot."""
+    options = current_form(OmegaConf.to_container(cfg, resolve=True))
     tensors = {
         key: torch.tensor(value, dtype=torch.float32)
         for key, value in cfg.items()
         if isinstance(value, ListConfig)
     }
     criterion = instantiate(options, **tensors)
-    return criterion, head_for(criterion, num_classes, one_hot)
+    return criterion, head_for(criterion, num_classes, getattr(criterion, "one_hot", False))
+
+
+def current_form(options: dict[str, Any]) -> dict[str, Any]:
+    """A loss node as written now. One saved before (a run's config.yaml, a model.pt) held
+    `one_hot` beside torch's own arguments: for torch's cross entropy it is ours now; any
+    other loss never used it."""
+    if "one_hot" not in options or options.get("_target_") in PROJECT_LOSSES:
+        return options
+    one_hot = options.pop("one_hot")
+    if options.get("_target_") == "torch.nn.CrossEntropyLoss":
+        return {**options, "_target_": PROJECT_LOSSES[0], "one_hot": one_hot}
+    return options

@@ -1,5 +1,6 @@
-"""The learning-rate schedule: the `scheduler` group's partial, completed with the optimizer and
-the run's length, and when the engine steps it (after every batch or after every epoch).
+"""The learning-rate schedule: the `scheduler` group's partial of `schedule`, which names torch's
+scheduler (`lr_scheduler`) and when the engine steps it (`interval`: after every batch or every
+epoch), completed with the optimizer and the run's length; its other keys are torch's.
 `scheduler: null` (`scheduler=none`, the default) is no schedule at all, so such a run trains
 exactly as it did before schedules existed."""
 
@@ -13,9 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LRScheduler
 
 from multiclass.errors import UserError
+from multiclass.settings import check_value
 
 Interval = Literal["batch", "epoch"]
-INTERVALS = ("batch", "epoch")
 # torch's names for a schedule's length in steps: left null in the config, they get the run's.
 RUN_LENGTH = ("T_max", "total_steps", "total_iters")
 
@@ -28,35 +29,63 @@ class Schedule:
     interval: Interval
 
 
+SCHEDULE = "multiclass.schedulers.schedule"  # the `_target_` of the scheduler group's options
+
+
 def build_schedule(
     node: DictConfig | None,
     optimizer: torch.optim.Optimizer,
     epochs: int,
     batches_per_epoch: int,
 ) -> Schedule | None:
-    """The configured schedule of `optimizer`, or None without one. `interval` is ours and is
-    popped before instantiating; a RUN_LENGTH argument left null gets the number of steps the
-    scheduler takes in the run: `epochs`, or `epochs * batches_per_epoch` per batch."""
+    """The configured schedule of `optimizer`, or None without one: the `scheduler` group's
+    partial of `schedule`, completed with the optimizer and the run's length."""
     if node is None:
         return None
-    settings: dict[str, Any] = OmegaConf.to_container(node, resolve=True)  # type: ignore[assignment]
-    interval = settings.pop("interval", None)
-    if interval not in INTERVALS:
-        raise UserError(f"scheduler.interval must be batch or epoch, got {interval!r}")
+    make = instantiate(current_form(OmegaConf.to_container(node, resolve=True)))
+    return make(optimizer, epochs, batches_per_epoch)
+
+
+def current_form(settings: dict[str, Any]) -> dict[str, Any]:
+    """A scheduler node as its options are written now. A config saved before (a resumed or
+    rerun run's) named torch's class as its `_target_`, with `interval` among torch's
+    arguments: the same schedule, read as `schedule`'s partial."""
+    if settings.get("_target_") == SCHEDULE:
+        return settings
+    torch_class = settings.pop("_target_", None)
+    settings.pop("_partial_", None)
+    return {"_target_": SCHEDULE, "_partial_": True, "lr_scheduler": torch_class, **settings}
+
+
+def schedule(
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    batches_per_epoch: int,
+    lr_scheduler: str,
+    interval: Interval,
+    **options: Any,
+) -> Schedule:
+    """torch's `lr_scheduler` (a dotted name) of `optimizer` with its `options`, stepped after
+    every `interval`. A RUN_LENGTH option left null gets the number of steps the scheduler
+    takes in the run: `epochs`, or `epochs * batches_per_epoch` per batch."""
+    check_value("scheduler.interval", interval)  # called from Python too, not only by a config
     length = epochs * (batches_per_epoch if interval == "batch" else 1)
     for key in RUN_LENGTH:
-        if key in settings and settings[key] is None:
-            settings[key] = length
+        if key in options and options[key] is None:
+            options[key] = length
     groups = optimizer.param_groups
-    if isinstance(settings.get("max_lr"), int | float) and len(groups) > 1:
+    if isinstance(options.get("max_lr"), int | float) and len(groups) > 1:
         # one max_lr a group, in the groups' own ratio (a backbone's lower lr stays lower)
-        settings["max_lr"] = [settings["max_lr"] * g["lr"] / groups[0]["lr"] for g in groups]
-        settings["_convert_"] = "all"  # a list, not Hydra's ListConfig, which torch cannot divide
-    return Schedule(checked(instantiate(settings), settings, optimizer), interval)
+        options["max_lr"] = [options["max_lr"] * g["lr"] / groups[0]["lr"] for g in groups]
+    make = instantiate({"_target_": lr_scheduler, "_partial_": True, "_convert_": "all", **options})
+    return Schedule(checked(make, lr_scheduler, options, optimizer), interval)
 
 
 def checked(
-    make: Callable[..., LRScheduler], settings: dict[str, Any], optimizer: torch.optim.Optimizer
+    make: Callable[..., LRScheduler],
+    name: str,
+    options: dict[str, Any],
+    optimizer: torch.optim.Optimizer,
 ) -> LRScheduler:
     """`make(optimizer)`, once a copy on a throwaway optimizer has taken a step: torch accepts
     some bad values (StepLR's step_size=0) and fails only as it steps, after a whole epoch."""
@@ -71,14 +100,16 @@ def checked(
         trial.step()
         return make(optimizer)
     except Exception as error:
-        keys = ", ".join(
-            f"scheduler.{k}={v!r}" for k, v in settings.items() if not k.startswith("_")
-        )
+        keys = ", ".join(f"scheduler.{k}={v!r}" for k, v in options.items())
         detail = " ".join(str(error).split())
         raise UserError(
-            f"cannot use the scheduler {settings['_target_']} ({keys}):"
-            f" {type(error).__name__}: {detail}"
+            f"cannot use the scheduler {name} ({keys}): {type(error).__name__}: {detail}"
         ) from error
+
+
+def scheduler_name(node: DictConfig) -> str:
+    """torch's class a scheduler node names, written now or as a config saved before."""
+    return current_form(OmegaConf.to_container(node))["lr_scheduler"]
 
 
 def spans_the_run(node: DictConfig | None) -> bool:

@@ -402,6 +402,7 @@ BUILDER_RULES: dict[str, Rule] = {
     "optimizer.momentum": FRACTION,
     "optimizer.fused": flag(optional=True),
     # scheduler
+    "scheduler.lr_scheduler": text(),  # torch's class, by its dotted name
     "scheduler.interval": choice("batch", "epoch"),
     "scheduler.step_size": integer(1),
     "scheduler.gamma": number(0, open_low=True),

@@ -1,14 +1,17 @@
 """The `scheduler` group: each option's lr column, `none` as if there were no group, resumes
 that end bit-identical, and bad values as one line before any training."""
 
+import inspect
 import logging
 import math
 
 import pytest
 import torch
+from hydra.utils import get_class
+from omegaconf import OmegaConf
 
-from multiclass import engine
-from multiclass.config import CONFIG_DIR
+from multiclass import engine, schedulers
+from multiclass.config import CONFIG_DIR, compose_config
 from tests.test_resume import metrics_without_times, resume
 
 # 180 training samples, 3 batches of 64; one thread, as such tiny runs are all overhead and two
@@ -159,3 +162,34 @@ def test_a_value_torch_refuses_names_the_schedulers_keys(train, tmp_path, caplog
     error = outcome.summary["error"]
     assert error.startswith("cannot use the scheduler torch.optim.lr_scheduler.StepLR (")
     assert "scheduler.foo=1" in error and "TypeError" in error
+
+
+@pytest.mark.parametrize("name", [option for option in options() if option != "none"])
+def test_each_key_of_an_option_is_an_argument_of_schedule_or_of_torchs_class(name):
+    """Nothing is popped off torch's arguments: `interval` is `schedule`'s own."""
+    node = OmegaConf.to_container(compose_config(f"scheduler={name}").scheduler)
+    assert node["_target_"] == schedulers.SCHEDULE
+    ours = set(inspect.signature(schedulers.schedule).parameters)
+    torchs = set(inspect.signature(get_class(node["lr_scheduler"])).parameters)
+    assert {key for key in node if not key.startswith("_")} <= ours | torchs
+
+
+def test_a_run_saved_with_torchs_class_as_the_target_resumes_as_the_4_epoch_run(
+    train, tmp_path, monkeypatch
+):
+    """A config.yaml written before `schedule` (torch's class the `_target_`, `interval` among
+    its arguments) still resumes, to the weights of the uninterrupted run."""
+    straight = train(*SMALL, "trainer.epochs=4", "scheduler=onecycle", run_dir=tmp_path / "4")
+    run_dir = tmp_path / "cut"
+    with monkeypatch.context() as patch:
+        interrupt_third_epoch(patch)
+        train(*SMALL, "trainer.epochs=4", "scheduler=onecycle", run_dir=run_dir)
+    saved = OmegaConf.load(run_dir / "config.yaml")
+    node = OmegaConf.to_container(saved.scheduler)
+    node["_target_"] = node.pop("lr_scheduler")
+    saved.scheduler = node
+    OmegaConf.save(saved, run_dir / "config.yaml")
+
+    outcome = resume(run_dir)
+    assert outcome.status == "completed" and outcome.summary["resumed_at"] == [2]
+    assert outcome.summary["weights_sha256"] == straight.summary["weights_sha256"]

@@ -5,11 +5,14 @@ docs/configuration.md and whether a resume may change it all come from that decl
 from pathlib import Path
 
 import pytest
+import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from multiclass.config import compose_config
+from multiclass.config import CONFIG_DIR, compose_config
 from multiclass.datasets.storage import choose_storage
 from multiclass.errors import UserError
+from multiclass.heads import build_loss
 from multiclass.lifecycle.runtime import prepare
 from multiclass.settings import (
     DECLARED,
@@ -103,3 +106,27 @@ def test_a_builder_called_from_python_checks_by_the_same_rule_as_the_config(call
     with pytest.raises(UserError) as refused:
         call()
     assert str(refused.value) == error
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONFIG_DIR / "loss").glob("*.yaml")))
+def test_each_loss_option_is_built_as_written_nothing_popped(option):
+    """No key of ours among a library's arguments: the node is its `_target_`'s call."""
+    node = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "loss" / f"{option}.yaml"))
+    assert isinstance(instantiate(node), torch.nn.Module)
+
+
+@pytest.mark.parametrize("one_hot", [True, False])
+def test_a_loss_saved_with_one_hot_among_torchs_arguments_builds_the_same_head(one_hot):
+    """A config.yaml or model.pt written before heads.CrossEntropyLoss: torch's class, with
+    `one_hot` beside its arguments."""
+    saved = {"_target_": "torch.nn.CrossEntropyLoss", "label_smoothing": 0.1, "one_hot": one_hot}
+    criterion, head = build_loss(OmegaConf.create(saved), 3)
+    now, head_now = build_loss(
+        compose_config(f"loss.one_hot={one_hot}", "loss.label_smoothing=0.1").loss, 3
+    )
+    assert head == head_now and head.targets == ("one_hot" if one_hot else "index")
+    assert type(criterion) is type(now) and criterion.label_smoothing == 0.1
+    nll, nll_head = build_loss(
+        OmegaConf.create({"_target_": "torch.nn.NLLLoss", "one_hot": False}), 3
+    )
+    assert type(nll) is torch.nn.NLLLoss and nll_head.targets == "index"

@@ -15,7 +15,7 @@ from torch import nn
 
 from multiclass import models
 from multiclass.errors import UserError
-from multiclass.heads import Head, build_loss
+from multiclass.heads import PROJECT_LOSSES, Head, build_loss
 from multiclass.lifecycle.artifacts import write_atomic
 from multiclass.models import build_classifier
 from multiclass.models.finetune import from_checkpoint, pickled_globals
@@ -97,8 +97,9 @@ def check_builders(path: Path, content: dict[str, Any]) -> None:
 
 
 def is_torch_loss(target: str) -> bool:
+    """torch's losses, by name, and ours (heads.PROJECT_LOSSES), each a torch loss's subclass."""
     module, _, name = target.rpartition(".")
-    return module == "torch.nn" and name in nn.modules.loss.__all__  # its losses, by name
+    return (module == "torch.nn" and name in nn.modules.loss.__all__) or target in PROJECT_LOSSES
 
 
 def is_model_builder(target: str) -> bool:

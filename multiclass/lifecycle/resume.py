@@ -25,7 +25,7 @@ from multiclass.lifecycle.artifacts import (
     shown_path,
     write_atomic,
 )
-from multiclass.schedulers import spans_the_run
+from multiclass.schedulers import scheduler_name, spans_the_run
 from multiclass.settings import RESUMABLE_KEYS  # how long it trains and what it shows, never what
 
 LAST = "last.pt"
@@ -203,7 +203,7 @@ def keep_schedule_length(saved: DictConfig, epochs: int, run_dir: Path) -> None:
     if saved.trainer.epochs != epochs and spans_the_run(saved.get("scheduler")):
         raise UserError(
             f"a resume cannot change trainer.epochs of {run_dir} from {epochs} to"
-            f" {saved.trainer.epochs}: its lr schedule ({saved.scheduler._target_}) is laid"
+            f" {saved.trainer.epochs}: its lr schedule ({scheduler_name(saved.scheduler)}) is laid"
             " out over the run's length"
         )
 
