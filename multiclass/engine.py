@@ -5,7 +5,9 @@ permutation, and loss and accuracy accumulate on the device, read once per epoch
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -17,22 +19,24 @@ from multiclass.config import MONITORS, TrainerSettings
 from multiclass.datasets import Split, Splits, as_float
 from multiclass.datasets.augment import Augmentation
 from multiclass.datasets.storage import Inputs, Staging, training_batches
-from multiclass.errors import TrainingDiverged, UserError
+from multiclass.errors import PeerLost, TrainingDiverged, TrainingInterrupted, UserError
 from multiclass.heads import Head
 from multiclass.lifecycle.runtime import Runtime
 from multiclass.schedulers import Interval, Schedule
 
 
-@dataclass(frozen=True)
+@dataclass
 class Shard:
     """This process's share of every batch when `size` processes train one run in data
     parallel (multiclass.lifecycle.distributed): each draws the same global batch from the
     shared seeded order and takes every `size`-th sample of it from its `rank` on, so that the
     global batch is still `trainer.batch_size`. One process (the default) takes every batch
-    whole, as it always did."""
+    whole. A collective of the run that fails means that another process is gone: PeerLost,
+    known by where it failed, not by the backend's words (which differ between versions)."""
 
     rank: int = 0
     size: int = 1
+    peer_lost: bool = False  # a gradient reduction failed (average_gradients)
 
     def part(self, rows: torch.Tensor) -> torch.Tensor:
         """This process's rows of a global batch (indices or inputs)."""
@@ -41,12 +45,14 @@ class Shard:
     def scaled(
         self, loss: torch.Tensor, outputs: torch.Tensor, mine: int, whole: int
     ) -> torch.Tensor:
-        """The loss to back-propagate: DistributedDataParallel averages the processes'
-        gradients, so each scales its share's mean loss by mine x size / whole, and the
-        average is the gradient of the global batch's mean loss, even when the last batch
-        splits unevenly. A share left empty (a last batch smaller than the processes) gives
-        zero gradients, through a graph whose backward DDP still waits for."""
-        if self.size == 1:
+        """The loss to back-propagate for `mine` of the `whole` samples one optimizer step
+        takes (a batch, or the batches it accumulates over, of every process): the batch's
+        mean loss weighed by mine / whole, times the processes, whose gradients
+        DistributedDataParallel averages. The gradients summed over an accumulation group
+        and averaged over the processes are then those of the group's mean loss, even when
+        its last batch splits unevenly. A share left empty (a last batch smaller than the
+        processes) gives zero gradients, through a graph whose backward DDP still waits for."""
+        if self.size == 1 and mine == whole:
             return loss
         if mine == 0:
             return outputs.sum() * 0.0
@@ -55,8 +61,48 @@ class Shard:
     def total(self, value: torch.Tensor) -> torch.Tensor:
         """`value` summed over the processes: an epoch's loss and correct counts."""
         if self.size > 1:
-            torch.distributed.all_reduce(value)
+            with peers_needed():
+                torch.distributed.all_reduce(value)
         return value
+
+    def average_gradients(
+        self, state: object, bucket: torch.distributed.GradBucket
+    ) -> torch.futures.Future[torch.Tensor]:
+        """DistributedDataParallel's gradient averaging as its documented reference does it
+        (torch's allreduce_hook: divide, then sum), registered as its communication hook so
+        that a reduction which fails marks `peer_lost`, which `backward` then raises."""
+        tensor = bucket.buffer().div_(self.size)
+
+        def settled(reduced: torch.futures.Future) -> torch.Tensor:
+            try:
+                return reduced.value()[0]
+            except Exception:
+                self.peer_lost = True
+                raise
+
+        try:
+            return torch.distributed.all_reduce(tensor, async_op=True).get_future().then(settled)
+        except RuntimeError:
+            self.peer_lost = True
+            raise
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """`loss.backward()`, whose gradient reduction, failed, is PeerLost."""
+        try:
+            loss.backward()
+        except RuntimeError as failed:
+            if self.peer_lost:
+                raise PeerLost(" ".join(str(failed).split())[:200]) from failed
+            raise
+
+
+@contextmanager
+def peers_needed() -> Iterator[None]:
+    """Around a collective of the run: one fails only when another process is gone."""
+    try:
+        yield
+    except RuntimeError as failed:
+        raise PeerLost(" ".join(str(failed).split())[:200]) from failed
 
 
 @dataclass(frozen=True)
@@ -76,22 +122,36 @@ class Task:
     # The model outside its DistributedDataParallel wrapper, for evaluation, which every process
     # runs whole and alone (a wrapper's forward may synchronise buffers); None: `model` itself.
     unwrapped: nn.Module | None = None
+    # trainer.ema's moving average of the weights, which evaluation then uses; None: off.
+    average: torch.optim.swa_utils.AveragedModel | None = None
+
+    @property
+    def trained(self) -> nn.Module:
+        """The model whose weights the optimizer steps, outside any wrapper."""
+        return self.model if self.unwrapped is None else self.unwrapped
 
     @property
     def evaluated(self) -> nn.Module:
-        """The model evaluation runs."""
-        return self.model if self.unwrapped is None else self.unwrapped
+        """The model evaluation runs: the moving average of the weights, when kept."""
+        return self.trained if self.average is None else self.average.module
 
-    def backward_and_step(self, loss: torch.Tensor) -> None:
-        """The gradients of `loss`, then an optimizer step; under fp16 through the scaler,
-        which skips a step whose gradients overflowed and adjusts its scale."""
+    def backward(self, loss: torch.Tensor) -> None:
+        """The gradients of `loss`, added to those already there; fp16's loss scaled."""
+        self.shard.backward(loss if self.scaler is None else self.scaler.scale(loss))
+
+    def step(self, listener: "Listener") -> None:
+        """An optimizer step on the gradients, with the listener told before (the gradients,
+        unscaled under fp16, are final there: clipping) and after (the new weights: a moving
+        average); under fp16 the scaler skips a step whose gradients overflowed."""
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        listener.fire("on_before_optimizer_step", self)
         if self.scaler is None:
-            loss.backward()
             self.optimizer.step()
-            return
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        else:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        listener.fire("on_after_optimizer_step", self)
 
     def step_schedule(self, interval: Interval) -> float:
         """The lr the last optimizer step used; then the scheduler steps, if it steps after
@@ -100,6 +160,38 @@ class Task:
         if self.schedule is not None and self.schedule.interval == interval:
             self.schedule.scheduler.step()
         return lr
+
+    def accumulating(self, final: bool) -> AbstractContextManager:
+        """Around the backward of a batch that is not the last of its optimizer step: data
+        parallel processes keep its gradients to themselves (DDP's no_sync), and average the
+        sum at the last one."""
+        if final or not isinstance(self.model, nn.parallel.DistributedDataParallel):
+            return nullcontext()
+        return self.model.no_sync()
+
+
+class Listener(Protocol):
+    """What the loop tells of its progress (the run's callbacks, by event name), and whom it
+    asks whether to stop, after each optimizer step. Events, each with the Task first:
+    on_epoch_start(epoch), on_train_batch_start(batch), on_before_backward(loss),
+    on_after_backward, on_before_optimizer_step, on_after_optimizer_step,
+    on_train_batch_end(batch, loss), on_validation_start, on_validation_end(evaluation)."""
+
+    def fire(self, event: str, task: Task, *args: Any) -> None: ...
+
+    def stop_requested(self) -> int | None:
+        """The signal that asked the run to stop, or None; every process gets the same."""
+        ...
+
+
+class Unheard:
+    """A listener that hears nothing and never stops the loop: training on its own."""
+
+    def fire(self, event: str, task: Task, *args: Any) -> None:
+        pass
+
+    def stop_requested(self) -> int | None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -201,11 +293,14 @@ def fit(
     settings: TrainerSettings,
     progress: Progress,
     on_epoch_end: Callable[[EpochMetrics, bool], None],
+    listener: Listener | None = None,
 ) -> None:
     """Train from `progress` up to `settings.epochs`, validating after each epoch and telling
     `on_epoch_end` the row and whether it is the best; stops early when that sets
     `progress.stopped_early`, with TrainingDiverged when the loss is no longer finite or
-    passes `divergence_bound`."""
+    passes `divergence_bound`, and with TrainingInterrupted after the optimizer step or the
+    epoch's record at which the listener asks it to stop."""
+    listener = listener or Unheard()
     train = Examples.of(splits.train, task.head)
     val = None if splits.val is None else Examples.of(splits.val, task.head)
     bound = divergence_bound(task.criterion, task.head, train.targets, settings.divergence_factor)
@@ -219,12 +314,13 @@ def fit(
     with bar, logging_redirect_tqdm():
         for epoch in range(progress.epoch + 1, settings.epochs + 1):
             started = time.perf_counter()
+            listener.fire("on_epoch_start", task, epoch)
             train_loss, train_acc, lr = train_epoch(
-                task, train, settings, progress.order, bar.update
+                task, train, settings, progress.order, bar.update, listener
             )
             task.step_schedule("epoch")
             trained = time.perf_counter()
-            checked = None if val is None else evaluate(task, val, settings.eval_batch_size)
+            checked = None if val is None else validate(task, val, settings, listener)
             metrics = EpochMetrics(
                 epoch=epoch,
                 train_loss=train_loss,
@@ -247,6 +343,23 @@ def fit(
                 raise TrainingDiverged(epoch, train_loss, bound)
             if progress.stopped_early:
                 break
+            stop_if_asked(listener)
+
+
+def stop_if_asked(listener: Listener) -> None:
+    """A safe point: the run's record is whole here, so a requested stop happens here."""
+    signum = listener.stop_requested()
+    if signum is not None:
+        raise TrainingInterrupted(signum)
+
+
+def validate(
+    task: Task, val: Examples, settings: TrainerSettings, listener: Listener
+) -> "Evaluation":
+    listener.fire("on_validation_start", task)
+    checked = evaluate(task, val, settings.eval_batch_size)
+    listener.fire("on_validation_end", task, checked)
+    return checked
 
 
 def divergence_bound(
@@ -280,8 +393,14 @@ def samples_per_epoch(num_samples: int, settings: TrainerSettings) -> int:
 
 
 def batches_per_epoch(num_samples: int, settings: TrainerSettings) -> int:
-    """How many optimizer steps an epoch takes."""
+    """How many training batches an epoch takes."""
     return math.ceil(samples_per_epoch(num_samples, settings) / settings.batch_size)
+
+
+def optimizer_steps_per_epoch(num_samples: int, settings: TrainerSettings) -> int:
+    """How many optimizer steps an epoch takes: one per trainer.accumulate_grad_batches
+    batches, and one for the batches left at its end."""
+    return math.ceil(batches_per_epoch(num_samples, settings) / settings.accumulate_grad_batches)
 
 
 def model_inputs(task: Task, stored: torch.Tensor) -> torch.Tensor:
@@ -295,11 +414,15 @@ def train_epoch(
     settings: TrainerSettings,
     order: torch.Generator,
     advance: Callable[[], object],
+    listener: Listener | None = None,
 ) -> tuple[float, float, float]:
     """One pass over a seeded permutation; returns mean loss and accuracy over the samples seen
     and the lr of its last step. Batches are gathered with `index_select`: on MNIST's uint8
-    images it takes a tenth of the time of `x[batch]` (0.004 s an epoch against 0.043). An
-    augmented batch's seed is drawn from `order` too, so that last.pt's state resumes it."""
+    images it takes a tenth of the time of `x[batch]`. An
+    augmented batch's seed is drawn from `order` too, so that last.pt's state resumes it. With
+    trainer.accumulate_grad_batches=k, each k batches (and those left at the end) make one
+    optimizer step on the gradient of their mean loss."""
+    listener = listener or Unheard()
     task.model.train()
     for module in task.frozen:
         module.eval()
@@ -310,28 +433,53 @@ def train_epoch(
         permutation[start : start + settings.batch_size]
         for start in range(0, seen, settings.batch_size)
     ]
+    groups = step_groups(batches, settings.accumulate_grad_batches)
     shard = task.shard
     # An augmented batch is augmented whole, then shared: the same samples as in one process.
     read = batches if task.augment is not None else [shard.part(batch) for batch in batches]
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    for batch, inputs in zip(batches, training_batches(data.x, read, device), strict=True):
+    lr = task.optimizer.param_groups[0]["lr"]
+    for batch, inputs, (first, final, whole) in zip(
+        batches, training_batches(data.x, read, device), groups, strict=True
+    ):
+        listener.fire("on_train_batch_start", task, batch)
         if task.augment is not None:
             seed = int(torch.randint(2**62, (), generator=order))
             inputs = shard.part(task.augment(inputs, seed))
         mine = shard.part(batch)
-        with task.runtime.autocast():
-            outputs = task.model(model_inputs(task, inputs))
-        loss = task.criterion(outputs.float(), data.targets.index_select(0, mine))
-        task.optimizer.zero_grad(set_to_none=True)
-        task.backward_and_step(shard.scaled(loss, outputs, len(mine), len(batch)))
-        lr = task.step_schedule("batch")
+        if first:
+            task.optimizer.zero_grad(set_to_none=True)
+        with task.accumulating(final):
+            with task.runtime.autocast():
+                outputs = task.model(model_inputs(task, inputs))
+            loss = task.criterion(outputs.float(), data.targets.index_select(0, mine))
+            listener.fire("on_before_backward", task, loss)
+            task.backward(shard.scaled(loss, outputs, len(mine), whole))
+        listener.fire("on_after_backward", task)
+        if final:
+            task.step(listener)
+            lr = task.step_schedule("batch")
         if len(mine):  # an empty share's mean loss is NaN
             loss_sum += loss.detach() * len(mine)
         correct += (task.head.predict(outputs.detach()) == data.labels.index_select(0, mine)).sum()
+        listener.fire("on_train_batch_end", task, batch, loss)
         advance()
+        if final:
+            stop_if_asked(listener)
     loss_sum, correct = shard.total(loss_sum), shard.total(correct)
     return loss_sum.item() / seen, correct.item() / seen, lr
+
+
+def step_groups(batches: list[torch.Tensor], accumulate: int) -> list[tuple[bool, bool, int]]:
+    """For each batch: whether it begins an optimizer step's group, whether it ends it, and how
+    many samples the group holds (of every process): k batches a step, the rest at the end."""
+    groups = []
+    for start in range(0, len(batches), accumulate):
+        members = batches[start : start + accumulate]
+        whole = sum(len(batch) for batch in members)
+        groups += [(i == 0, i == len(members) - 1, whole) for i in range(len(members))]
+    return groups
 
 
 @torch.no_grad()

@@ -36,6 +36,21 @@ class TrainingDiverged(Exception):
         self.epoch = epoch
 
 
+class TrainingInterrupted(Exception):
+    """Ctrl-C or SIGTERM asked the run to stop, and training did at a safe point: after a
+    step's update or an epoch's record, so that what the run wrote is whole."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by signal {signum}")
+        self.signum = signum
+
+
+class PeerLost(RuntimeError):
+    """A collective of a data parallel run failed: another process of the run is gone (it
+    failed, was killed, or ended first). Known by where it arose, a collective of the run,
+    not by the backend's words for it, which differ between backends and versions."""
+
+
 def describe_os_error(error: OSError) -> str:
     """What the system said and about which file, e.g. 'no space left on device: <path>'."""
     if error.errno is None or error.strerror is None:

@@ -56,11 +56,20 @@ def kill_after_epochs(run_dir, epochs, *overrides):
     assert process.wait(timeout=60) == -signal.SIGKILL, "the run ended before it was killed"
 
 
-@pytest.mark.parametrize("augment", ["none", "flip_crop"])
+# Each draws from the generators or keeps state that last.pt must hold: augmentation's seeds,
+# and the step options (clipping, an accumulation group of 3 a step, the weights' average).
+STEP_OPTIONS = [
+    "trainer.gradient_clip_norm=0.5",
+    "trainer.accumulate_grad_batches=3",
+    "trainer.ema=0.9",
+]
+
+
+@pytest.mark.parametrize("options", [["augment=none"], ["augment=flip_crop"], STEP_OPTIONS])
 def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_runs_weights(
-    train, tmp_path, caplog, augment
+    train, tmp_path, caplog, options
 ):
-    slow = [*SLOW, f"augment={augment}"]
+    slow = [*SLOW, *options]
     straight = train(*slow, run_dir=tmp_path / "straight")
     killed = tmp_path / "killed"
     kill_after_epochs(killed, 2, *slow)

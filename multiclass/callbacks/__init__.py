@@ -6,12 +6,28 @@ and layer statistics, and a user's own class joins the list from their `--config
 Events, in the order a run fires them (each gets the run's `RunState` first):
 - `on_run_start`: config.yaml written, nothing built yet;
 - `on_fit_start`: data, model and optimizer built, `progress` restored on a resume;
+- `on_epoch_start(epoch)`;
+- `on_train_batch_start(batch)`: `batch`, the indices of the batch's samples;
+- `on_before_backward(loss)`, `on_after_backward`: around a batch's backward pass;
+- `on_before_optimizer_step`: the step's gradients are final (unscaled under fp16): where
+  trainer.gradient_clip_norm clips them; `on_after_optimizer_step`: the new weights, where
+  trainer.ema averages them (with trainer.accumulate_grad_batches=k, once per k batches);
+- `on_train_batch_end(batch, loss)`;
+- `on_validation_start`, `on_validation_end(evaluation)`;
 - `on_epoch_end(row, improved)`: after each epoch, `improved` when its `trainer.monitor` figure
   (val_acc by default) is the best yet;
   setting `run.progress.stopped_early` ends training after this epoch;
 - `on_layer_stats(epoch, rows)`: the layer statistics of an epoch were measured;
-- `on_test_end(tested)`: the test figures are in the summary and model.pt is saved;
+- `on_fit_end`: training ended (not on a failure or an interruption);
+- `on_test_start`, `on_test_end(tested)`: the test figures are in the summary and model.pt is
+  saved;
 - `on_run_end`: always, however the run ended, after summary.json is written.
+
+At each event, callbacks are called by their `order` (lowest first), and in their config's
+order where two have the same: early stopping (-10) decides before anything records the
+epoch, and checkpoints (100) write last.pt after every other record of it, whatever order
+a user's callbacks list gives them. A batch's events cost nothing for a callback that does
+not override them.
 
 A callback that raises fails the run with one line that names it and the event
 (`callback EpochCounter failed in on_epoch_end: ValueError: boom`), once the others have had
@@ -29,6 +45,8 @@ from multiclass.config import CONFIG_DIR, TrainerSettings
 from multiclass.errors import UserError, building, failures_named, import_target, one_line
 
 if TYPE_CHECKING:
+    import torch
+
     from multiclass.engine import EpochMetrics, Evaluation, Progress
     from multiclass.lifecycle.build import Built
 
@@ -54,9 +72,11 @@ class RunState:
 class Callback:
     """Does nothing at every event: a callback overrides the events it needs. Under data
     parallel training only rank 0 calls it, unless it sets `every_rank` (one that decides how
-    training goes, such as early stopping, must run on every rank)."""
+    training goes, such as early stopping, must run on every rank). `order` places it among
+    the others at each event (lowest first)."""
 
     every_rank = False
+    order = 0
 
     def on_run_start(self, run: RunState) -> None:
         pass
@@ -64,10 +84,45 @@ class Callback:
     def on_fit_start(self, run: RunState) -> None:
         pass
 
+    def on_epoch_start(self, run: RunState, epoch: int) -> None:
+        pass
+
+    def on_train_batch_start(self, run: RunState, batch: "torch.Tensor") -> None:
+        pass
+
+    def on_before_backward(self, run: RunState, loss: "torch.Tensor") -> None:
+        pass
+
+    def on_after_backward(self, run: RunState) -> None:
+        pass
+
+    def on_before_optimizer_step(self, run: RunState) -> None:
+        pass
+
+    def on_after_optimizer_step(self, run: RunState) -> None:
+        pass
+
+    def on_train_batch_end(
+        self, run: RunState, batch: "torch.Tensor", loss: "torch.Tensor"
+    ) -> None:
+        pass
+
+    def on_validation_start(self, run: RunState) -> None:
+        pass
+
+    def on_validation_end(self, run: RunState, evaluation: "Evaluation") -> None:
+        pass
+
     def on_epoch_end(self, run: RunState, row: "EpochMetrics", improved: bool) -> None:
         pass
 
     def on_layer_stats(self, run: RunState, epoch: int, rows: list) -> None:
+        pass
+
+    def on_fit_end(self, run: RunState) -> None:
+        pass
+
+    def on_test_start(self, run: RunState) -> None:
         pass
 
     def on_test_end(self, run: RunState, tested: "Evaluation") -> None:
@@ -77,18 +132,28 @@ class Callback:
         pass
 
 
+EVENTS = tuple(name for name in vars(Callback) if name.startswith("on_"))
+
+
 class Callbacks:
-    """The run's callbacks, called in their config's order."""
+    """The run's callbacks, called at each event by their `order`, then their config's."""
 
     def __init__(self, callbacks: list[Callback]) -> None:
-        self.callbacks = callbacks
+        self.callbacks = sorted(callbacks, key=lambda callback: callback.order)
+        # Per event, the callbacks that override it: a step's events cost a lookup.
+        self.listening = {
+            event: [
+                c for c in self.callbacks if getattr(type(c), event) is not getattr(Callback, event)
+            ]
+            for event in EVENTS
+        }
 
     def fire(self, event: str, run: RunState, *args: Any) -> None:
         """`event` for each; the first failure is raised once every callback has had it, named
         with the callback and the event, so that one callback's error costs no other its part
         of the run's record."""
         failed = None
-        for callback in self.callbacks:
+        for callback in self.listening[event]:
             try:
                 with failures_named(f"callback {type(callback).__name__} failed in {event}"):
                     getattr(callback, event)(run, *args)
@@ -115,10 +180,13 @@ class Callbacks:
 DEFAULT_CALLBACKS = CONFIG_DIR / "callbacks" / "default.yaml"
 
 
-def build_callbacks(cfg: DictConfig) -> Callbacks:
-    """The callbacks `cfg.callbacks` lists (a name each, null to leave one out); a config
-    saved before callbacks existed gets `callbacks=default`."""
+def build_callbacks(cfg: DictConfig, settings: TrainerSettings | None = None) -> Callbacks:
+    """The callbacks `cfg.callbacks` lists (a name each, null to leave one out; a config
+    saved before callbacks existed gets `callbacks=default`), and those the trainer's step
+    options in `settings` ask for (multiclass.callbacks.training)."""
     from hydra.utils import instantiate
+
+    from multiclass.callbacks.training import step_callbacks
 
     listed = cfg.callbacks if "callbacks" in cfg else None
     if listed is None:
@@ -136,4 +204,4 @@ def build_callbacks(cfg: DictConfig) -> Callbacks:
             kind = type(callback).__name__
             raise UserError(f"callbacks.{name} is a {kind}, not a multiclass.callbacks.Callback")
         built.append(callback)
-    return Callbacks(built)
+    return Callbacks(built + (step_callbacks(settings) if settings else []))

@@ -10,6 +10,8 @@ from multiclass.lifecycle.resume import LAST, save_last
 
 
 class Checkpoints(Callback):
+    order = 100  # last.pt last: every other record of the epoch is written before it
+
     def on_fit_start(self, run: RunState) -> None:
         self.last_saved = time.monotonic()
 

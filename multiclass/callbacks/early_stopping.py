@@ -8,6 +8,7 @@ from multiclass.engine import EpochMetrics
 
 class EarlyStopping(Callback):
     every_rank = True  # every rank of a data parallel run stops at the same epoch
+    order = -10  # decides before anything records the epoch: last.pt knows it stopped
 
     def on_epoch_end(self, run: RunState, row: EpochMetrics, improved: bool) -> None:
         patience = run.settings.early_stopping.patience

@@ -54,7 +54,7 @@ def train(cfg: DictConfig) -> float | None:
         sys.exit(launch_processes(processes, run_dir, hydra_cfg.mode))
     outcome = execute(cfg, run_dir, hydra_cfg.overrides.task)
     if joined:
-        distributed.leave_group()
+        distributed.leave_group(peer_lost=outcome.summary.get("error") == distributed.PEER_FAILED)
     if hydra_cfg.mode == RunMode.RUN or stops_the_sweep(outcome.status):
         if outcome.exit_code:
             sys.exit(outcome.exit_code)

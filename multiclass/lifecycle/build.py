@@ -11,11 +11,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from multiclass.config import TrainerSettings
 from multiclass.datasets import Splits
 from multiclass.datasets.augment import check_augmentation
-from multiclass.engine import Task, batches_per_epoch
+from multiclass.engine import Task, optimizer_steps_per_epoch
 from multiclass.errors import building
 from multiclass.heads import Head, build_loss
 from multiclass.lifecycle import distributed
@@ -42,6 +43,12 @@ class Built:
     # written once, not with every best.pt.
     preprocess_saved: dict[Path, dict[str, str]] = field(default_factory=dict, repr=False)
 
+    @property
+    def result(self) -> nn.Module:
+        """The weights the run tests and saves as best.pt and model.pt: the moving average of
+        the trained ones under trainer.ema, else those."""
+        return self.model if self.task.average is None else self.task.average.module
+
     def save_model(self, path: Path) -> None:
         """The weights, and a table's fitted transform beside them (its digest in the file)."""
         splits = self.splits
@@ -50,7 +57,7 @@ class Built:
         saved_with = self.preprocess_saved[path.parent]
         save_checkpoint(
             path,
-            self.model,
+            self.result,
             self.cfg.model,
             self.cfg.loss,
             splits.input_shape,
@@ -67,7 +74,8 @@ def build(
     with building("device", cfg.device):
         runtime = instantiate(cfg.device)
     summary.update(seed=cfg.seed, device=str(runtime.device))
-    summary["processes"] = distributed.shard().size
+    shard = distributed.shard()
+    summary["processes"] = shard.size
     with building("dataset", cfg.dataset):
         splits: Splits = instantiate(cfg.dataset).to(runtime.device)
     summary.update(describe_data(splits))
@@ -89,11 +97,11 @@ def build(
         group["lr"] *= factor
     augment = instantiate(cfg.get("augment"))
     check_augmentation(augment, splits.train.x)  # tried on its first image
-    batches = batches_per_epoch(len(splits.train), settings)
+    steps = optimizer_steps_per_epoch(len(splits.train), settings)
     with building("scheduler", cfg.get("scheduler")):
-        schedule = build_schedule(cfg.get("scheduler"), optimizer, settings.epochs, batches)
+        schedule = build_schedule(cfg.get("scheduler"), optimizer, settings.epochs, steps)
     summary["num_params"] = sum(p.numel() for p in model.parameters())
-    trained = distributed.wrap(model, runtime.device)
+    trained = distributed.wrap(model, runtime.device, shard)
     task = Task(
         runtime.compiled(trained),
         criterion,
@@ -104,10 +112,19 @@ def build(
         augment=augment,
         frozen=trainable.frozen,
         scaler=runtime.grad_scaler(),
-        shard=distributed.shard(),
+        shard=shard,
         unwrapped=None if trained is model else model,
+        average=moving_average(model, settings.ema),
     )
     return Built(cfg, splits, model, task)
+
+
+def moving_average(model: nn.Module, decay: float | None) -> AveragedModel | None:
+    """trainer.ema: an exponential moving average of the weights (and of the buffers, such as
+    batch norm's statistics), which evaluation, best.pt and model.pt then use; None: off."""
+    if decay is None:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def check_loss(criterion: nn.Module, head: Head, labels: torch.Tensor) -> None:

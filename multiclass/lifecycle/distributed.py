@@ -41,7 +41,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from multiclass.engine import Shard
+from multiclass.engine import Shard, peers_needed
 from multiclass.errors import UserError
 from multiclass.lifecycle.artifacts import read_json, shown_path, write_json
 
@@ -56,19 +56,15 @@ RUN_DIR = "outputs/%Y-%m-%d/%H-%M-%S-%f"
 NAMES_RUN_DIR = ("hydra.run.dir=", "resume=")
 # What a rank other than 0 adds to its Hydra overrides: no .hydra/ and no train.log of its own.
 QUIET_RANK = ("hydra.output_subdir=null", "hydra/job_logging=stdout")
-# What a process says of the run when another of it failed: gloo's own words for it name no
-# process and no cause, and the process that failed logged its own error as it ended. Gloo
-# raises a plain RuntimeError, not torch.distributed's DistBackendError (torch 2.14: in DDP's
-# gradient reduction and in all_reduce alike), so its words are what tells it apart.
+# What a process says of the run when another of it failed (a collective of the run failed:
+# PeerLost): the backend's own words for it name no process and no cause, and the process that
+# failed logged its own error as it ended.
 PEER_FAILED = (
     "another process of the run failed (see its error, or the launcher's line on how it ended)"
 )
-PEER_GONE = ("Connection closed by peer", "Connection reset by peer")
 # How often a rank looks for its launcher (torch's elastic agent): a parent process id that
 # changed means that it was killed outright, and the rank ends as it did.
 WATCH_S = 0.05
-launcher_pid: int | None = None
-peer_lost = False
 # Why a signal may have ended a rank, as the launcher says it; any other: KILLED_BY_ANOTHER.
 KILLED_BY = {signal.SIGKILL: "the out-of-memory killer sends it; `dmesg` says whether it did"}
 KILLED_BY_ANOTHER = "a crash, or a signal from outside the run"
@@ -135,75 +131,89 @@ def join_job_tasks() -> bool:
     return True
 
 
-def leave_group() -> None:
+def leave_group(peer_lost: bool) -> None:
     """End this process's part in the process group once every rank has ended the run (a
     rank that destroys its group while another still tests aborts, as gloo does): for a
     process that goes on, as a submitit task does to write its result. Left as it is when
-    another rank is gone: nothing would answer the barrier."""
+    another rank is gone (`peer_lost`): nothing would answer the barrier."""
     if peer_lost:
         return
     dist.barrier()
     dist.destroy_process_group()
 
 
-def watch_launcher() -> None:
-    """Under torch's elastic agent (torchrun, device.processes: TORCHELASTIC_RUN_ID is set), end
-    this process with SIGKILL as soon as the agent, its parent, is gone. The agent passes
-    SIGTERM and Ctrl-C on to its ranks, but nothing can pass on its own SIGKILL, and the ranks
-    run in sessions of their own: without this they would train on and write the run to its
-    end, holding its lock against a resume. Checked by a thread, between any two steps."""
-    global launcher_pid
-    if "TORCHELASTIC_RUN_ID" not in os.environ or launcher_pid is not None:
-        return
-    launcher_pid = os.getppid()
+class LauncherWatch(threading.Thread):
+    """Under torch's elastic agent (torchrun, device.processes), ends this process with SIGKILL
+    as soon as the agent, its parent, is gone. The agent passes SIGTERM and Ctrl-C on to its
+    ranks, but nothing can pass on its own SIGKILL, and the ranks run in sessions of their own:
+    without this they would train on and write the run to its end, holding its lock against a
+    resume. It looks between any two steps."""
 
-    def watch() -> None:
-        while os.getppid() == launcher_pid:
+    def __init__(self) -> None:
+        super().__init__(name="multiclass-launcher-watch", daemon=True)
+        self.launcher_pid = os.getppid()
+
+    def run(self) -> None:
+        while not self.orphaned():
             time.sleep(WATCH_S)
-        end_with_launcher()
+        self.end_with_launcher()
 
-    threading.Thread(target=watch, name="multiclass-launcher-watch", daemon=True).start()
+    def orphaned(self) -> bool:
+        return os.getppid() != self.launcher_pid
+
+    def end_with_launcher(self) -> None:
+        """One line on stderr (not through the log: rank 0's goes to train.log, and nothing
+        more is written into the run), then SIGKILL: what the launcher got, no handler runs."""
+        try:
+            sys.stderr.write(
+                f"error: rank {os.environ.get('RANK', '?')}: its launcher (pid"
+                f" {self.launcher_pid}) was killed: ending with it, as killed (resume the run"
+                " from its last.pt)\n"
+            )
+            sys.stderr.flush()
+        except (OSError, ValueError):  # nobody reads stderr any more
+            pass
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def watch_launcher() -> None:
+    """Start this process's LauncherWatch, where torch's elastic agent started it
+    (TORCHELASTIC_RUN_ID is set) and none watches yet."""
+    if "TORCHELASTIC_RUN_ID" in os.environ and launcher_watch() is None:
+        LauncherWatch().start()
+
+
+def launcher_watch() -> LauncherWatch | None:
+    """This process's LauncherWatch, if it has one: the thread is where its state lives."""
+    return next((t for t in threading.enumerate() if isinstance(t, LauncherWatch)), None)
 
 
 def end_if_orphaned() -> None:
     """End this process now if its launcher is gone: called before a rank records a failure,
     which may only be that of another rank that ended with the launcher (the watch of this
     one has not looked yet); the kernel had given every rank its new parent by then."""
-    if launcher_pid is not None and os.getppid() != launcher_pid:
-        end_with_launcher()
+    watch = launcher_watch()
+    if watch is not None and watch.orphaned():
+        watch.end_with_launcher()
 
 
-def end_with_launcher() -> None:
-    """One line on stderr (not through the log: rank 0's goes to train.log, and nothing more
-    is written into the run), then SIGKILL: what the launcher got, and no handler runs."""
-    try:
-        sys.stderr.write(
-            f"error: rank {os.environ.get('RANK', '?')}: its launcher (pid {launcher_pid}) was"
-            " killed: ending with it, as killed (resume the run from its last.pt)\n"
-        )
-        sys.stderr.flush()
-    except (OSError, ValueError):  # nobody reads stderr any more
-        pass
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def lost_a_peer(error: BaseException) -> bool:
-    """Whether `error` is how torch.distributed tells this process that another of the run is
-    gone (it failed, was killed, or ended on a signal first). From then on `peer_lost` holds:
-    the run can only end, as failed, and the SIGTERM its launcher sends as another process
-    failed must not cut short this one's record of it. (A SIGTERM that came first, as all ranks
-    get one when the launcher does, has raised already: the run ends as interrupted.)"""
-    global peer_lost
-    if dist.is_initialized() and dist.get_world_size() > 1 and isinstance(error, RuntimeError):
-        peer_lost = peer_lost or any(words in str(error) for words in PEER_GONE)
-    return peer_lost
+def agree_to_stop(signum: int | None) -> int | None:
+    """The signal that asked any process of the run to stop (`signum`: this one's), the same
+    on every rank: one collective, at the same safe point of every rank, so that all stop
+    there together. A rank whose peer is gone gets PeerLost."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return signum
+    flag = torch.tensor([signum or 0], dtype=torch.int64)
+    with peers_needed():
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return int(flag.item()) or None
 
 
 def leave(code: int) -> NoReturn:
     """Exit with `code` at once, the process group left as it is: gloo aborts a process
     (SIGABRT, "terminate called without an active exception") that destroys its group, or has
-    it torn down at exit, while a peer still works or is gone, which about one suite run in
-    seven hit. By now rank 0 has written the run's record, and no rank needs another."""
+    it torn down at exit, while a peer still works or is gone, at random as the peer's exit
+    races the teardown. By now rank 0 has written the run's record, and no rank needs another."""
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -222,14 +232,16 @@ def shard() -> Shard:
     return Shard(dist.get_rank(), dist.get_world_size())
 
 
-def wrap(model: nn.Module, device: torch.device) -> nn.Module:
+def wrap(model: nn.Module, device: torch.device, shard: Shard) -> nn.Module:
     """The model in DistributedDataParallel when several processes train it (which also
-    copies rank 0's initial weights to every rank), else the model itself."""
+    copies rank 0's initial weights to every rank), its gradients averaged through `shard`,
+    which tells a failed reduction; else the model itself."""
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return model
-    if device.type == "cuda":
-        return nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
-    return nn.parallel.DistributedDataParallel(model)
+    ids = [device.index] if device.type == "cuda" else None
+    wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    wrapped.register_comm_hook(None, shard.average_gradients)
+    return wrapped
 
 
 def launch(processes: int, argv: Sequence[str], run_dir: Path) -> int:

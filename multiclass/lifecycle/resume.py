@@ -38,6 +38,7 @@ def save_last(path: Path, model: nn.Module, task: Task, progress: Progress) -> N
         "optimizer": task.optimizer.state_dict(),
         "scheduler": None if task.schedule is None else task.schedule.scheduler.state_dict(),
         "scaler": None if task.scaler is None else task.scaler.state_dict(),
+        "average": None if task.average is None else task.average.state_dict(),
         "random": random_states(),
         "order": progress.order.get_state(),
         "best_epoch": progress.best_epoch,  # its figures are in metrics.csv's rows
@@ -68,6 +69,8 @@ def restore(path: Path, model: nn.Module, task: Task, monitor: str = "val_acc") 
             task.schedule.scheduler.load_state_dict(content["scheduler"])
         if task.scaler is not None and content.get("scaler"):
             task.scaler.load_state_dict(content["scaler"])
+        if task.average is not None:
+            task.average.load_state_dict(content["average"])
     except Exception as error:  # of another model or optimizer
         raise UserError(
             f"cannot resume from {shown_path(path)}: {' '.join(str(error).split())[:200]}"

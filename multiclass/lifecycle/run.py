@@ -6,21 +6,31 @@ this; rank 0 alone writes, tests and calls the callbacks but those every rank ne
 
 import logging
 import signal
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from multiclass.callbacks import RunState, build_callbacks
 from multiclass.config import trainer_settings
-from multiclass.engine import EpochMetrics, Examples, Progress, evaluate, fit, samples_per_epoch
+from multiclass.engine import (
+    EpochMetrics,
+    Examples,
+    Progress,
+    Task,
+    evaluate,
+    fit,
+    samples_per_epoch,
+    stop_if_asked,
+)
 from multiclass.errors import (
     FailedIn,
+    PeerLost,
     TrainingDiverged,
+    TrainingInterrupted,
     UserError,
     full_tracebacks,
     is_user_error,
@@ -40,18 +50,10 @@ from multiclass.lifecycle.build import build
 from multiclass.lifecycle.outcome import Outcome, new_summary, write_summary
 from multiclass.lifecycle.provenance import command_line, git_state, versions
 from multiclass.lifecycle.resume import LAST, already_complete, restore, resumed_config
+from multiclass.lifecycle.stopping import StopSignals
 from multiclass.validation import check_config
 
 log = logging.getLogger("multiclass")
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, what a cluster scheduler or `kill` sends before it kills: handled as Ctrl-C is,
-    so that the run ends as `interrupted` with its summary.json and last.pt."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 def execute(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Outcome:
@@ -74,65 +76,24 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Ou
         log.error("error: %s", bad)
         return Outcome("failed", {"status": "failed", "error": str(bad)})
     if distributed.rank() > 0:  # trains in step with rank 0, which writes the run directory
-        with sigterm_interrupts():
-            return run_locked(cfg, run_dir, leader=False)
+        with StopSignals().installed() as stop:
+            return run_locked(cfg, run_dir, stop, leader=False)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         lock = lock_run_dir(run_dir)
     except UserError as busy:  # another process writes there: leave its files alone
         log.error("error: %s", busy)
         return Outcome("failed", {"status": "failed", "error": str(busy)})
-    with lock, sigterm_interrupts():
-        return run_locked(cfg, run_dir)
+    with lock, StopSignals().installed() as stop:
+        return run_locked(cfg, run_dir, stop)
 
 
-@contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """While a run trains, SIGTERM raises `Terminated` in it, as Ctrl-C raises
-    KeyboardInterrupt (only the main thread may set a handler: elsewhere, nothing changes)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum: int, frame: object) -> None:
-        if distributed.peer_lost:  # the launcher's, as another process failed: this one is
-            return  # recording that, and is not cut short
-        raise Terminated(signum)
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextmanager
-def signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM that arrive in the block take effect as it ends. An epoch's record
-    is several files (metrics.csv, last.pt, pictures) and the summary's figures: cut between
-    them, an interrupted run's summary named an epoch before the one its last.pt holds."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[int] = []
-    previous = {
-        signum: signal.signal(signum, lambda signum, frame: held.append(signum))
-        for signum in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if held:
-        signal.raise_signal(held[0])  # as it would have been, now that the record is whole
-
-
-def run_locked(cfg: DictConfig, run_dir: Path, leader: bool = True) -> Outcome:
+def run_locked(cfg: DictConfig, run_dir: Path, stop: StopSignals, leader: bool = True) -> Outcome:
     """`execute` once `run_dir` is this process's alone. A fresh run records itself at once; a
     resume only once it has restored last.pt, so that a resume that fails or is refused before
     that leaves the run's files as they were. Not the `leader` (a data parallel rank > 0): the
-    same training, without a file, a progress bar, the test or the recording callbacks."""
+    same training, without a file, a progress bar, the test or the recording callbacks. `stop`
+    holds a signal that asked the run to stop, which training takes at its next safe point."""
     summary = new_summary()
     resuming = bool(cfg.get("resume")) and (run_dir / "config.yaml").exists()
     run = None
@@ -140,22 +101,23 @@ def run_locked(cfg: DictConfig, run_dir: Path, leader: bool = True) -> Outcome:
     try:
         if not resuming and leader:
             begin(cfg, run_dir, summary)
-        settings, callbacks = trainer_settings(cfg), build_callbacks(cfg)
+        settings = trainer_settings(cfg)
+        callbacks = build_callbacks(cfg, settings)
         if not leader:
             settings, callbacks = replace(settings, progress=False), callbacks.every_rank()
         run = RunState(cfg, run_dir, settings, summary, callbacks, leader=leader)
         run.recording = not resuming
-        train_and_test(run)
+        train_and_test(run, stop)
         status = "completed"
     except TrainingDiverged as diverged:
         status, error = "diverged", str(diverged)
-    except KeyboardInterrupt as interrupt:
+    except (TrainingInterrupted, KeyboardInterrupt) as interrupt:  # the second: Ctrl-C twice
         signum = getattr(interrupt, "signum", signal.SIGINT)
         how = "by the user" if signum == signal.SIGINT else f"by {signal.Signals(signum).name}"
         status, error = "interrupted", f"interrupted {how}"
     except Exception as failure:
         status, error = "failed", one_line(failure)
-        if distributed.lost_a_peer(raised(failure)):  # another process of the run ended first
+        if isinstance(raised(failure), PeerLost):  # another process of the run ended first
             error = distributed.PEER_FAILED
         distributed.end_if_orphaned()  # its launcher was SIGKILLed: nothing more is written
         if not is_user_error(failure) and full_tracebacks():
@@ -202,7 +164,21 @@ def finish(
     return status
 
 
-def train_and_test(run: RunState) -> None:
+class RunListener:
+    """What the training loop tells the run: each event to its callbacks, and, at each safe
+    point, whether a signal asked it to stop (all processes agreeing)."""
+
+    def __init__(self, run: RunState, stop: StopSignals) -> None:
+        self.run, self.stop = run, stop
+
+    def fire(self, event: str, task: Task, *args: Any) -> None:
+        self.run.callbacks.fire(event, self.run, *args)
+
+    def stop_requested(self) -> int | None:
+        return self.stop.agreed()
+
+
+def train_and_test(run: RunState, stop: StopSignals) -> None:
     """Build dataset, loss, model, optimizer and schedule; train; test; save model.pt."""
     run.callbacks.fire("on_run_start", run)
     restoring = not run.recording and (run.run_dir / LAST).exists()  # last.pt: every weight
@@ -213,16 +189,19 @@ def train_and_test(run: RunState) -> None:
     run.callbacks.fire("on_fit_start", run)
 
     def on_epoch_end(row: EpochMetrics, improved: bool) -> None:
-        with signals_held():  # the epoch's record, whole: last.pt, summary, train.log agree
-            try:  # a callback that fails does so once every callback has recorded the epoch
-                run.callbacks.fire("on_epoch_end", run, row, improved)
-            finally:
-                running.summarise()
-                if run.settings.reports(row.epoch):
-                    described = describe_epoch(row, run.settings.monitor)
-                    log.info("epoch %d/%d  %s", row.epoch, run.settings.epochs, described)
+        try:  # a callback that fails does so once every callback has recorded the epoch
+            run.callbacks.fire("on_epoch_end", run, row, improved)
+        finally:
+            running.summarise()
+            if run.settings.reports(row.epoch):
+                described = describe_epoch(row, run.settings.monitor)
+                log.info("epoch %d/%d  %s", row.epoch, run.settings.epochs, described)
 
-    fit(run.built.task, run.built.splits, run.settings, run.progress, on_epoch_end)
+    listener = RunListener(run, stop)
+    stop_if_asked(listener)  # a signal while the run was built
+    fit(run.built.task, run.built.splits, run.settings, run.progress, on_epoch_end, listener)
+    run.callbacks.fire("on_fit_end", run)
+    stop_if_asked(listener)  # a signal since the last epoch's record: no test
     if not run.leader:
         return
     if run.progress.stopped_early:
@@ -299,9 +278,10 @@ def test_and_save(run: RunState) -> None:
         if not best.exists():
             raise UserError("trainer.test_on=best needs best.pt: keep callbacks.checkpoints")
         content = torch.load(best, map_location="cpu", weights_only=True)
-        built.model.load_state_dict(content["state_dict"])
+        built.result.load_state_dict(content["state_dict"])
         tested_epoch = progress.best_epoch
     splits = built.splits
+    run.callbacks.fire("on_test_start", run)
     test = Examples.of(splits.test, built.task.head)
     tested = evaluate(built.task, test, run.settings.eval_batch_size)
     summary.update(test_acc=tested.acc, test_loss=tested.loss, test_error=1 - tested.acc)
@@ -309,7 +289,7 @@ def test_and_save(run: RunState) -> None:
     summary.update(tested="best" if tested_epoch != progress.epoch else "last")
     summary["tested_epoch"] = tested_epoch
     built.save_model(run.run_dir / "model.pt")
-    summary["weights_sha256"] = weights_sha256(built.model)
+    summary["weights_sha256"] = weights_sha256(built.result)
     run.callbacks.fire("on_test_end", run, tested)
     commit, dirty = git_state()
     summary.update(versions=versions(), git_commit=commit, git_dirty=dirty, command=command_line())
