@@ -264,6 +264,30 @@ class TrainerSettings:
         return epoch % self.log_every == 0 or epoch == self.epochs
 
 
+@dataclass(frozen=True)
+class Finetuning:
+    """Fine-tuning, for every model alike (multiclass/models/finetune.py): start from a weights
+    file, train the head only, or the backbone at a fraction of the lr. Only a run's first
+    build reads the file: a resume's last.pt and a model.pt hold every weight."""
+
+    weights: str | None = setting(
+        None,
+        "a weights file to start from (torchvision's, timm's, a run's model.pt or its directory):"
+        " every tensor but the classifier's, which is built for the data's classes",
+    )
+    freeze: str | None = setting(
+        None,
+        "backbone: train the classifier only (the rest keeps its weights, in eval mode)",
+        choices=("backbone",),
+    )
+    backbone_lr: float = setting(
+        1.0,
+        "the backbone's lr as a fraction of optimizer.lr (discriminative lr)",
+        low=0,
+        open_low=True,
+    )
+
+
 @dataclass
 class RunSettings:
     """The top level of a run's config: the groups' options come beside these."""
@@ -288,6 +312,7 @@ class RunSettings:
         resumable=True,
     )
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
+    finetune: Finetuning = field(default_factory=Finetuning)
 
 
 @dataclass(frozen=True)
@@ -385,9 +410,6 @@ BUILDER_RULES: dict[str, Rule] = {
     "model.convs_per_block": integer(1),
     "model.batch_norm": flag(),
     "model.name": text(),
-    "model.weights": text(optional=True),
-    "model.freeze": choice("backbone", optional=True),
-    "model.backbone_lr": number(0, open_low=True),
     # augment
     "augment.padding": integer(0),
     "augment.flip": flag(),

@@ -12,7 +12,13 @@ from multiclass.errors import UserError, one_line
 from multiclass.heads import build_loss
 from multiclass.lifecycle.checkpoint import load_classifier
 from multiclass.models import build_classifier
-from multiclass.models.finetune import Finetuning, from_checkpoint, head_module, prepare
+from multiclass.models.finetune import (
+    Finetuning,
+    finetuning,
+    from_checkpoint,
+    head_module,
+    prepare,
+)
 
 FEW = ["dataset.limit=200", "trainer.epochs=1", "trainer.batch_size=50"]
 TIMM = importlib.util.find_spec("timm") is not None
@@ -68,7 +74,7 @@ def test_a_torchvision_weights_file_loads_all_but_the_head_and_sums_the_stem(tmp
     imagenet = torchvision.models.resnet18()  # as torchvision's file holds it: RGB, 1000 classes
     path = tmp_path / "resnet18.pth"
     torch.save(imagenet.state_dict(), path)
-    body = built("model=torchvision", f"model.weights={path}")
+    body = built("model=torchvision", f"finetune.weights={path}")
     prepare(body, Finetuning(weights=str(path)))
     saved, loaded = imagenet.state_dict(), body.state_dict()
     assert torch.equal(loaded["conv1.weight"], saved["conv1.weight"].sum(dim=1, keepdim=True))
@@ -97,7 +103,7 @@ def test_a_runs_model_pt_fine_tunes_a_frozen_backbone_that_stays_bit_identical(t
     source = train(*cnn, *FEW, run_dir=tmp_path / "source")
     assert source.status == "completed"
     weights = tmp_path / "source" / "model.pt"
-    frozen = ["dataset.classes=[3,5]", f"model.weights={weights}", "model.freeze=backbone"]
+    frozen = ["dataset.classes=[3,5]", f"finetune.weights={weights}", "finetune.freeze=backbone"]
     tuned = train(*cnn, *FEW, *frozen, run_dir=tmp_path / "tuned")
     assert tuned.status == "completed" and tuned.summary["num_classes"] == 2
     before, _, _ = load_classifier(weights)
@@ -116,7 +122,7 @@ def test_a_backbone_lr_is_a_fraction_of_the_heads_under_a_schedule_too(train, tm
     assert trainable.groups[0]["params"] == list(head_module(body).parameters())
     assert trainable.lr_factors == (1.0, 0.1)
     onecycle = ["scheduler=onecycle", "trainer.epochs=3"]  # one step is too short a cycle
-    outcome = train("model.backbone_lr=0.1", *FEW, *onecycle, run_dir=tmp_path / "r")
+    outcome = train("finetune.backbone_lr=0.1", *FEW, *onecycle, run_dir=tmp_path / "r")
     assert outcome.status == "completed"
     saved = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
     max_lrs = [group["max_lr"] for group in saved["optimizer"]["param_groups"]]
@@ -150,14 +156,16 @@ def test_a_timm_weights_file_loads_all_but_the_head_and_sums_the_deep_stem(tmp_p
 
 
 def test_a_rebuild_from_a_checkpoint_reads_no_weights_file_and_downloads_nothing():
-    """What only the first build used: model.weights, timm's `pretrained`, torchvision's
+    """What only the first build used: finetune.weights, timm's `pretrained`, torchvision's
     `weights` (a resume's last.pt or a model.pt holds every weight)."""
     options = ["+model.options.pretrained=true", "+model.options.drop_rate=0.2"]
-    cfg = compose_config("model=timm", "model.weights=W.pt", "model.freeze=backbone", *options)
+    cfg = compose_config(
+        "model=timm", "finetune.weights=W.pt", "finetune.freeze=backbone", *options
+    )
     rebuilt = from_checkpoint(cfg.model)
-    assert rebuilt.weights is None and rebuilt.freeze == "backbone"
+    assert finetuning(cfg, restoring=True) == Finetuning(weights=None, freeze="backbone")
     assert dict(rebuilt.options) == {"drop_rate": 0.2}
-    assert cfg.model.weights == "W.pt" and cfg.model.options.pretrained  # the config as it was
+    assert cfg.finetune.weights == "W.pt" and cfg.model.options.pretrained  # the config as it was
     torchvision_cfg = compose_config("model=torchvision", "+model.options.weights=DEFAULT").model
     assert dict(from_checkpoint(torchvision_cfg).options) == {}
 
@@ -167,10 +175,10 @@ def test_a_whole_pickled_model_as_weights_is_one_line_that_says_to_save_its_stat
 ):
     path = tmp_path / "whole.pt"
     torch.save(built("model=mlp"), path)  # the module itself, not its state_dict()
-    outcome = train(f"model.weights={path}", *FEW, run_dir=tmp_path / "run")
+    outcome = train(f"finetune.weights={path}", *FEW, run_dir=tmp_path / "run")
     assert outcome.status == "failed"
     assert outcome.summary["error"] == (
-        f"model.weights {path}: holds a whole model, saved with torch.save(model)"
+        f"finetune.weights {path}: holds a whole model, saved with torch.save(model)"
         " (torch.nn.modules.container.Sequential), not a state dict: save the weights alone,"
         " torch.save(model.state_dict(), PATH)"
     )
@@ -192,7 +200,7 @@ def test_a_run_directory_or_its_last_pt_as_weights_gives_the_runs_weights(train,
     with pytest.raises(UserError) as caught:
         prepare(built(), Finetuning(weights=str(run_dir)))
     assert str(caught.value) == (
-        f"model.weights {run_dir}: a directory with no model.pt in it: give a weights file (a"
+        f"finetune.weights {run_dir}: a directory with no model.pt in it: give a weights file (a"
         " run's model.pt, a .pth or .safetensors file)"
     )
 
@@ -201,7 +209,7 @@ def test_a_frozen_backbones_dropout_is_off_while_the_head_trains(train, tmp_path
     """With the backbone in eval mode, its dropout rate cannot change what the head learns."""
     path = tmp_path / "backbone.pt"
     torch.save(built("model.dropout=0.5").state_dict(), path)
-    frozen = [f"model.weights={path}", "model.freeze=backbone", *FEW]
+    frozen = [f"finetune.weights={path}", "finetune.freeze=backbone", *FEW]
     digests = {
         rate: train(f"model.dropout={rate}", *frozen).summary["weights_sha256"]
         for rate in (0.5, 0.9)

@@ -343,7 +343,7 @@ def test_a_fine_tuned_run_resumes_without_its_weights_file(train, tmp_path, stop
     """last.pt holds every weight: a weights file moved or cleaned up since is not needed."""
     weights = tmp_path / "W.pt"
     torch.save(mlp(input_shape=[64], num_outputs=10).state_dict(), weights)  # the digits' mlp
-    tuned = ["dataset.limit=300", f"model.weights={weights}", "model.freeze=backbone"]
+    tuned = ["dataset.limit=300", f"finetune.weights={weights}", "finetune.freeze=backbone"]
     straight = train(*tuned, "trainer.epochs=3", run_dir=tmp_path / "straight")
     run_dir = tmp_path / "run"
     if stop.startswith("SIGTERM"):

@@ -1,7 +1,10 @@
-"""One home per setting: each key of the top level and of `trainer` is declared once, in
-multiclass/settings.py, and its default in the composed config, its rule, its line in
-docs/configuration.md and whether a resume may change it all come from that declaration."""
+"""One home per setting: each key of the top level, of `trainer` and of `finetune` is declared
+once, in multiclass/settings.py, and its default in the composed config, its rule, its line in
+docs/configuration.md and whether a resume may change it all come from that declaration; no
+key of ours sits among a library's or a builder's arguments (a `_target_` block's keys are
+what its target takes), and a config saved with them there still reads the same."""
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -14,10 +17,13 @@ from multiclass.datasets.storage import choose_storage
 from multiclass.errors import UserError
 from multiclass.heads import build_loss
 from multiclass.lifecycle.runtime import prepare
+from multiclass.models.contract import build_classifier, model_builder
+from multiclass.models.finetune import finetuning
 from multiclass.settings import (
     DECLARED,
     RESUMABLE_KEYS,
     RULES,
+    Finetuning,
     Setting,
     number,
     rule_of,
@@ -130,3 +136,24 @@ def test_a_loss_saved_with_one_hot_among_torchs_arguments_builds_the_same_head(o
         OmegaConf.create({"_target_": "torch.nn.NLLLoss", "one_hot": False}), 3
     )
     assert type(nll) is torch.nn.NLLLoss and nll_head.targets == "index"
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")))
+def test_each_model_option_holds_its_builders_arguments_only(option):
+    """Fine-tuning is the `finetune` node beside the model's, not keys among its builder's."""
+    node = compose_config(f"model={option}").model
+    parameters = inspect.signature(model_builder(node._target_)).parameters
+    assert {key for key in node if not key.startswith("_")} <= set(parameters)
+
+
+def test_a_config_saved_with_finetuning_in_the_model_node_reads_the_same():
+    """A run's config.yaml or model.pt from before the `finetune` node: its model node held
+    weights, freeze and backbone_lr, which are still its fine-tuning, not the builder's."""
+    cfg = compose_config("finetune.backbone_lr=0.9")
+    OmegaConf.set_struct(cfg, False)
+    cfg.model.update(weights="W.pt", freeze="backbone", backbone_lr=0.5)
+    assert finetuning(cfg) == Finetuning(weights="W.pt", freeze="backbone", backbone_lr=0.5)
+    assert finetuning(cfg, restoring=True) == Finetuning(freeze="backbone", backbone_lr=0.5)
+    _, head = build_loss(cfg.loss, 10)
+    body = build_classifier(cfg.model, [64], head)  # the builder is not given them
+    assert body(torch.zeros(2, 64)).shape == (2, 10)

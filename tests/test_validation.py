@@ -70,7 +70,7 @@ BOUNDS = {
     "model.padding": "an integer >= 0",
     "model.pool": "an integer >= 1",
     "model.convs_per_block": "an integer >= 1",
-    "model.backbone_lr": "a number > 0",
+    "finetune.backbone_lr": "a number > 0",
     "augment.padding": "an integer >= 0",
     "loss.weight": "a list of numbers >= 0, or null",
     "loss.pos_weight": "a list of numbers > 0, or null",

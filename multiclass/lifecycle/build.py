@@ -24,7 +24,6 @@ from multiclass.lifecycle.checkpoint import save_checkpoint
 from multiclass.lifecycle.preprocess import save_preprocess
 from multiclass.lifecycle.runtime import seed_everything
 from multiclass.models import build_classifier, finetune
-from multiclass.models.finetune import Finetuning
 from multiclass.models.work import multiply_adds_per_sample
 from multiclass.optimizers import build_optimizer
 from multiclass.schedulers import build_schedule
@@ -90,7 +89,7 @@ def build(
     model = runtime.place(network)
     step = multiply_adds_per_sample(model, splits.input_shape) * settings.batch_size
     summary["num_threads"] = runtime.settle_threads(step)
-    trainable = finetune.prepare(model[0], Finetuning.of(model_cfg))  # model[0]: the body
+    trainable = finetune.prepare(model[0], finetune.finetuning(cfg, restoring))  # [0]: the body
     with building("optimizer", cfg.optimizer):
         optimizer = build_optimizer(instantiate(cfg.optimizer), trainable.groups, runtime.device)
     for group, factor in zip(optimizer.param_groups, trainable.lr_factors, strict=True):

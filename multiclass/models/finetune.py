@@ -1,13 +1,14 @@
-"""Fine-tuning, for every model alike: start from a weights file (`model.weights`), train the
-head only (`model.freeze=backbone`) or the backbone at a fraction of the lr
-(`model.backbone_lr`). The head is the model's last layer with parameters, the one that gives
-the classes' outputs; the backbone is everything before it.
+"""Fine-tuning, for every model alike: start from a weights file (`finetune.weights`), train the
+head only (`finetune.freeze=backbone`) or the backbone at a fraction of the lr
+(`finetune.backbone_lr`). The head is the model's last layer with parameters, the one that
+gives the classes' outputs; the backbone is everything before it.
 
-These keys are ours, not the builder's: `build_classifier` leaves them out of the builder's
-arguments, and a model rebuilt from model.pt, or resumed from last.pt, never reads the weights
-file again (`from_checkpoint`)."""
+These keys are the `finetune` node's (declared in multiclass/settings.py), beside the model's,
+not among its builder's arguments; a model rebuilt from model.pt, or resumed from last.pt,
+never reads the weights file again (`finetuning(restoring=True)`, `from_checkpoint`)."""
 
 import copy
+import dataclasses
 import logging
 import pickle
 import re
@@ -20,9 +21,11 @@ from omegaconf import DictConfig, open_dict
 from torch import nn
 
 from multiclass.errors import UserError
+from multiclass.settings import Finetuning
 
-FINETUNE_KEYS = ("weights", "freeze", "backbone_lr")
-FREEZE_CHOICES = ("backbone",)
+# The model node of a config saved before the `finetune` node (a run's config.yaml, a model.pt)
+# held these keys among its builder's arguments: read from there, left out of the call.
+FINETUNE_KEYS = tuple(item.name for item in dataclasses.fields(Finetuning))
 # A standard architecture's options that fetch pretrained weights: timm's, torchvision's.
 DOWNLOADING_OPTIONS = ("pretrained", "weights")
 SHOWN = 4  # layers named in an error
@@ -31,15 +34,13 @@ DETAIL = 200  # characters of a library's error in a line of ours
 log = logging.getLogger("multiclass")
 
 
-@dataclass(frozen=True)
-class Finetuning:
-    weights: str | None = None  # a state dict file: torchvision's, timm's, or a run's model.pt
-    freeze: str | None = None  # "backbone": train the head only
-    backbone_lr: float = 1.0  # the backbone's lr as a fraction of the optimizer's
-
-    @classmethod
-    def of(cls, model_cfg: DictConfig) -> "Finetuning":
-        return cls(**{key: model_cfg[key] for key in FINETUNE_KEYS if key in model_cfg})
+def finetuning(cfg: DictConfig, restoring: bool = False) -> Finetuning:
+    """A run's fine-tuning: its `finetune` node, with the keys of an older config's model node
+    over it. `restoring`: a checkpoint replaces every weight, so no weights file is read."""
+    given = dict(cfg.get("finetune") or {})
+    given.update({key: cfg.model[key] for key in FINETUNE_KEYS if key in cfg.model})
+    settings = Finetuning(**given)
+    return dataclasses.replace(settings, weights=None) if restoring else settings
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,9 @@ class Trainable:
 
 def from_checkpoint(model_cfg: DictConfig) -> DictConfig:
     """The model config for a build whose every weight a checkpoint then replaces (a resume's
-    last.pt): without model.weights and the options that download pretrained weights, so that
-    a resume needs neither the file nor the download, which only the first build used."""
+    last.pt): without the options that download pretrained weights (nor an older config's
+    model.weights), so that a resume needs neither the file nor the download, which only the
+    first build used."""
     rebuilt = copy.deepcopy(model_cfg)
     with open_dict(rebuilt):
         if "weights" in rebuilt:
@@ -97,7 +99,7 @@ def head_module(body: nn.Module) -> nn.Module:
         return get_classifier()
     with_parameters = [m for m in body.modules() if list(m.parameters(recurse=False))]
     if not with_parameters:
-        raise UserError("model.freeze and model.backbone_lr need a model with parameters")
+        raise UserError("finetune.freeze and finetune.backbone_lr need a model with parameters")
     return with_parameters[-1]
 
 
@@ -133,9 +135,9 @@ def load_weights(body: nn.Module, head: nn.Module, path: Path) -> None:
     unexpected = [key for key in saved if key not in own and not key.startswith(head_prefix)]
     for problems, what in ((mismatched, "shapes differ"), (missing, "not in the file")):
         if problems:
-            raise UserError(f"model.weights {path}: {what}: {listed(problems)}")
+            raise UserError(f"finetune.weights {path}: {what}: {listed(problems)}")
     if unexpected:
-        raise UserError(f"model.weights {path}: layers this model lacks: {listed(unexpected)}")
+        raise UserError(f"finetune.weights {path}: layers this model lacks: {listed(unexpected)}")
     body.load_state_dict(loaded, strict=False)
 
 
@@ -147,7 +149,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         isinstance(v, torch.Tensor) for v in content.values()
     ):
         raise UserError(
-            f"model.weights {path}: not a state dict (names to tensors): give a run's model.pt,"
+            f"finetune.weights {path}: not a state dict (names to tensors): give a run's model.pt,"
             " or a file saved with torch.save(model.state_dict(), PATH)"
         )
     return content
@@ -158,14 +160,14 @@ def weights_file(path: Path) -> Path:
     if path.is_dir():
         for name in ("model.pt", "last.pt"):
             if (path / name).is_file():
-                log.info("model.weights %s: a run directory: its %s is read", path, name)
+                log.info("finetune.weights %s: a run directory: its %s is read", path, name)
                 return path / name
         raise UserError(
-            f"model.weights {path}: a directory with no model.pt in it: give a weights file (a"
+            f"finetune.weights {path}: a directory with no model.pt in it: give a weights file (a"
             " run's model.pt, a .pth or .safetensors file)"
         )
     if not path.is_file():
-        raise UserError(f"model.weights {path}: no such file")
+        raise UserError(f"finetune.weights {path}: no such file")
     return path
 
 
@@ -181,10 +183,10 @@ def read_weights_file(path: Path) -> Any:
         pickled = pickled_globals(path, error)
         if pickled:
             raise UserError(
-                f"model.weights {path}: holds {whole(pickled[0])} ({pickled[0]}), not a state"
+                f"finetune.weights {path}: holds {whole(pickled[0])} ({pickled[0]}), not a state"
                 " dict: save the weights alone, torch.save(model.state_dict(), PATH)"
             ) from None
-        raise UserError(f"model.weights {path}: cannot be read: {plain_text(error)}") from None
+        raise UserError(f"finetune.weights {path}: cannot be read: {plain_text(error)}") from None
 
 
 # torch.load's words for the first global it refused to unpickle, the saved object's own class,

@@ -6,7 +6,7 @@ model.name=resnet18`) and timm's (`model=timm`, the `timm` extra), adapted to th
   timm builds it so (`in_chans`); a weights file's 3-channel stem is summed over its channels
   for 1-channel images, as timm does (multiclass.models.finetune).
 
-Both are built without weights (nothing is downloaded); `model.weights` loads a file."""
+Both are built without weights (nothing is downloaded); `finetune.weights` loads a file."""
 
 import difflib
 from collections.abc import Callable, Sequence
