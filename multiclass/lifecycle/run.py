@@ -1,12 +1,13 @@
-"""One run, start to finish, in the process that called it: build the components from the
-config, train, test, and let the callbacks fill the run directory. `execute` adds what a
-command line needs: a status, an exit code and a one-line error that never loses what the
-run already wrote. Under data parallel training (lifecycle.distributed) every process runs
-this; rank 0 alone writes, tests and calls the callbacks but those every rank needs."""
+"""One run, start to finish, in the process that called it (`Run`): build the components from
+the config, train, test, and let the callbacks fill the run directory; with what a command
+line needs: a status, an exit code and a one-line error that never loses what the run
+already wrote. Under data parallel training (lifecycle.distributed) every process runs it;
+rank 0 alone writes, tests and calls the callbacks but those every rank needs."""
 
 import logging
 import signal
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -60,76 +61,225 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Ou
     """Run `cfg` into `run_dir` and always leave a summary.json that says how it ended. With
     `resume` set, continue what `run_dir` holds (`overrides`: the command line's, which may
     change only how long it trains), or leave a completed run as it is."""
-    if cfg.get("resume"):
+    return Run(cfg, run_dir, overrides).execute()
+
+
+class Run:
+    """One run, its story in order: `execute` checks the config and takes the run directory,
+    then `build`, `fit` and `test`, and `finish` records how it ended. Its state says what
+    differs between runs: `resuming` (it continues what run_dir holds, and writes nothing
+    until it has restored last.pt: `recording`), `leader` (the process that writes; a data
+    parallel rank > 0 trains in step with it, without files, a progress bar or the test),
+    `stop` (a signal that asked it to stop, which training takes at its next safe point), and
+    `state`, what its callbacks see."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> None:
+        self.cfg, self.run_dir, self.overrides = cfg, run_dir, overrides
+        self.leader = distributed.rank() == 0
+        self.resuming = bool(cfg.get("resume")) and (run_dir / "config.yaml").exists()
+        self.recording = not self.resuming
+        self.stop = StopSignals()
+        self.summary = new_summary()
+        self.state: RunState | None = None
+
+    def execute(self) -> Outcome:
+        """The run, or why it did not start: a resume refused or already complete, a bad
+        value, a run directory another process writes to (each before anything is written)."""
         try:
-            cfg = resumed_config(cfg, run_dir, overrides)
-        except UserError as refused:  # nothing written: the run keeps what it has
+            if self.cfg.get("resume"):
+                self.cfg = resumed_config(self.cfg, self.run_dir, self.overrides)
+                done = already_complete(self.run_dir, self.cfg.trainer.epochs)
+                if done:
+                    epochs = done["epochs"]
+                    log.info(
+                        "%s completed %s epochs already: nothing to resume", self.run_dir, epochs
+                    )
+                    return Outcome("completed", done)
+            check_config(self.cfg)
+            lock = self.lock()
+        except UserError as refused:  # nothing written: the run directory keeps what it has
             log.error("error: %s", refused)
             return Outcome("failed", {"status": "failed", "error": str(refused)})
-        done = already_complete(run_dir, cfg.trainer.epochs)
-        if done:
-            log.info("%s completed %s epochs already: nothing to resume", run_dir, done["epochs"])
-            return Outcome("completed", done)
-    try:
-        check_config(cfg)
-    except UserError as bad:  # before anything is written: no run directory for a typo
-        log.error("error: %s", bad)
-        return Outcome("failed", {"status": "failed", "error": str(bad)})
-    if distributed.rank() > 0:  # trains in step with rank 0, which writes the run directory
-        with StopSignals().installed() as stop:
-            return run_locked(cfg, run_dir, stop, leader=False)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        lock = lock_run_dir(run_dir)
-    except UserError as busy:  # another process writes there: leave its files alone
-        log.error("error: %s", busy)
-        return Outcome("failed", {"status": "failed", "error": str(busy)})
-    with lock, StopSignals().installed() as stop:
-        return run_locked(cfg, run_dir, stop)
+        with lock, self.stop.installed():
+            return self.run()
 
+    def lock(self) -> AbstractContextManager:
+        """The run directory, this process's alone while it runs (the leader's: the other
+        ranks write nothing there)."""
+        if not self.leader:
+            return nullcontext()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        return lock_run_dir(self.run_dir)
 
-def run_locked(cfg: DictConfig, run_dir: Path, stop: StopSignals, leader: bool = True) -> Outcome:
-    """`execute` once `run_dir` is this process's alone. A fresh run records itself at once; a
-    resume only once it has restored last.pt, so that a resume that fails or is refused before
-    that leaves the run's files as they were. Not the `leader` (a data parallel rank > 0): the
-    same training, without a file, a progress bar, the test or the recording callbacks. `stop`
-    holds a signal that asked the run to stop, which training takes at its next safe point."""
-    summary = new_summary()
-    resuming = bool(cfg.get("resume")) and (run_dir / "config.yaml").exists()
-    run = None
-    error, signum = None, None
-    try:
-        if not resuming and leader:
-            begin(cfg, run_dir, summary)
-        settings = trainer_settings(cfg)
-        callbacks = build_callbacks(cfg, settings)
-        if not leader:
+    def run(self) -> Outcome:
+        """Build, fit and test, and the record of how it ended, whatever ended it."""
+        error, signum = None, None
+        try:
+            if self.recording and self.leader:
+                self.begin()
+            self.state = self.callbacks_state()
+            self.build()
+            self.fit()
+            if self.leader:
+                self.test()
+            status = "completed"
+        except TrainingDiverged as diverged:
+            status, error = "diverged", str(diverged)
+        except (TrainingInterrupted, KeyboardInterrupt) as interrupt:  # the second: Ctrl-C twice
+            signum = getattr(interrupt, "signum", signal.SIGINT)
+            how = "by the user" if signum == signal.SIGINT else f"by {signal.Signals(signum).name}"
+            status, error = "interrupted", f"interrupted {how}"
+        except Exception as failure:
+            status, error = "failed", one_line(failure)
+            if isinstance(raised(failure), PeerLost):  # another process of the run ended first
+                error = distributed.PEER_FAILED
+            distributed.end_if_orphaned()  # its launcher was SIGKILLed: nothing more is written
+            if not is_user_error(failure) and full_tracebacks():
+                if self.leader:
+                    self.finish(status, error)
+                raise  # Python's own traceback, down to the line that failed
+        status = self.finish(status, error)
+        undrawn = tuple(self.state.undrawn) if self.state else ()
+        return Outcome(status, self.summary, undrawn, signum)
+
+    def callbacks_state(self) -> RunState:
+        """What the callbacks see of the run, with the callbacks its config lists and those
+        its step options ask for (on a rank > 0: those every rank needs)."""
+        settings = trainer_settings(self.cfg)
+        callbacks = build_callbacks(self.cfg, settings)
+        if not self.leader:
             settings, callbacks = replace(settings, progress=False), callbacks.every_rank()
-        run = RunState(cfg, run_dir, settings, summary, callbacks, leader=leader)
-        run.recording = not resuming
-        train_and_test(run, stop)
-        status = "completed"
-    except TrainingDiverged as diverged:
-        status, error = "diverged", str(diverged)
-    except (TrainingInterrupted, KeyboardInterrupt) as interrupt:  # the second: Ctrl-C twice
-        signum = getattr(interrupt, "signum", signal.SIGINT)
-        how = "by the user" if signum == signal.SIGINT else f"by {signal.Signals(signum).name}"
-        status, error = "interrupted", f"interrupted {how}"
-    except Exception as failure:
-        status, error = "failed", one_line(failure)
-        if isinstance(raised(failure), PeerLost):  # another process of the run ended first
-            error = distributed.PEER_FAILED
-        distributed.end_if_orphaned()  # its launcher was SIGKILLed: nothing more is written
-        if not is_user_error(failure) and full_tracebacks():
-            if leader:
-                finish(run, run_dir, summary, status, error, resuming)
-            raise  # Python's own traceback, down to the line that failed
-    if leader:
-        status = finish(run, run_dir, summary, status, error, resuming)
-    elif status == "failed":  # rank 0 says the rest, once
-        log.error("error: %s", error)
-    undrawn = tuple(run.undrawn) if run else ()
-    return Outcome(status, summary, undrawn, signum)
+        return RunState(
+            self.cfg, self.run_dir, settings, self.summary, callbacks, leader=self.leader
+        )
+
+    def begin(self) -> None:
+        """config.yaml, and a summary.json that says `running`: a run killed without a chance
+        to write its own (SIGKILL, the out-of-memory killer) is still known for what it was."""
+        write_atomic(self.run_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
+        write_json(self.run_dir / "summary.json", {**self.summary, "status": "running"})
+        self.recording = True
+
+    def build(self) -> None:
+        """Dataset, loss, model, optimizer and schedule, then where training starts: afresh,
+        or where a resumed run stopped (its last.pt holds every weight, so the model's own
+        weights file is not read)."""
+        state = self.state
+        state.callbacks.fire("on_run_start", state)
+        restoring = self.resuming and (self.run_dir / LAST).exists()
+        state.built = build(self.cfg, state.settings, self.summary, restoring)
+        state.progress = self.start()
+
+    def start(self) -> Progress:
+        """A fresh start, or with `resume` set, where the run stopped: its last.pt restored,
+        and only then its config.yaml and a `running` summary.json written."""
+        state = self.state
+        monitor = state.settings.monitor
+        fresh = Progress(order=torch.Generator().manual_seed(self.cfg.seed), monitor=monitor)
+        if not self.resuming:
+            return fresh
+        last = self.run_dir / LAST
+        status = (read_json(self.run_dir / "summary.json") or {}).get("status")  # how it stopped
+        if last.exists():
+            progress = restore(last, state.built.model, state.built.task, monitor)
+            self.summary["resumed_at"] = [progress.epoch]
+            log.info(
+                "resuming after epoch %d from %s%s",
+                progress.epoch,
+                shown_path(last),
+                killed(status),
+            )
+        else:
+            progress = fresh
+            start_over(self.run_dir, status)
+        if self.leader:
+            self.begin()
+        self.recording = True
+        return progress
+
+    def fit(self) -> None:
+        """Train up to trainer.epochs, the callbacks recording each epoch; stopped at a safe
+        point by a signal, early by early stopping, or by a diverging loss."""
+        state = self.state
+        samples = samples_per_epoch(len(state.built.splits.train), state.settings)
+        running = RunningSummary(state, samples)
+        state.callbacks.fire("on_fit_start", state)
+
+        def on_epoch_end(row: EpochMetrics, improved: bool) -> None:
+            try:  # a callback that fails does so once every callback has recorded the epoch
+                state.callbacks.fire("on_epoch_end", state, row, improved)
+            finally:
+                running.summarise()
+                if state.settings.reports(row.epoch):
+                    described = describe_epoch(row, state.settings.monitor)
+                    log.info("epoch %d/%d  %s", row.epoch, state.settings.epochs, described)
+
+        listener = RunListener(state, self.stop)
+        stop_if_asked(listener)  # a signal while the run was built
+        built = state.built
+        fit(built.task, built.splits, state.settings, state.progress, on_epoch_end, listener)
+        state.callbacks.fire("on_fit_end", state)
+        stop_if_asked(listener)  # a signal since the last epoch's record: no test
+        progress = state.progress
+        if progress.stopped_early and self.leader:
+            log.info(
+                "stopped early after epoch %d: no better %s since epoch %d",
+                progress.epoch,
+                progress.monitor,
+                progress.best_epoch,
+            )
+
+    def test(self) -> None:
+        """Test the weights `trainer.test_on` names, save them as model.pt, tell the callbacks."""
+        state = self.state
+        built, progress, summary = state.built, state.progress, self.summary
+        tested_epoch = progress.epoch
+        if state.settings.test_on == "best" and progress.best_epoch is not None:
+            best = self.run_dir / "best.pt"
+            if not best.exists():
+                raise UserError("trainer.test_on=best needs best.pt: keep callbacks.checkpoints")
+            content = torch.load(best, map_location="cpu", weights_only=True)
+            built.result.load_state_dict(content["state_dict"])
+            tested_epoch = progress.best_epoch
+        splits = built.splits
+        state.callbacks.fire("on_test_start", state)
+        test = Examples.of(splits.test, built.task.head)
+        tested = evaluate(built.task, test, state.settings.eval_batch_size)
+        summary.update(test_acc=tested.acc, test_loss=tested.loss, test_error=1 - tested.acc)
+        summary.update(test_macro_f1=tested.macro_f1, test_balanced_acc=tested.balanced_acc)
+        summary.update(tested="best" if tested_epoch != progress.epoch else "last")
+        summary["tested_epoch"] = tested_epoch
+        built.save_model(self.run_dir / "model.pt")
+        summary["weights_sha256"] = weights_sha256(built.result)
+        state.callbacks.fire("on_test_end", state, tested)
+        commit, dirty = git_state()
+        summary.update(versions=versions(), git_commit=commit, git_dirty=dirty)
+        summary["command"] = command_line()
+        log.info(
+            "test_acc %.4f  test_loss %.4f  (%s, %d samples)  -> %s",
+            tested.acc,
+            tested.loss,
+            splits.evaluated_on,
+            len(splits.test),
+            shown_path(self.run_dir),
+        )
+
+    def finish(self, status: str, error: str | None) -> str:
+        """summary.json, then `on_run_end` (a tracker copies the finished folder); a resume
+        that ended before it restored last.pt only says why, and leaves the run's record
+        alone; a rank > 0 says only its own failure (rank 0 says the rest, once)."""
+        if not self.leader:
+            if status == "failed":
+                log.error("error: %s", error)
+            return status
+        if not self.recording:
+            self.summary.update(status=status, error=error)
+            log.error("error: %s", error)
+            return status
+        status = write_summary(self.run_dir, self.summary, status, error)
+        if self.state is not None:
+            self.state.callbacks.end(self.state)
+        return status
 
 
 def raised(failure: Exception) -> BaseException:
@@ -137,105 +287,18 @@ def raised(failure: Exception) -> BaseException:
     return failure.__cause__ if isinstance(failure, FailedIn) and failure.__cause__ else failure
 
 
-def begin(cfg: DictConfig, run_dir: Path, summary: dict) -> None:
-    """config.yaml, and a summary.json that says `running`: a run killed without a chance to
-    write its own (SIGKILL, the out-of-memory killer) is still known for what it was."""
-    write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    write_json(run_dir / "summary.json", {**summary, "status": "running"})
-
-
-def finish(
-    run: RunState | None,
-    run_dir: Path,
-    summary: dict,
-    status: str,
-    error: str | None,
-    resuming: bool,
-) -> str:
-    """summary.json, then `on_run_end` (a tracker copies the finished folder); a resume that
-    ended before it restored last.pt only says why, and leaves the run's record alone."""
-    if resuming and not (run and run.recording):
-        summary.update(status=status, error=error)
-        log.error("error: %s", error)
-        return status
-    status = write_summary(run_dir, summary, status, error)
-    if run is not None:
-        run.callbacks.end(run)
-    return status
-
-
 class RunListener:
     """What the training loop tells the run: each event to its callbacks, and, at each safe
     point, whether a signal asked it to stop (all processes agreeing)."""
 
-    def __init__(self, run: RunState, stop: StopSignals) -> None:
-        self.run, self.stop = run, stop
+    def __init__(self, state: RunState, stop: StopSignals) -> None:
+        self.state, self.stop = state, stop
 
     def fire(self, event: str, task: Task, *args: Any) -> None:
-        self.run.callbacks.fire(event, self.run, *args)
+        self.state.callbacks.fire(event, self.state, *args)
 
     def stop_requested(self) -> int | None:
         return self.stop.agreed()
-
-
-def train_and_test(run: RunState, stop: StopSignals) -> None:
-    """Build dataset, loss, model, optimizer and schedule; train; test; save model.pt."""
-    run.callbacks.fire("on_run_start", run)
-    restoring = not run.recording and (run.run_dir / LAST).exists()  # last.pt: every weight
-    run.built = build(run.cfg, run.settings, run.summary, restoring)
-    run.progress = start(run)
-    samples = samples_per_epoch(len(run.built.splits.train), run.settings)
-    running = RunningSummary(run, samples)
-    run.callbacks.fire("on_fit_start", run)
-
-    def on_epoch_end(row: EpochMetrics, improved: bool) -> None:
-        try:  # a callback that fails does so once every callback has recorded the epoch
-            run.callbacks.fire("on_epoch_end", run, row, improved)
-        finally:
-            running.summarise()
-            if run.settings.reports(row.epoch):
-                described = describe_epoch(row, run.settings.monitor)
-                log.info("epoch %d/%d  %s", row.epoch, run.settings.epochs, described)
-
-    listener = RunListener(run, stop)
-    stop_if_asked(listener)  # a signal while the run was built
-    fit(run.built.task, run.built.splits, run.settings, run.progress, on_epoch_end, listener)
-    run.callbacks.fire("on_fit_end", run)
-    stop_if_asked(listener)  # a signal since the last epoch's record: no test
-    if not run.leader:
-        return
-    if run.progress.stopped_early:
-        log.info(
-            "stopped early after epoch %d: no better %s since epoch %d",
-            run.progress.epoch,
-            run.progress.monitor,
-            run.progress.best_epoch,
-        )
-    test_and_save(run)
-
-
-def start(run: RunState) -> Progress:
-    """A fresh start, or with `resume` set, where the run stopped: its last.pt restored, and
-    only then its config.yaml and a `running` summary.json written."""
-    monitor = run.settings.monitor
-    fresh = Progress(order=torch.Generator().manual_seed(run.cfg.seed), monitor=monitor)
-    if run.recording:
-        return fresh
-    last = run.run_dir / LAST
-    status = (read_json(run.run_dir / "summary.json") or {}).get("status")  # how it stopped
-    if last.exists():
-        progress = restore(last, run.built.model, run.built.task, monitor)
-        run.summary["resumed_at"] = [progress.epoch]
-        log.info(
-            "resuming after epoch %d from %s%s", progress.epoch, shown_path(last), killed(status)
-        )
-    else:
-        progress = fresh
-        start_over(run.run_dir, status)
-    if run.leader:
-        begin(run.cfg, run.run_dir, run.summary)
-    run.recording = True
-    return progress
 
 
 def killed(status: str | None) -> str:
@@ -267,40 +330,6 @@ def start_over(run_dir: Path, status: str | None) -> None:
         )
     else:
         log.info("%s finished no epoch before it stopped: starting it from epoch 1", run_dir)
-
-
-def test_and_save(run: RunState) -> None:
-    """Test the weights `trainer.test_on` names, save them as model.pt, tell the callbacks."""
-    built, progress, summary = run.built, run.progress, run.summary
-    tested_epoch = progress.epoch
-    if run.settings.test_on == "best" and progress.best_epoch is not None:
-        best = run.run_dir / "best.pt"
-        if not best.exists():
-            raise UserError("trainer.test_on=best needs best.pt: keep callbacks.checkpoints")
-        content = torch.load(best, map_location="cpu", weights_only=True)
-        built.result.load_state_dict(content["state_dict"])
-        tested_epoch = progress.best_epoch
-    splits = built.splits
-    run.callbacks.fire("on_test_start", run)
-    test = Examples.of(splits.test, built.task.head)
-    tested = evaluate(built.task, test, run.settings.eval_batch_size)
-    summary.update(test_acc=tested.acc, test_loss=tested.loss, test_error=1 - tested.acc)
-    summary.update(test_macro_f1=tested.macro_f1, test_balanced_acc=tested.balanced_acc)
-    summary.update(tested="best" if tested_epoch != progress.epoch else "last")
-    summary["tested_epoch"] = tested_epoch
-    built.save_model(run.run_dir / "model.pt")
-    summary["weights_sha256"] = weights_sha256(built.result)
-    run.callbacks.fire("on_test_end", run, tested)
-    commit, dirty = git_state()
-    summary.update(versions=versions(), git_commit=commit, git_dirty=dirty, command=command_line())
-    log.info(
-        "test_acc %.4f  test_loss %.4f  (%s, %d samples)  -> %s",
-        tested.acc,
-        tested.loss,
-        splits.evaluated_on,
-        len(splits.test),
-        shown_path(run.run_dir),
-    )
 
 
 class RunningSummary:
