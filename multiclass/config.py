@@ -1,6 +1,7 @@
 """Where the configs are, how a config is composed in-process, and what importing this module
 gives Hydra before it composes conf/train.yaml: the declared settings' defaults
-(multiclass/settings.py) as the config `settings`, and two resolvers."""
+(multiclass/settings.py) as the configs `settings` and `device/base/settings`, and two
+resolvers."""
 
 from pathlib import Path
 
@@ -8,13 +9,20 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from multiclass.settings import MONITORS, TrainerSettings, defaults
+from multiclass.settings import MONITORS, DeviceSettings, TrainerSettings, defaults
 
 __all__ = ["CONFIG_DIR", "MONITORS", "TrainerSettings", "compose_config", "trainer_settings"]
 
-# The declared keys' defaults, the node conf/train.yaml's defaults list names `settings`: kept
-# as plain values (not a structured config), so that a bad one is check_config's one line.
+# The declared keys' defaults, kept as plain values (not a structured config), so that a bad
+# one is check_config's one line: the node conf/train.yaml's defaults list names `settings`,
+# and the device keys' that conf/device/auto.yaml's names `base/settings`.
 ConfigStore.instance().store(name="settings", node=OmegaConf.create(defaults()))
+ConfigStore.instance().store(
+    group="device/base",
+    name="settings",
+    node=OmegaConf.create(defaults(DeviceSettings)),
+    package="device",
+)
 
 # `${first_set:${resume},outputs/...}`: the run directory is the one resumed, if any.
 OmegaConf.register_new_resolver("first_set", lambda *values: next((v for v in values if v), None))

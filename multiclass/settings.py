@@ -1,12 +1,12 @@
 """Every key a user can set, each declared in one place with what it may be.
 
-The project's own keys (the top level and `trainer`) are the fields of the dataclasses below,
-each declared by `setting`: its type is the field's, and from that one declaration come its
-default (the node config.py gives conf/train.yaml), its rule (what check_config allows), its
-doc line (the table in docs/configuration.md) and whether a resume may change it
-(RESUMABLE_KEYS). The builders' keys (the dataset, model, loss, optimizer, scheduler, device
-and logger options) are their functions' arguments, with a default in each option's YAML:
-their rules are BUILDER_RULES.
+The project's own keys (the top level, `trainer`, `finetune` and `device`) are the fields of
+the dataclasses below, each declared by `setting`: its type is the field's, and from that one
+declaration come its default (the nodes config.py gives conf/train.yaml and the device
+options), its rule (what check_config allows), its doc line (the table in
+docs/configuration.md) and whether a resume may change it (RESUMABLE_KEYS). The builders' keys
+(the dataset, model, loss, optimizer, scheduler and logger options) are their functions'
+arguments, with a default in each option's YAML: their rules are BUILDER_RULES.
 
 A rule's error is one line naming the key, the value and what is allowed, instead of an error
 from deep inside torch after minutes of work. Torch-free and Hydra-free: the command line
@@ -288,6 +288,48 @@ class Finetuning:
     )
 
 
+@dataclass(frozen=True)
+class DeviceSettings:
+    """Where and how the run computes: the `device` group's options (auto, cpu, cuda) take these,
+    `kind` their own, as multiclass.lifecycle.runtime.prepare's arguments."""
+
+    kind: str = setting(
+        "auto",
+        "auto (cuda, then mps, then cpu), cuda, mps or cpu",
+        choices=("auto", "cuda", "mps", "cpu"),
+    )
+    deterministic: bool = setting(True, "deterministic algorithms: same config, same numbers")
+    num_threads: int | None = setting(
+        None,
+        "torch's threads; null: 1 for a small training step, else what the launcher granted or"
+        " every core (1 a process when processes > 1)",
+        low=1,
+    )
+    processes: int = setting(
+        1,
+        "data parallel: this many processes train the run, each on a share of every batch (gloo"
+        " on the CPU, nccl a GPU each); the same as torchrun --nproc_per_node=N -m multiclass;"
+        " how many train it, not what (the same weights, to rounding)",
+        low=1,
+        resumable=True,
+    )
+    precision: str = setting(
+        "fp32",
+        "fp32, bf16 (autocast) or fp16 (autocast and loss scaling)",
+        choices=("fp32", "bf16", "fp16"),
+    )
+    compile: bool = setting(False, "torch.compile the model (compiles at the first step)")
+    channels_last: bool = setting(
+        True,
+        "image batches and conv weights in channels_last (faster convs; only for models with 2-d"
+        " convolutions)",
+    )
+    reuse_memory: bool = setting(
+        True,
+        "keep freed CPU memory for reuse, not give it back to the OS (glibc): faster big tensors",
+    )
+
+
 @dataclass
 class RunSettings:
     """The top level of a run's config: the groups' options come beside these."""
@@ -351,17 +393,16 @@ def rule_of(annotation: Any, spec: Setting) -> Rule:
     return Rule(kind, *bounds, choices=spec.choices, optional=optional)
 
 
-DECLARED = {item.key: item for item in declared()}
+DECLARED = {item.key: item for item in (*declared(), *declared(DeviceSettings, "device."))}
 
 
-def defaults() -> dict[str, Any]:
+def defaults(settings: type = RunSettings) -> dict[str, Any]:
     """The declared keys' defaults as the nested node of a config."""
-    return dataclasses.asdict(RunSettings())
+    return dataclasses.asdict(settings())
 
 
-# Keys of the builders a resume may change too: the tracker (every logger.* key), and how many
-# processes train the run, not what they train (the same weights, to rounding).
-RESUMABLE_BUILDER_KEYS = ("logger", "device.processes")
+# Keys of the builders a resume may change too: the tracker (every logger.* key).
+RESUMABLE_BUILDER_KEYS = ("logger",)
 RESUMABLE_KEYS = (
     *(item.key for item in DECLARED.values() if item.resumable),
     *RESUMABLE_BUILDER_KEYS,
@@ -438,15 +479,6 @@ BUILDER_RULES: dict[str, Rule] = {
     "scheduler.cycle_momentum": flag(),
     "scheduler.base_momentum": FRACTION,
     "scheduler.max_momentum": FRACTION,
-    # device
-    "device.kind": choice("auto", "cuda", "mps", "cpu"),
-    "device.deterministic": flag(),
-    "device.num_threads": integer(1, optional=True),
-    "device.processes": integer(1),
-    "device.precision": choice("fp32", "bf16", "fp16"),
-    "device.compile": flag(),
-    "device.channels_last": flag(),
-    "device.reuse_memory": flag(),
     # logger
     "logger.subdir": text(),
     "logger.tracking_uri": text(),

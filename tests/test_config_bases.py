@@ -1,5 +1,6 @@
 """Configs that share a base through Hydra's defaults list: device=cpu and device=cuda take
-every setting of device/auto.yaml but `kind`; seed 004's Fashion-MNIST experiments take their
+every setting of device/auto.yaml (its `_target_`, and the device keys' declared defaults,
+multiclass/settings.py) but `kind`; seed 004's Fashion-MNIST experiments take their
 common settings from experiment/base/seed004_fashion.yaml. Each option still composes to the
 base's values and its own, and says nothing the base already says."""
 
@@ -11,6 +12,7 @@ from omegaconf import OmegaConf
 
 from multiclass.commands.reproduce import experiment_names
 from multiclass.config import CONFIG_DIR, compose_config
+from multiclass.settings import DeviceSettings, defaults
 
 DEVICE_BASE = CONFIG_DIR / "device" / "auto.yaml"
 FASHION_BASE = CONFIG_DIR / "experiment" / "base" / "seed004_fashion.yaml"
@@ -63,10 +65,16 @@ def test_the_bases_exist_and_the_fashion_experiments_are_found():
 
 @pytest.mark.parametrize("name", ["auto", "cpu", "cuda"])
 def test_every_device_option_has_the_bases_settings_and_its_own_kind(name):
-    base = own_values(DEVICE_BASE)
+    base = {**own_values(DEVICE_BASE), **defaults(DeviceSettings)}  # its _target_, the declared
     device = OmegaConf.to_container(compose_config(f"device={name}").device)
     assert list(device) == list(base)  # every key, in the base's order
     assert device == {**base, "kind": name}
+
+
+def test_the_device_base_says_nothing_its_declared_settings_say():
+    """Its settings come after its own lines (its _target_ first in the node, as it was): a
+    setting written in auto.yaml would be overridden, unseen."""
+    assert own_values(DEVICE_BASE) == {"_target_": "multiclass.lifecycle.runtime.prepare"}
 
 
 @pytest.mark.parametrize("name", ["cpu", "cuda"])

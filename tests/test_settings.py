@@ -1,4 +1,4 @@
-"""One home per setting: each key of the top level, of `trainer` and of `finetune` is declared
+"""One home per setting: each key of the top level, `trainer`, `finetune` and `device` is declared
 once, in multiclass/settings.py, and its default in the composed config, its rule, its line in
 docs/configuration.md and whether a resume may change it all come from that declaration; no
 key of ours sits among a library's or a builder's arguments (a `_target_` block's keys are
@@ -49,15 +49,17 @@ RESUMABLE = {
 
 
 def project_keys(cfg: DictConfig) -> set[str]:
-    """The composed config's keys outside the groups' options: the ones settings.py declares."""
+    """The composed config's keys outside the groups' options, and the device group's: the
+    ones settings.py declares."""
     own = OmegaConf.masked_copy(cfg, [key for key in cfg if key not in {*GROUPS, "callbacks"}])
-    return {key for key, _ in leaves(own)} | {"reproduces"}
+    devices = {key for key, _ in leaves(cfg.device, "device.")}
+    return {key for key, _ in leaves(own)} | {"reproduces"} | devices
 
 
 def test_the_composed_defaults_are_the_declared_ones_and_nothing_else():
     """No second home: conf/train.yaml neither sets a declared key's default nor adds a key
     that is not declared."""
-    cfg = compose_config()
+    cfg = compose_config("device=auto")  # the suite composes device=cpu first (conftest.py)
     assert project_keys(cfg) == set(DECLARED)
     for key, item in DECLARED.items():
         assert OmegaConf.select(cfg, key) == item.default, key

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from multiclass.errors import UserError
-from multiclass.settings import check_value
+from multiclass.settings import DeviceSettings, check_value
 
 log = logging.getLogger("multiclass")
 
@@ -79,15 +79,18 @@ FP16_ON_CPU = (
 )
 
 
+DEVICE = DeviceSettings()  # the declared defaults (multiclass/settings.py), for a call from Python
+
+
 def prepare(
-    kind: str = "auto",
-    deterministic: bool = True,
-    num_threads: int | None = None,
-    precision: str = "fp32",
-    compile: bool = False,
-    channels_last: bool = True,
-    reuse_memory: bool = True,
-    processes: int = 1,
+    kind: str = DEVICE.kind,
+    deterministic: bool = DEVICE.deterministic,
+    num_threads: int | None = DEVICE.num_threads,
+    precision: str = DEVICE.precision,
+    compile: bool = DEVICE.compile,
+    channels_last: bool = DEVICE.channels_last,
+    reuse_memory: bool = DEVICE.reuse_memory,
+    processes: int = DEVICE.processes,
 ) -> Runtime:
     """Pick the device and set torch's process-wide knobs as the run starts; built from the
     `device` config group. Until the model is built (Runtime.settle_threads), torch takes the
