@@ -186,7 +186,7 @@ def cases() -> list[tuple[str, Any, DictConfig]]:
 
 def test_every_leaf_of_our_configs_has_a_rule():
     unruled = {key for cfg in every_config() for key, _ in leaves(cfg) if key not in RULES}
-    assert not unruled, f"keys without a rule in multiclass/validation.py: {sorted(unruled)}"
+    assert not unruled, f"keys without a rule in multiclass/settings.py: {sorted(unruled)}"
 
 
 def test_every_bad_value_of_every_key_is_one_line_naming_the_key():
