@@ -377,7 +377,9 @@ def declared(cls: type = RunSettings, prefix: str = "") -> Iterator[Declared]:
         if dataclasses.is_dataclass(kind):
             yield from declared(kind, f"{key}.")
             continue
-        spec: Setting = item.metadata["setting"]
+        spec: Setting | None = item.metadata.get("setting")
+        if spec is None:  # a second home in the making: a default without its declaration
+            raise TypeError(f"{cls.__name__}.{item.name}: declare it with setting(default, doc)")
         rule = rule_of(kind, spec) if spec.checked else None
         yield Declared(key, item.default, rule, spec.doc, spec.resumable)
 
@@ -389,6 +391,8 @@ def rule_of(annotation: Any, spec: Setting) -> Rule:
     union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
     optional = union and type(None) in options
     (kind,) = [option for option in options if option is not type(None)] if union else [annotation]
+    if kind not in (int, float, bool, str):
+        raise TypeError(f"a declared setting is an int, float, bool or str, not {annotation}")
     bounds = (spec.low, spec.high, spec.open_low, spec.open_high)
     return Rule(kind, *bounds, choices=spec.choices, optional=optional)
 

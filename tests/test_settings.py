@@ -5,6 +5,7 @@ key of ours sits among a library's or a builder's arguments (a `_target_` block'
 what its target takes), and a config saved with them there still reads the same."""
 
 import inspect
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from multiclass.settings import (
     RULES,
     Finetuning,
     Setting,
+    declared,
     number,
     rule_of,
     settings_table,
@@ -78,6 +80,15 @@ def test_a_rule_takes_its_kind_and_null_from_the_field_type():
     assert rule_of(float, spec) == number(0, open_low=True)
     assert rule_of(str, Setting("doc", choices=("a", "b"))).describe() == "one of a, b"
     assert rule_of(int | None, Setting("doc", low=1)).describe() == "an integer >= 1, or null"
+
+
+def test_a_field_without_its_declaration_fails_as_the_module_loads():
+    @dataclass
+    class Undeclared:
+        epochs: int = 3
+
+    with pytest.raises(TypeError, match=r"Undeclared.epochs: declare it with setting"):
+        list(declared(Undeclared))
 
 
 def test_what_a_resume_may_change_is_pinned():
