@@ -11,7 +11,7 @@ import pytest
 from multiclass.callbacks import Callback
 from multiclass.config import compose_config
 from multiclass.lifecycle.run import execute
-from tests.conftest import QUIET
+from tests.conftest import QUIET, read_summary
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 TINY = ["trainer.progress=false", "dataset=blobs", "trainer.epochs=2"]
@@ -86,3 +86,29 @@ class Counter(Callback):
 
     def on_epoch_end(self, run, row, improved) -> None:
         self.epochs += 1
+
+
+def test_a_picture_that_fails_is_one_line_in_the_record_and_fails_the_sweep(
+    tmp_path, monkeypatch, caplog
+):
+    from omegaconf import OmegaConf
+
+    from multiclass.commands.train import SweepReport
+    from multiclass.reporting import plots
+
+    def broken(*args, **kwargs):
+        raise ValueError("no ink")
+
+    drawn = execute(compose_config(*TINY), tmp_path / "sweep" / "0")
+    monkeypatch.setattr(plots, "curves", broken)
+    undrawn = execute(compose_config(*TINY), tmp_path / "sweep" / "1")
+    assert (drawn.exit_code, undrawn.status, undrawn.exit_code) == (0, "completed", 1)
+    summary = read_summary(tmp_path / "sweep" / "1")
+    assert summary["undrawn"] == ["curves.png not drawn: ValueError: no ink"]
+    assert read_summary(tmp_path / "sweep" / "0")["undrawn"] is None
+    # The sweep's report, whichever process ran the job, exits 1 for it (and says so).
+    sweep = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}}, "plots": False})
+    with pytest.raises(SystemExit) as ended:
+        SweepReport().on_multirun_end(sweep)
+    assert ended.value.code == 1
+    assert "error: pictures of 1 job(s) were not drawn (above)" in caplog.text

@@ -26,6 +26,7 @@ def draw(run: RunState, name: str, function: Callable[..., None], *args: Any) ->
         line = f"{name} not drawn: {one_line(failure)}"
         log.error("error: %s", line)
         run.undrawn.append(line)
+        run.summary["undrawn"] = run.undrawn  # a sweep's report counts the jobs it concerns
 
 
 class Pictures(Callback):

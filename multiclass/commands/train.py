@@ -9,8 +9,9 @@ import logging
 import os
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -31,39 +32,83 @@ from multiclass.lifecycle.artifacts import (
 )
 from multiclass.validation import check_config, check_sweep
 
-log = logging.getLogger("multiclass")
+if TYPE_CHECKING:
+    from multiclass.lifecycle.outcome import Outcome
 
-# Sweep jobs of this process whose pictures failed: the sweep goes on, then exits 1.
-jobs_undrawn: list[Path] = []
+log = logging.getLogger("multiclass")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def train(cfg: DictConfig) -> float | None:
-    """Train one configuration into Hydra's output directory; returns the sweep objective, the
-    best epoch's figure of `trainer.monitor` (best_val_acc by default), None for a run that
-    did not complete (a search records it as a failed trial)."""
+    """Train one configuration into Hydra's output directory: Hydra composed it, the Run
+    builds, fits and tests it. Returns the sweep objective, the best epoch's figure of
+    `trainer.monitor` (best_val_acc by default), None for a run that did not complete (a
+    search records it as a failed trial)."""
     from multiclass.lifecycle import distributed  # torch: not for --help, --cfg or bad input
     from multiclass.lifecycle.run import execute
 
     logging.raiseExceptions = False  # a train.log on a full disk: the one line, no tracebacks
-    hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    joined = distributed.join_job_tasks()  # one of a Slurm job's tasks: each trains a share
-    processes = processes_of(cfg, run_dir, hydra_cfg.overrides.task)
-    if processes > 1 and "WORLD_SIZE" not in os.environ:  # not already one of those processes
-        sys.exit(launch_processes(processes, run_dir, hydra_cfg.mode))
-    outcome = execute(cfg, run_dir, hydra_cfg.overrides.task)
-    if joined:
-        distributed.leave_group(peer_lost=outcome.summary.get("error") == distributed.PEER_FAILED)
-    if hydra_cfg.mode == RunMode.RUN or stops_the_sweep(outcome.status):
-        if outcome.exit_code:
+    job = Job.of_hydra()
+    tasks = distributed.SlurmTasks.join()  # a Slurm job's task trains its share of the run
+    if job.launches_processes(cfg):  # this process starts those that train the run, and waits
+        sys.exit(job.launch_processes(cfg))
+    outcome = execute(cfg, job.run_dir, job.overrides)
+    tasks.leave(outcome.summary)
+    return job.ended(outcome)
+
+
+@dataclass(frozen=True)
+class Job:
+    """Hydra's job: its run directory, the command line's overrides, and whether it is one of
+    a sweep."""
+
+    run_dir: Path
+    overrides: list[str]
+    sweeping: bool
+
+    @classmethod
+    def of_hydra(cls) -> "Job":
+        hydra_cfg = HydraConfig.get()
+        overrides = list(hydra_cfg.overrides.task)
+        sweeping = hydra_cfg.mode != RunMode.RUN
+        return cls(Path(hydra_cfg.runtime.output_dir), overrides, sweeping)
+
+    def processes(self, cfg: DictConfig) -> int:
+        """How many processes train the run: `device.processes`, which a resume takes from
+        the processes that trained the run unless the command line gives it."""
+        configured = cfg.device.get("processes", 1)
+        if cfg.get("resume") and (self.run_dir / "config.yaml").is_file():
+            return exit_on_error(
+                lambda d: processes_to_restart(d, self.overrides, configured), self.run_dir
+            )
+        return configured
+
+    def launches_processes(self, cfg: DictConfig) -> bool:
+        """Whether this process starts several that train the run (and is not one of them)."""
+        return "WORLD_SIZE" not in os.environ and self.processes(cfg) > 1
+
+    def launch_processes(self, cfg: DictConfig) -> int:
+        """Start the processes that train this job's run in its run directory; their exit
+        status."""
+        if self.sweeping:
+            log.error("error: device.processes > 1 trains a single run, not a sweep (-m)")
+            return 1
+        from multiclass.lifecycle.distributed import launch
+
+        processes, run_dir = self.processes(cfg), self.run_dir
+        log.info("training with %d processes (data parallel) -> %s", processes, shown_path(run_dir))
+        argv = ["-m", "multiclass", *sys.argv[1:], f"hydra.run.dir={run_dir}"]
+        return launch(processes, argv, run_dir)
+
+    def ended(self, outcome: "Outcome") -> float | None:
+        """A single run exits with its status's code; a sweep goes on to its next job (a
+        failed one is in the sweep's report), unless this one was interrupted here."""
+        if (not self.sweeping or stops_the_sweep(outcome.status)) and outcome.exit_code:
             sys.exit(outcome.exit_code)
-    elif outcome.undrawn:
-        jobs_undrawn.append(run_dir)
-    if outcome.status != "completed":
-        return None
-    summary = outcome.summary  # a run from before trainer.monitor has best_val_acc alone
-    return summary["best_score"] if "best_score" in summary else summary.get("best_val_acc")
+        if outcome.status != "completed":
+            return None
+        summary = outcome.summary  # a run from before trainer.monitor has best_val_acc alone
+        return summary["best_score"] if "best_score" in summary else summary.get("best_val_acc")
 
 
 def stops_the_sweep(status: str) -> bool:
@@ -95,29 +140,6 @@ def main() -> None:
     distributed.leave(0)
 
 
-def processes_of(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> int:
-    """How many processes train the run: `device.processes`, which a resume takes from the
-    processes that trained the run unless the command line gives it."""
-    configured = cfg.device.get("processes", 1)
-    if cfg.get("resume") and (run_dir / "config.yaml").is_file():
-        return exit_on_error(lambda d: processes_to_restart(d, overrides, configured), run_dir)
-    return configured
-
-
-def launch_processes(processes: int, run_dir: Path, mode: RunMode) -> int:
-    """Start `processes` processes that train this command's run in its run directory; their
-    exit status."""
-    if mode != RunMode.RUN:
-        log.error("error: device.processes > 1 trains a single run, not a sweep (-m)")
-        return 1
-    from multiclass.lifecycle.distributed import launch
-
-    log.info("training with %d processes (data parallel) -> %s", processes, shown_path(run_dir))
-    return launch(
-        processes, ["-m", "multiclass", *sys.argv[1:], f"hydra.run.dir={run_dir}"], run_dir
-    )
-
-
 class SweepReport(Callback):
     """When a sweep ends: its report at the sweep root (sweep.csv, sweep.md, sweep.png), the
     best five jobs on the console, and exit status 1 if any job did not complete (unless told
@@ -142,8 +164,9 @@ class SweepReport(Callback):
             names = ", ".join(f"{r.path.relative_to(sweep_dir)} ({r.status})" for r in unfinished)
             log.error("error: %d job(s) did not complete: %s", len(unfinished), names)
             sys.exit(1)
-        if jobs_undrawn:
-            log.error("error: pictures of %d job(s) were not drawn (above)", len(jobs_undrawn))
+        undrawn = [record for record in report.records if record.summary.get("undrawn")]
+        if undrawn:
+            log.error("error: pictures of %d job(s) were not drawn (above)", len(undrawn))
             sys.exit(1)
 
 

@@ -109,37 +109,43 @@ def join_group() -> int:
     return rank
 
 
-def join_job_tasks() -> bool:
+class SlurmTasks:
     """In a job of Hydra's submitit launcher (hydra/launcher=slurm_ddp: nodes x tasks_per_node
-    tasks, srun starting each), join the job's other tasks as the ranks of one run, and say
-    whether it did. Each task runs the same sweep job, in the same run directory; the
-    rendezvous comes from Slurm's variables through submitit's TorchDistributedEnvironment:
-    the job's first node, a port drawn from the job id, each task's global and local rank."""
-    if "SUBMITIT_EXECUTOR" not in os.environ:
-        return False
-    import submitit
-    from submitit.helpers import TorchDistributedEnvironment
+    tasks, srun starting each), the job's tasks as the ranks of one run. Each task runs the
+    same sweep job, in the same run directory; the rendezvous comes from Slurm's variables
+    through submitit's TorchDistributedEnvironment: the job's first node, a port drawn from
+    the job id, each task's global and local rank."""
 
-    if submitit.JobEnvironment().num_tasks == 1:
-        return False
-    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-    if join_group() > 0:  # Hydra gave this task, too, the run's train.log: rank 0's alone
-        root = logging.getLogger()
-        for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
-            root.removeHandler(handler)
-            handler.close()
-    return True
+    def __init__(self, joined: bool) -> None:
+        self.joined = joined
 
+    @classmethod
+    def join(cls) -> "SlurmTasks":
+        """Join the job's other tasks, where this process is one of several tasks of a job."""
+        if "SUBMITIT_EXECUTOR" not in os.environ:
+            return cls(joined=False)
+        import submitit
+        from submitit.helpers import TorchDistributedEnvironment
 
-def leave_group(peer_lost: bool) -> None:
-    """End this process's part in the process group once every rank has ended the run (a
-    rank that destroys its group while another still tests aborts, as gloo does): for a
-    process that goes on, as a submitit task does to write its result. Left as it is when
-    another rank is gone (`peer_lost`): nothing would answer the barrier."""
-    if peer_lost:
-        return
-    dist.barrier()
-    dist.destroy_process_group()
+        if submitit.JobEnvironment().num_tasks == 1:
+            return cls(joined=False)
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        if join_group() > 0:  # Hydra gave this task, too, the run's train.log: rank 0's alone
+            root = logging.getLogger()
+            for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+                root.removeHandler(handler)
+                handler.close()
+        return cls(joined=True)
+
+    def leave(self, summary: Mapping[str, object]) -> None:
+        """End this task's part in the process group once every rank has ended the run (a
+        rank that destroys its group while another still tests aborts, as gloo does), for
+        the task goes on to write its result. Left as it is when another rank is gone (the
+        run's `summary` says so): nothing would answer the barrier."""
+        if not self.joined or summary.get("error") == PEER_FAILED:
+            return
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 class LauncherWatch(threading.Thread):

@@ -50,6 +50,7 @@ SUMMARY_FIELDS = (
     "git_commit",
     "git_dirty",
     "command",
+    "undrawn",  # the pictures that failed, a line each: the results stand, the command exits 1
 )
 
 
