@@ -175,8 +175,8 @@ def test_too_many_pixels_are_refused_before_decoding(folder, monkeypatch):
         (lambda root: None, {}, r"no such directory"),
         (lambda root: root.mkdir(), {}, r"no class folders"),
         (lambda root: (root / "cat").mkdir(parents=True), {}, r"Found no valid file"),
-        (draw_folder, {"on_bad_image": "ignore"}, r"on_bad_image must be skip or error"),
-        (draw_folder, {"image_size": 0}, r"image_size must be a positive integer or null"),
+        (draw_folder, {"on_bad_image": "ignore"}, r"on_bad_image must be one of skip, error"),
+        (draw_folder, {"image_size": 0}, r"image_size must be an integer >= 1, or null"),
         (draw_folder, {"classes": ["red", "pink"]}, r"no class 'pink'"),
     ],
 )

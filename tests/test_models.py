@@ -49,7 +49,7 @@ def test_cnn_infers_the_flattened_size():
         (lambda: cnn((1, 8, 8), 2, channels=[8, 8, 8], kernel_size=5, padding=0), "too small"),
         (lambda: mlp((2,), 2, activation="swish"), "model.activation must be one of"),
         (lambda: mlp((2,), 2, depth=-1), "model.depth must be an integer >= 0"),
-        (lambda: mlp((2,), 2, hidden=[8, 0]), "model.hidden must be a positive integer"),
+        (lambda: mlp((2,), 2, hidden=[8, 0]), r"model.hidden must be a list of integers >= 1"),
         (lambda: mlp((2,), 2, dropout=1.5), "model.dropout"),
     ],
 )

@@ -18,6 +18,7 @@ from multiclass.datasets.storage import choose_storage
 from multiclass.errors import UserError
 from multiclass.heads import build_loss
 from multiclass.lifecycle.runtime import prepare
+from multiclass.models.builders import ACTIVATIONS, mlp
 from multiclass.models.contract import build_classifier, model_builder
 from multiclass.models.finetune import finetuning
 from multiclass.settings import (
@@ -102,6 +103,10 @@ def test_the_docs_table_is_the_declarations():
     )
 
 
+def test_the_activations_a_model_builds_are_the_rules_choices():
+    assert tuple(ACTIVATIONS) == RULES["model.activation"].choices
+
+
 @pytest.mark.parametrize(
     ("call", "error"),
     [
@@ -118,6 +123,11 @@ def test_the_docs_table_is_the_declarations():
             lambda: choose_storage("ssd", 1),
             "dataset.storage must be one of memory, disk, auto, got 'ssd'",
         ),
+        (
+            lambda: mlp((2,), 2, hidden=[8, 0]),
+            "model.hidden must be a list of integers >= 1, or null, got [8, 0]",
+        ),
+        (lambda: mlp((2,), 2, dropout=1.5), "model.dropout must be a number >= 0 and < 1, got 1.5"),
     ],
 )
 def test_a_builder_called_from_python_checks_by_the_same_rule_as_the_config(call, error):

@@ -21,7 +21,7 @@ from multiclass.datasets.table_file import table, transform_rows
 from multiclass.engine import Examples, evaluate
 from multiclass.errors import UserError
 from multiclass.inference.evaluation import evaluate_run
-from multiclass.lifecycle.preprocess import TransformerUnpickler
+from multiclass.records.preprocess import TransformerUnpickler
 
 COLOURS = ["red", "green", "blue"]
 CLASSES = ["emu", "cat", "dog"]  # in order of first appearance, not sorted
@@ -275,7 +275,7 @@ TWO_ROWS = "a,b\n1,x\n2,y\n"
             r"dataset.numeric: q is not a feature column",
         ),
         (TWO_ROWS, {"target": "b", "features": ["a", "q"]}, r"no column q; its columns: a, b"),
-        (TWO_ROWS, {"target": "b", "impute": "median"}, r"dataset.impute must be mean, most_freq"),
+        (TWO_ROWS, {"target": "b", "impute": "median"}, r"dataset.impute must be one of mean"),
         ("a,b\n1,x\n,y\n", {"target": "a"}, r"1 of 2 rows have no 'a'"),
         (b"a,b\n\xff\xfe,\x00\x81\n", {"target": "b"}, r"not a readable CSV file \(.*codec"),
         ("", {"target": "b"}, r"not a readable CSV file \(No columns to parse"),

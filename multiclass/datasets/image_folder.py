@@ -19,10 +19,10 @@ import torch
 from multiclass.datasets.splits import Split, Splits, row_splits
 from multiclass.datasets.storage import Cache, cache_key, choose_storage, physical_memory
 from multiclass.errors import UserError
+from multiclass.settings import check_value
 
 log = logging.getLogger("multiclass")
 
-BAD_IMAGE = ("skip", "error")
 MEMORY_SHARE = 0.5  # the default dataset.max_bytes: this share of the machine's memory
 MODES = {1: "L", 3: "RGB"}  # PIL's mode for a number of channels
 TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")  # PIL's modes with an alpha channel
@@ -46,10 +46,8 @@ def image_folder(
     memory or decoded once into a cache on disk (`storage`, multiclass.datasets.storage)."""
     if root is None:
         raise UserError("dataset=image_folder needs dataset.root, the folder of class folders")
-    if on_bad_image not in BAD_IMAGE:
-        raise UserError(f"dataset.on_bad_image must be skip or error, got {on_bad_image!r}")
-    if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
-        raise UserError(f"dataset.image_size must be a positive integer or null, got {image_size}")
+    check_value("dataset.on_bad_image", on_bad_image)  # by the keys' rules: from Python too
+    check_value("dataset.image_size", image_size)
     folder = Path(root).expanduser()
     files, labels, class_names, test_labels = list_images(folder)
     origin = f"dataset.root {folder}"

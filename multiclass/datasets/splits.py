@@ -10,6 +10,7 @@ import torch
 from multiclass.datasets.shuffle_split import shuffle_split, stratified_split
 from multiclass.datasets.storage import Inputs
 from multiclass.errors import UserError
+from multiclass.settings import check_value
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,8 @@ def make_splits(
     """Keep `classes` (relabelled 0..k-1 in the order given), the first `limit` training samples,
     and split off seeded, stratified validation and test sets. A source with an official test
     set keeps it; `eval_on_train` evaluates on the training set itself (the tiny tables)."""
-    check_fraction("val_fraction", val_fraction)
-    check_fraction("test_fraction", test_fraction)
+    check_value("dataset.val_fraction", val_fraction)  # by the keys' rules: from Python too
+    check_value("dataset.test_fraction", test_fraction)
     wanted = class_indices(classes, source.class_names)
     names = [source.class_names[c] for c in wanted]
     origin = source.origin or f"dataset {source.name}"
@@ -112,9 +113,8 @@ def make_splits(
         x, y = x[train_idx], y[train_idx]
     else:
         test = Split(*keep_classes(source.test_x, source.test_y, wanted, len(source.class_names)))
+    check_value("dataset.limit", limit)
     if limit is not None:
-        if limit < 1:
-            raise UserError(f"dataset.limit must be a positive integer, got {limit}")
         x, y = x[:limit], y[:limit]
     if val_fraction == 0:
         return Splits(source.name, Split(x, y), None, test, names, evaluated_on="test")
@@ -138,11 +138,6 @@ def row_splits(
     test_rows = None if test_y is None else rows[len(y) :]
     source = Source(name, rows[: len(y)], y, class_names, test_rows, test_y, origin)
     return make_splits(source, **split_options)
-
-
-def check_fraction(name: str, value: float) -> None:
-    if not 0 <= value < 1:
-        raise UserError(f"dataset.{name} must be in [0, 1), got {value}")
 
 
 def class_indices(classes: Sequence[int | str] | None, names: list[str]) -> list[int]:

@@ -24,13 +24,13 @@ import torch
 from multiclass.datasets.splits import Split, Splits, row_splits
 from multiclass.datasets.storage import Cache, Inputs, cache_key, choose_storage
 from multiclass.errors import UserError
+from multiclass.settings import check_value
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger("multiclass")
 
-IMPUTE = (None, "mean", "most_frequent")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 NUMERIC, TEXT = "numeric", "text"  # the names of the ColumnTransformer's two parts
 # A column is numeric when at least this share of its present cells are numbers: the few others
@@ -64,8 +64,7 @@ def table(
             "dataset=table needs dataset.path (a CSV or Parquet file) and dataset.target"
             " (the column that holds the class)"
         )
-    if impute not in IMPUTE:
-        raise UserError(f"dataset.impute must be mean, most_frequent or null, got {impute!r}")
+    check_value("dataset.impute", impute)  # by the key's rule: called from Python too
     paths = [Path(p).expanduser() for p in (path, test_path) if p is not None]
     if preprocess is None:
         frames = [read_frame(p) for p in paths]

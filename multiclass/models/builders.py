@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from multiclass.errors import UserError
+from multiclass.settings import check_value
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -30,13 +31,12 @@ def mlp(
     """A multilayer perceptron: `depth` hidden layers of `width` units, unless `hidden` lists
     the widths itself (an empty list gives softmax regression, a single linear map)."""
     if hidden is None:
-        check_count("model.depth", depth, minimum=0)
-        check_count("model.width", width)
+        check_value("model.depth", depth)  # by the key's rule: called from Python too
+        check_value("model.width", width)
         sizes = [width] * depth
     else:
         sizes = list(hidden)
-        for size in sizes:
-            check_count("model.hidden", size)
+        check_value("model.hidden", sizes)
     return nn.Sequential(
         nn.Flatten(),
         *dense_layers(math.prod(input_shape), sizes, num_outputs, activation, dropout),
@@ -64,11 +64,11 @@ def cnn(
             f"model=cnn needs image inputs (channels, height, width); these inputs have shape"
             f" {tuple(input_shape)}: use model=mlp"
         )
-    check_count("model.convs_per_block", convs_per_block)
+    check_value("model.convs_per_block", convs_per_block)
+    check_value("model.channels", list(channels))
     features: list[nn.Module] = []
     in_channels = input_shape[0]
     for out_channels in channels:
-        check_count("model.channels", out_channels)
         for _ in range(convs_per_block):
             features.append(nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding))
             if batch_norm:
@@ -87,8 +87,7 @@ def dense_layers(
     in_features: int, sizes: Sequence[int], num_outputs: int, activation: str, dropout: float
 ) -> list[nn.Module]:
     """Linear-activation(-dropout) for each hidden size, then the linear output layer."""
-    if not 0 <= dropout < 1:
-        raise UserError(f"model.dropout must be in [0, 1), got {dropout}")
+    check_value("model.dropout", dropout)
     layers: list[nn.Module] = []
     for size in sizes:
         layers += [nn.Linear(in_features, size), activation_layer(activation)]
@@ -100,15 +99,8 @@ def dense_layers(
 
 
 def activation_layer(name: str) -> nn.Module:
-    if name not in ACTIVATIONS:
-        raise UserError(f"model.activation must be one of {', '.join(ACTIVATIONS)}, got {name!r}")
+    check_value("model.activation", name)  # its choices: ACTIVATIONS' names
     return ACTIVATIONS[name]()
-
-
-def check_count(name: str, value: int, minimum: int = 1) -> None:
-    if not isinstance(value, int) or value < minimum:
-        wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise UserError(f"{name} must be {wanted}, got {value!r}")
 
 
 def flattened_size(features: nn.Module, input_shape: Sequence[int]) -> int:
