@@ -169,6 +169,17 @@ def test_each_model_option_holds_its_builders_arguments_only(option):
     assert {key for key in node if not key.startswith("_")} <= set(parameters)
 
 
+def test_a_users_model_config_that_names_base_finetune_still_composes(tmp_path):
+    """Model configs once had to name base/finetune to be fine-tuned: it stays, empty."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mine.yaml").write_text(
+        "defaults: [base/finetune, _self_]\n_target_: multiclass.models.mlp\ndepth: 1\n"
+    )
+    cfg = compose_config(f"hydra.searchpath=[file://{tmp_path}]", "model=mine")
+    assert OmegaConf.to_container(cfg.model) == {"_target_": "multiclass.models.mlp", "depth": 1}
+    assert cfg.finetune.backbone_lr == 1.0
+
+
 def test_a_config_saved_with_finetuning_in_the_model_node_reads_the_same():
     """A run's config.yaml or model.pt from before the `finetune` node: its model node held
     weights, freeze and backbone_lr, which are still its fine-tuning, not the builder's."""
