@@ -19,9 +19,9 @@ from multiclass.config import MONITORS, TrainerSettings
 from multiclass.datasets import Split, Splits, as_float
 from multiclass.datasets.augment import Augmentation
 from multiclass.datasets.storage import Inputs, Staging, training_batches
+from multiclass.device.runtime import Runtime
 from multiclass.errors import PeerLost, TrainingDiverged, TrainingInterrupted, UserError
 from multiclass.heads import Head
-from multiclass.lifecycle.runtime import Runtime
 from multiclass.schedulers import Interval, Schedule
 
 

@@ -291,7 +291,7 @@ class Finetuning:
 @dataclass(frozen=True)
 class DeviceSettings:
     """Where and how the run computes: the `device` group's options (auto, cpu, cuda) take these,
-    `kind` their own, as multiclass.lifecycle.runtime.prepare's arguments."""
+    `kind` their own, as multiclass.device.runtime.prepare's arguments."""
 
     kind: str = setting(
         "auto",

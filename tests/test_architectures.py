@@ -10,7 +10,6 @@ import torchvision
 from multiclass.config import compose_config
 from multiclass.errors import UserError, one_line
 from multiclass.heads import build_loss
-from multiclass.lifecycle.checkpoint import load_classifier
 from multiclass.models import build_classifier
 from multiclass.models.finetune import (
     Finetuning,
@@ -19,6 +18,7 @@ from multiclass.models.finetune import (
     head_module,
     prepare,
 )
+from multiclass.records.checkpoint import load_classifier
 
 FEW = ["dataset.limit=200", "trainer.epochs=1", "trainer.batch_size=50"]
 TIMM = importlib.util.find_spec("timm") is not None

@@ -83,7 +83,7 @@ def test_peers_start_in_the_users_environment_and_the_framework_applies_its_own(
 ):
     """What this package set in the bench's environment never reaches a contestant; the
     user's own variables do; the framework's worker sets its wait policy as the command does."""
-    from multiclass.lifecycle import openmp
+    from multiclass.device import openmp
 
     for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)

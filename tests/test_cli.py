@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from multiclass.commands.rerun import main as rerun_main
-from multiclass.lifecycle.artifacts import lock_run_dir
+from multiclass.records.artifacts import lock_run_dir
 from tests.conftest import CPU, QUIET, RUN_FILES, cli, read_summary, run_cli
 
 CLI_FILES = (

@@ -148,7 +148,7 @@ def test_unknown_options_and_keys_fail_at_composition(override):
 
 
 def test_each_job_sets_the_threads_its_launcher_granted(monkeypatch):
-    from multiclass.lifecycle.runtime import prepare, threads_per_job
+    from multiclass.device.runtime import prepare, threads_per_job
 
     for name in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
         monkeypatch.delenv(name, raising=False)
@@ -174,7 +174,7 @@ def test_each_job_sets_the_threads_its_launcher_granted(monkeypatch):
 
 FAULTS_SCRIPT = """
 import json, resource, torch
-from multiclass.lifecycle.runtime import keep_freed_memory
+from multiclass.device.runtime import keep_freed_memory
 
 def faults():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -206,7 +206,7 @@ def test_freed_cpu_memory_is_reused_not_faulted_in_again():
 
 
 def test_deterministic_mode_is_switched_both_ways():
-    from multiclass.lifecycle.runtime import prepare
+    from multiclass.device.runtime import prepare
 
     try:
         prepare("cpu", deterministic=False)

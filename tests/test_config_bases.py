@@ -74,7 +74,7 @@ def test_every_device_option_has_the_bases_settings_and_its_own_kind(name):
 def test_the_device_base_says_nothing_its_declared_settings_say():
     """Its settings come after its own lines (its _target_ first in the node, as it was): a
     setting written in auto.yaml would be overridden, unseen."""
-    assert own_values(DEVICE_BASE) == {"_target_": "multiclass.lifecycle.runtime.prepare"}
+    assert own_values(DEVICE_BASE) == {"_target_": "multiclass.device.runtime.prepare"}
 
 
 @pytest.mark.parametrize("name", ["cpu", "cuda"])

@@ -12,8 +12,8 @@ from hydra.utils import instantiate
 from torch import nn
 
 from multiclass.errors import HYDRA_CALL_FAILED, UserError, one_line
-from multiclass.lifecycle.checkpoint import is_torch_loss, read_checkpoint
 from multiclass.models.finetune import REFUSED_GLOBAL, pickled_globals
+from multiclass.records.checkpoint import is_torch_loss, read_checkpoint
 
 
 def test_hydra_names_the_target_that_raised_in_the_words_one_line_reads():

@@ -23,8 +23,8 @@ import pytest
 import torch
 
 from multiclass.lifecycle import distributed
-from multiclass.lifecycle.artifacts import processes_that_trained
 from multiclass.lifecycle.run import Outcome
+from multiclass.records.artifacts import processes_that_trained
 from tests.conftest import QUIET, family, read_summary
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ from hydra.utils import instantiate
 
 from multiclass.commands import evaluate
 from multiclass.config import compose_config
-from multiclass.lifecycle.checkpoint import load_classifier
 from multiclass.lifecycle.run import execute
+from multiclass.records.checkpoint import load_classifier
 from tests.conftest import QUIET
 
 TRAINED_ON = ["dataset.classes=[0,1,2,3,8]", "dataset.limit=300", "trainer.epochs=3"]

@@ -24,9 +24,9 @@ from multiclass.datasets.synthetic import write_idx_dataset
 from multiclass.engine import EpochMetrics, divergence_bound
 from multiclass.errors import UserError
 from multiclass.heads import build_loss
-from multiclass.lifecycle import artifacts
-from multiclass.lifecycle.artifacts import LOCK, MetricsLog, lock_run_dir
 from multiclass.lifecycle.run import execute
+from multiclass.records import artifacts
+from multiclass.records.artifacts import LOCK, MetricsLog, lock_run_dir
 from multiclass.validation import check_config
 from tests.conftest import QUIET, run_cli
 

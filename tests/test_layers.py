@@ -10,9 +10,9 @@ from torch import nn
 
 from multiclass.config import CONFIG_DIR, compose_config
 from multiclass.datasets import Split
+from multiclass.device.runtime import Runtime
 from multiclass.engine import Task
 from multiclass.heads import build_loss
-from multiclass.lifecycle.runtime import Runtime
 from multiclass.models import build_classifier
 from multiclass.reporting.layer_rows import plain_number
 from multiclass.reporting.layers import LayerProbe, activation_statistics, read_rows

@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 
 from multiclass.config import compose_config
 from multiclass.heads import build_loss
-from multiclass.lifecycle.checkpoint import load_classifier
+from multiclass.records.checkpoint import load_classifier
 
 BLOBS = [
     "dataset=blobs",

@@ -10,8 +10,8 @@ from torch import nn
 from torch.nn.modules.module import register_module_forward_hook
 
 from multiclass import engine
-from multiclass.lifecycle.checkpoint import load_classifier
-from multiclass.lifecycle.runtime import FP16_ON_CPU
+from multiclass.device.runtime import FP16_ON_CPU
+from multiclass.records.checkpoint import load_classifier
 from tests.conftest import flagged
 from tests.test_resume import metrics_without_times, resume
 from tests.test_schedulers import SMALL, interrupt_third_epoch
@@ -93,7 +93,7 @@ def test_channels_last_lays_out_the_convolutions_and_gives_the_same_results(
 def test_only_a_model_with_convolutions_gets_its_batches_in_channels_last():
     """An MLP flattens its inputs: a channels_last batch would be copied there and back."""
     from multiclass.bench.workloads import build_model
-    from multiclass.lifecycle.runtime import Runtime
+    from multiclass.device.runtime import Runtime
 
     runtime = Runtime(torch.device("cpu"))
     rgb = torch.rand(4, 3, 8, 8)

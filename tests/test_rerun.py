@@ -3,9 +3,11 @@
 import json
 
 import pytest
+from omegaconf import OmegaConf
 
 from multiclass.commands.rerun import main
-from multiclass.lifecycle.compare import NO_METRICS, compare_runs
+from multiclass.config import compose_config
+from multiclass.records.compare import NO_METRICS, compare_runs
 from tests.conftest import read_summary
 
 TINY = ["dataset.limit=300", "trainer.epochs=2"]
@@ -111,3 +113,19 @@ def test_bad_reruns_are_one_line_and_write_nothing(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize(
+    "saved", ["multiclass.runtime.prepare", "multiclass.lifecycle.runtime.prepare"]
+)
+def test_a_config_saved_before_the_device_runtime_moved_builds_its_device(tmp_path, saved):
+    from hydra.utils import instantiate
+
+    from multiclass.records.artifacts import read_config
+
+    cfg = compose_config("device=cpu")
+    cfg.device._target_ = saved
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    device = read_config(tmp_path / "config.yaml").device
+    assert device._target_ == "multiclass.device.runtime.prepare"
+    assert str(instantiate(device).device) == "cpu"

@@ -17,10 +17,10 @@ from hydra.utils import instantiate
 from multiclass import engine
 from multiclass.callbacks import Callback, checkpoints
 from multiclass.config import compose_config
-from multiclass.lifecycle.artifacts import lock_run_dir, weights_sha256
-from multiclass.lifecycle.checkpoint import load_classifier
 from multiclass.lifecycle.run import execute
 from multiclass.models import mlp
+from multiclass.records.artifacts import lock_run_dir, weights_sha256
+from multiclass.records.checkpoint import load_classifier
 from multiclass.reporting.runs import read_run
 from tests.conftest import CPU, QUIET, family, files_of, read_summary, run_cli
 

@@ -13,8 +13,8 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from multiclass import engine
 from multiclass.config import compose_config
-from multiclass.lifecycle.artifacts import weights_sha256, write_atomic
-from multiclass.lifecycle.checkpoint import load_classifier
+from multiclass.records.artifacts import weights_sha256, write_atomic
+from multiclass.records.checkpoint import load_classifier
 from tests.conftest import RUN_FILES, flagged
 
 DIGITS = ["dataset.limit=400", "trainer.epochs=3"]
@@ -257,7 +257,7 @@ def test_writes_are_whole_or_not_at_all(tmp_path, monkeypatch):
     def broken_replace(source, destination):
         raise OSError("disk full")
 
-    monkeypatch.setattr("multiclass.lifecycle.artifacts.os.replace", broken_replace)
+    monkeypatch.setattr("multiclass.records.artifacts.os.replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         write_atomic(target, "new")
     assert target.read_text() == "old"

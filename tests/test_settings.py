@@ -15,9 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from multiclass.config import CONFIG_DIR, compose_config
 from multiclass.datasets.storage import choose_storage
+from multiclass.device.runtime import prepare
 from multiclass.errors import UserError
 from multiclass.heads import build_loss
-from multiclass.lifecycle.runtime import prepare
 from multiclass.models.builders import ACTIVATIONS, mlp
 from multiclass.models.contract import build_classifier, model_builder
 from multiclass.models.finetune import finetuning

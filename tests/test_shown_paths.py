@@ -4,8 +4,8 @@ them, though Hydra and the run hold them absolute: a log line holds on any machi
 import logging
 
 from multiclass.config import compose_config
-from multiclass.lifecycle.artifacts import shown_path
 from multiclass.lifecycle.run import execute
+from multiclass.records.artifacts import shown_path
 from tests.conftest import QUIET
 
 TINY = ["dataset.limit=100"]

@@ -19,10 +19,10 @@ from multiclass.datasets.splits import Splits
 from multiclass.datasets.storage import Cache, DiskArray, choose_storage, prefetched
 from multiclass.datasets.synthetic import write_idx_dataset
 from multiclass.datasets.table_file import table
+from multiclass.device.runtime import Runtime
 from multiclass.engine import Examples, Task, evaluate
 from multiclass.errors import UserError
 from multiclass.heads import head_for
-from multiclass.lifecycle.runtime import Runtime
 from tests.test_image_folder import corrupt, draw_folder
 from tests.test_table_dataset import animals, with_gaps
 

@@ -21,7 +21,7 @@ from multiclass.datasets.table_file import table, transform_rows
 from multiclass.engine import Examples, evaluate
 from multiclass.errors import UserError
 from multiclass.inference.evaluation import evaluate_run
-from multiclass.lifecycle.preprocess import TransformerUnpickler
+from multiclass.records.preprocess import TransformerUnpickler
 
 COLOURS = ["red", "green", "blue"]
 CLASSES = ["emu", "cat", "dog"]  # in order of first appearance, not sorted

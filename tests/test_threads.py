@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from multiclass.bench.workloads import build_model
-from multiclass.lifecycle import openmp
-from multiclass.lifecycle.runtime import SMALL_STEP, prepare, threads_for_step, threads_per_job
+from multiclass.device import openmp
+from multiclass.device.runtime import SMALL_STEP, prepare, threads_for_step, threads_per_job
 from multiclass.models.work import multiply_adds_per_sample
 
 # Imports every module of the package (the peers' bench contestants aside: they import other

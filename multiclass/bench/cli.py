@@ -20,8 +20,8 @@ from multiclass.bench.machine import cnn_floor, machine
 from multiclass.bench.processes import startup_seconds, sweep_overhead
 from multiclass.bench.report import markdown, skipped_line, summarise
 from multiclass.bench.workloads import Workload, prepare_data, workloads
-from multiclass.lifecycle import openmp
-from multiclass.lifecycle.artifacts import write_atomic, write_json
+from multiclass.device import openmp
+from multiclass.records.artifacts import write_atomic, write_json
 
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 from multiclass.bench.machine import machine
 from multiclass.bench.processes import timed_process
 from multiclass.bench.workloads import prepare_data
-from multiclass.lifecycle.artifacts import read_csv_rows, read_json
+from multiclass.records.artifacts import read_csv_rows, read_json
 
 EXPERIMENT = "seed000_mnist_mlp"
 BATCH_SIZE = 256

@@ -24,7 +24,7 @@ from multiclass.bench.workloads import (
     build_model,
     mnist_tensors,
 )
-from multiclass.lifecycle import openmp
+from multiclass.device import openmp
 
 # Other frameworks' contestants: the module each needs, and how to install it.
 RIVALS = {"lightning": "pytorch_lightning", "fastai": "fastai"}

@@ -2,8 +2,8 @@
 for each workload, on a quiet machine and beside busy processes (two a core, as on a shared
 workstation or cluster node). The framework, and the minimal hand loop at the same setting,
 train each workload for one epoch in a fresh process per setting. Its table is where the
-framework's thread rule (multiclass.lifecycle.runtime.threads_for_step) and wait policy
-(multiclass.lifecycle.openmp) come from."""
+framework's thread rule (multiclass.device.runtime.threads_for_step) and wait policy
+(multiclass.device.openmp) come from."""
 
 import argparse
 import os

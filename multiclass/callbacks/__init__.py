@@ -179,13 +179,10 @@ class Callbacks:
 DEFAULT_CALLBACKS = CONFIG_DIR / "callbacks" / "default.yaml"
 
 
-def build_callbacks(cfg: DictConfig, settings: TrainerSettings | None = None) -> Callbacks:
-    """The callbacks `cfg.callbacks` lists (a name each, null to leave one out; a config
-    saved before callbacks existed gets `callbacks=default`), and those the trainer's step
-    options in `settings` ask for (multiclass.callbacks.training)."""
+def build_callbacks(cfg: DictConfig) -> list[Callback]:
+    """The callbacks `cfg.callbacks` lists (a name each, null to leave one out); a config
+    saved before callbacks existed gets `callbacks=default`."""
     from hydra.utils import instantiate
-
-    from multiclass.callbacks.training import step_callbacks
 
     listed = cfg.callbacks if "callbacks" in cfg else None
     if listed is None:
@@ -203,4 +200,4 @@ def build_callbacks(cfg: DictConfig, settings: TrainerSettings | None = None) ->
             kind = type(callback).__name__
             raise UserError(f"callbacks.{name} is a {kind}, not a multiclass.callbacks.Callback")
         built.append(callback)
-    return Callbacks(built + (step_callbacks(settings) if settings else []))
+    return built

@@ -6,7 +6,7 @@ import time
 
 from multiclass.callbacks import Callback, RunState
 from multiclass.engine import EpochMetrics
-from multiclass.lifecycle.resume import LAST, save_last
+from multiclass.records.last_checkpoint import LAST, save_last
 
 
 class Checkpoints(Callback):

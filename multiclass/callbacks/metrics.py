@@ -4,7 +4,7 @@ per_class.csv: each class's precision, recall, F1 and support on the test split.
 from multiclass.callbacks import Callback, RunState
 from multiclass.class_metrics import PER_CLASS_CSV, per_class
 from multiclass.engine import EpochMetrics, Evaluation
-from multiclass.lifecycle.artifacts import MetricsLog, write_csv
+from multiclass.records.artifacts import MetricsLog, write_csv
 
 
 class MetricsCSV(Callback):

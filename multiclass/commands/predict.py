@@ -54,7 +54,7 @@ def predictions_csv(args: argparse.Namespace) -> tuple[str, int]:
 
 def predict(args: argparse.Namespace) -> None:
     from multiclass.errors import UserError
-    from multiclass.lifecycle.artifacts import write_atomic
+    from multiclass.records.artifacts import write_atomic
 
     if args.out is not None and not args.out.parent.is_dir():
         raise UserError(f"--out {args.out}: no such directory {args.out.parent}")

@@ -21,8 +21,8 @@ from typing import NoReturn
 from omegaconf import DictConfig, OmegaConf
 
 from multiclass.commands.exits import command_parser, exit_on_error
+from multiclass.device import openmp
 from multiclass.errors import UserError
-from multiclass.lifecycle import openmp
 
 log = logging.getLogger("multiclass")
 LOG_FORMAT = "[%(asctime)s][%(levelname)s] %(message)s"
@@ -32,7 +32,7 @@ ABSENT = object()
 def rerun_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     """The resolved config.yaml the run wrote as it started, with the thread count it trained
     with, and `overrides` of its values."""
-    from multiclass.lifecycle.artifacts import read_config  # eval's and predict's own check
+    from multiclass.records.artifacts import read_config  # eval's and predict's own check
 
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "summary.json").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.yaml and summary.json)")
@@ -53,7 +53,7 @@ def threads_that_trained(run_dir: Path, cfg: DictConfig) -> int | None:
     left the count to the machine (null), which a Slurm job's cpus_per_task or another
     machine's cores would choose otherwise, and sums taken in another order give other
     weights. (An override of device.num_threads still wins.)"""
-    from multiclass.lifecycle.artifacts import read_json
+    from multiclass.records.artifacts import read_json
 
     configured = cfg.device.get("num_threads")
     recorded = (read_json(run_dir / "summary.json") or {}).get("num_threads")
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     if "WORLD_SIZE" in os.environ:  # one of the processes of a data parallel rerun
         rerun_as_rank(args)
     cfg, out = exit_on_error(prepare, args)
-    from multiclass.lifecycle.artifacts import processes_to_restart
+    from multiclass.records.artifacts import processes_to_restart
 
     processes = processes_to_restart(args.run_dir, args.overrides, cfg.device.processes)
     if processes > 1:
@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def rerun(cfg: DictConfig, run_dir: Path, out: Path) -> int:
     """Train `cfg` into `out`, then compare it with `run_dir`: the exit status."""
-    from multiclass.lifecycle.compare import compare_runs
     from multiclass.lifecycle.run import execute
+    from multiclass.records.compare import compare_runs
 
     with logging_into(out):
         outcome = execute(cfg, out)

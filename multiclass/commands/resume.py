@@ -48,7 +48,7 @@ def check_resumable(target: Path) -> None:
     config.yaml is one line naming it, before Hydra writes anything into the directory."""
     if not target.is_dir():
         raise UserError(f"nothing to resume: {target} is not a directory")
-    from multiclass.lifecycle.artifacts import read_config  # eval's and predict's own check
+    from multiclass.records.artifacts import read_config  # eval's and predict's own check
 
     jobs = sorted(target.glob("*/config.yaml")) if (target / "multirun.yaml").is_file() else []
     for path in [target / "config.yaml", *jobs]:

@@ -21,9 +21,9 @@ from omegaconf import DictConfig
 
 from multiclass.commands.exits import exit_on_error
 from multiclass.config import CONFIG_DIR  # importing it stores `settings` and two resolvers
+from multiclass.device import openmp
 from multiclass.errors import UserError
-from multiclass.lifecycle import openmp
-from multiclass.lifecycle.artifacts import (
+from multiclass.records.artifacts import (
     LOCK,
     lock_run_dir,
     processes_to_restart,
@@ -33,7 +33,7 @@ from multiclass.lifecycle.artifacts import (
 from multiclass.validation import check_config, check_sweep
 
 if TYPE_CHECKING:
-    from multiclass.lifecycle.outcome import Outcome
+    from multiclass.records.outcome import Outcome
 
 log = logging.getLogger("multiclass")
 

@@ -171,7 +171,7 @@ def as_float(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
 def unheaped(shape: Sequence[int], dtype: torch.dtype, channels_last: bool = False) -> torch.Tensor:
     """An empty tensor in an anonymous memory map of its own, outside malloc's heap, unmapped
     when the tensor is freed; an image batch (N, C, H, W) laid out channels_last if asked.
-    Why: while a run has malloc keep freed memory (lifecycle.runtime.keep_freed_memory), a
+    Why: while a run has malloc keep freed memory (device.runtime.keep_freed_memory), a
     large tensor made afresh for each batch grew the heap by most of its size again and again,
     the blocks freed before split by the small allocations made between them (+48 MB a batch of
     1,024 64x64 RGB images as floats, +460 MB over a test split of 10,000)."""

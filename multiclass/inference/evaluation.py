@@ -18,7 +18,7 @@ from multiclass.datasets.table_file import table
 from multiclass.engine import Examples, evaluate
 from multiclass.errors import UserError, one_line
 from multiclass.inference.trained import CHECKPOINT, TrainedRun, builds
-from multiclass.lifecycle.artifacts import weights_sha256, write_json
+from multiclass.records.artifacts import weights_sha256, write_json
 from multiclass.reporting import plots
 
 DEFAULT_NAME = "test"

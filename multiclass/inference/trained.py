@@ -13,13 +13,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from multiclass.datasets.image_folder import ImageDecoding, image_folder
 from multiclass.datasets.table_file import is_frame, transform_rows
+from multiclass.device.runtime import Runtime
 from multiclass.engine import Task, all_outputs
 from multiclass.errors import UserError
 from multiclass.heads import Head
-from multiclass.lifecycle.artifacts import read_config
-from multiclass.lifecycle.checkpoint import read_checkpoint, rebuild
-from multiclass.lifecycle.preprocess import load_preprocess
-from multiclass.lifecycle.runtime import Runtime
+from multiclass.records.artifacts import read_config
+from multiclass.records.checkpoint import read_checkpoint, rebuild
+from multiclass.records.preprocess import load_preprocess
 
 CHECKPOINT = "model.pt"
 CONFIG = "config.yaml"

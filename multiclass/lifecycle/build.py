@@ -16,16 +16,16 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from multiclass.config import TrainerSettings
 from multiclass.datasets import Splits
 from multiclass.datasets.augment import check_augmentation
+from multiclass.device.runtime import seed_everything
 from multiclass.engine import Task, optimizer_steps_per_epoch
 from multiclass.errors import building
 from multiclass.heads import Head, build_loss
 from multiclass.lifecycle import distributed
-from multiclass.lifecycle.checkpoint import save_checkpoint
-from multiclass.lifecycle.preprocess import save_preprocess
-from multiclass.lifecycle.runtime import seed_everything
 from multiclass.models import build_classifier, finetune
 from multiclass.models.work import multiply_adds_per_sample
 from multiclass.optimizers import build_optimizer
+from multiclass.records.checkpoint import save_checkpoint
+from multiclass.records.preprocess import save_preprocess
 from multiclass.schedulers import build_schedule
 
 

@@ -43,7 +43,7 @@ from torch import nn
 
 from multiclass.engine import Shard, peers_needed
 from multiclass.errors import UserError
-from multiclass.lifecycle.artifacts import read_json, shown_path, write_json
+from multiclass.records.artifacts import read_json, shown_path, write_json
 
 if TYPE_CHECKING:
     from torch.distributed.elastic.multiprocessing.errors import ProcessFailure

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from multiclass.callbacks import RunState, build_callbacks
+from multiclass.callbacks import Callbacks, RunState, build_callbacks
+from multiclass.callbacks.training import step_callbacks
 from multiclass.config import trainer_settings
 from multiclass.engine import (
     EpochMetrics,
@@ -38,7 +39,10 @@ from multiclass.errors import (
     one_line,
 )
 from multiclass.lifecycle import distributed
-from multiclass.lifecycle.artifacts import (
+from multiclass.lifecycle.build import build
+from multiclass.lifecycle.resume import already_complete, resumed_config
+from multiclass.lifecycle.stopping import StopSignals
+from multiclass.records.artifacts import (
     lock_run_dir,
     read_csv_rows,
     read_json,
@@ -47,11 +51,9 @@ from multiclass.lifecycle.artifacts import (
     write_atomic,
     write_json,
 )
-from multiclass.lifecycle.build import build
-from multiclass.lifecycle.outcome import Outcome, new_summary, write_summary
-from multiclass.lifecycle.provenance import command_line, git_state, versions
-from multiclass.lifecycle.resume import LAST, already_complete, restore, resumed_config
-from multiclass.lifecycle.stopping import StopSignals
+from multiclass.records.last_checkpoint import LAST, restore
+from multiclass.records.outcome import Outcome, new_summary, write_summary
+from multiclass.records.provenance import command_line, git_state, versions
 from multiclass.validation import check_config
 
 log = logging.getLogger("multiclass")
@@ -146,7 +148,7 @@ class Run:
         """What the callbacks see of the run, with the callbacks its config lists and those
         its step options ask for (on a rank > 0: those every rank needs)."""
         settings = trainer_settings(self.cfg)
-        callbacks = build_callbacks(self.cfg, settings)
+        callbacks = Callbacks(build_callbacks(self.cfg) + step_callbacks(settings))
         if not self.leader:
             settings, callbacks = replace(settings, progress=False), callbacks.every_rank()
         return RunState(

@@ -1,6 +1,6 @@
 """How much arithmetic a model's forward pass does: the multiply-adds of its linear and
 convolution layers, which are what a CPU's threads share. The run chooses its thread count from
-it (multiclass.lifecycle.runtime.threads_for_step). Counted with forward hooks on one blank
+it (multiclass.device.runtime.threads_for_step). Counted with forward hooks on one blank
 sample, not torch's FlopCounterMode, whose first use costs about 2 s of imports."""
 
 from collections.abc import Sequence

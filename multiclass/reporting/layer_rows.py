@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from multiclass.lifecycle.artifacts import read_csv_rows
+from multiclass.records.artifacts import read_csv_rows
 from multiclass.reporting.plots import kept, new_figure, rescale, save
 
 LAYERS_CSV = "layers.csv"

@@ -27,7 +27,7 @@ from torch import nn
 from multiclass.datasets import Split
 from multiclass.datasets.storage import gather
 from multiclass.engine import Task, model_inputs
-from multiclass.lifecycle.artifacts import MetricsLog
+from multiclass.records.artifacts import MetricsLog
 from multiclass.reporting.layer_rows import (
     LAYERS_CSV,
     PROBE_SAMPLES,

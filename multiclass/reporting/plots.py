@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from multiclass.class_metrics import confusion_counts
-from multiclass.lifecycle.artifacts import write_atomic
+from multiclass.records.artifacts import write_atomic
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from multiclass.config import MONITORS
 from multiclass.errors import UserError
-from multiclass.lifecycle.artifacts import lock_run_dir, read_csv_rows, read_json
+from multiclass.records.artifacts import lock_run_dir, read_csv_rows, read_json
 
 # Files that mark a run directory: the run writes config.yaml first, Hydra writes .hydra/.
 RUN_MARKERS = ("config.yaml", "summary.json", ".hydra/overrides.yaml")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from multiclass.lifecycle.artifacts import write_atomic
+from multiclass.records.artifacts import write_atomic
 from multiclass.reporting.runs import RunRecord
 from multiclass.reporting.sweep_jobs import SweepReport, format_figure, format_value
 

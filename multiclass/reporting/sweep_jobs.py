@@ -12,7 +12,7 @@ from typing import Any
 
 from multiclass.config import MONITORS
 from multiclass.errors import UserError
-from multiclass.lifecycle.outcome import SUMMARY_FIELDS
+from multiclass.records.outcome import SUMMARY_FIELDS
 from multiclass.reporting.runs import RunRecord, find_runs
 
 FIGURES = (

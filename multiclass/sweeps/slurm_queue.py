@@ -22,7 +22,7 @@ from submitit import SlurmJob
 from submitit.core.utils import UncompletedJobError
 from submitit.slurm.slurm import SlurmInfoWatcher
 
-from multiclass.lifecycle.artifacts import shown_path
+from multiclass.records.artifacts import shown_path
 
 log = logging.getLogger("multiclass")
 

@@ -16,9 +16,9 @@ from torch import nn
 from multiclass import models
 from multiclass.errors import UserError
 from multiclass.heads import PROJECT_LOSSES, Head, build_loss
-from multiclass.lifecycle.artifacts import write_atomic
 from multiclass.models import build_classifier
 from multiclass.models.finetune import from_checkpoint, pickled_globals
+from multiclass.records.artifacts import write_atomic
 
 CONTENT_KEYS = ("state_dict", "model", "loss", "input_shape", "class_names")
 

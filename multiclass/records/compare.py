@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from multiclass.lifecycle.artifacts import read_csv_rows, read_json
+from multiclass.records.artifacts import read_csv_rows, read_json
 
 TIMES = ("train_seconds", "epoch_seconds")
 PROVENANCE = ("git_commit", "git_dirty", "versions", "device", "num_threads")

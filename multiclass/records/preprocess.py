@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from multiclass.errors import UserError
-from multiclass.lifecycle.artifacts import write_atomic
+from multiclass.records.artifacts import write_atomic
 
 PREPROCESS = "preprocess.pkl"
 DIGEST_KEY = "preprocess_sha256"  # the key model.pt records it under

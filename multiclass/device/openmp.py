@@ -6,7 +6,7 @@ Why passive: a thread that finished its share of an operation spins for the next
 holding a core. Beside other busy processes the run's threads then wait for each other at
 every operation: a step of seed 004's CNN on two threads beside four busy loops took several
 times as long spinning as sleeping (multiclass-bench --threads, docs/performance.md#threads).
-Small steps train on one thread (multiclass.lifecycle.runtime.threads_for_step), which never
+Small steps train on one thread (multiclass.device.runtime.threads_for_step), which never
 waits for another."""
 
 import os

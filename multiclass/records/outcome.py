@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from multiclass.errors import describe_os_error
-from multiclass.lifecycle.artifacts import write_json
+from multiclass.records.artifacts import write_json
 
 log = logging.getLogger("multiclass")
 

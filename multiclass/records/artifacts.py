@@ -195,6 +195,14 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
         return []
 
 
+# Where a `_target_` that runs saved in their config.yaml lives now: a run saved before its
+# module moved is resumed, rerun and evaluated as it was trained.
+MOVED_TARGETS = {
+    "multiclass.runtime.prepare": "multiclass.device.runtime.prepare",
+    "multiclass.lifecycle.runtime.prepare": "multiclass.device.runtime.prepare",
+}
+
+
 def read_config(path: Path) -> "DictConfig":
     """A run's config.yaml, or one line saying why it cannot be used (where YAML broke)."""
     from omegaconf import DictConfig, OmegaConf
@@ -207,4 +215,7 @@ def read_config(path: Path) -> "DictConfig":
         raise UserError(f"{path}: not a readable config ({type(error).__name__}{where})") from None
     if not isinstance(config, DictConfig) or "dataset" not in config:
         raise UserError(f"{path}: not a run's config (no dataset node)")
+    device = config.get("device")
+    if OmegaConf.is_dict(device) and device.get("_target_") in MOVED_TARGETS:
+        device._target_ = MOVED_TARGETS[device._target_]
     return config
