@@ -207,8 +207,6 @@ def agree_to_stop(signum: int | None) -> int | None:
     """The signal that asked any process of the run to stop (`signum`: this one's), the same
     on every rank: one collective, at the same safe point of every rank, so that all stop
     there together. A rank whose peer is gone gets PeerLost."""
-    if not dist.is_initialized() or dist.get_world_size() == 1:
-        return signum
     flag = torch.tensor([signum or 0], dtype=torch.int64)
     with peers_needed():
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)

@@ -28,6 +28,7 @@ class StopSignals:
     def __init__(self) -> None:
         self.signum: int | None = None
         self.taken = False  # the loop stopped on it: the run is finishing its record
+        self.processes = distributed.shard().size  # >1: they agree at each safe point
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is None:
@@ -55,7 +56,9 @@ class StopSignals:
 
     def agreed(self) -> int | None:
         """At a safe point: the signal that asked any process of the run to stop, or None."""
-        signum = distributed.agree_to_stop(self.signum)
+        signum = self.signum
+        if self.processes > 1:
+            signum = distributed.agree_to_stop(signum)
         if signum is not None:
             self.signum, self.taken = signum, True
         return signum
