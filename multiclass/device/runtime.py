@@ -72,7 +72,7 @@ class Runtime:
 
 
 # Said, not refused: fp16 on the CPU trains correctly (a GPU config tried on a laptop), only
-# slower: the digits MLP took 0.19 s an epoch against fp32's 0.03 s and bf16's 0.05 s here.
+# several times slower than fp32 (CPUs have no fast fp16 arithmetic).
 FP16_ON_CPU = (
     "warning: device.precision=fp16 on the CPU is several times slower than fp32 (CPUs have"
     " no fast fp16 arithmetic): use device.precision=fp32, or bf16 on a CPU with bf16 support"
@@ -106,12 +106,12 @@ def prepare(
     if deterministic and device.type == "cuda":
         # cuBLAS is only deterministic with a fixed workspace; it must be set before its first use.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    # Its first call imports the compiler's config (1.6 to 1.9 s here), which the optimizer's
-    # first step imports anyway: no time lost on a run.
+    # Its first call imports the compiler's config (over a second of imports), which the
+    # optimizer's first step imports anyway: no time lost on a run.
     torch.use_deterministic_algorithms(deterministic)
     # Deterministic mode also fills every new tensor with NaN, in case a kernel reads memory it
-    # never wrote; torch's kernels write all they return, so the fill only costs time (seed
-    # 000's MLP at batch 32: 1.9 ms a step with it, 1.6 ms without; the weights are the same).
+    # never wrote; torch's kernels write all they return, so the fill only costs time (about
+    # a fifth more a step of seed 000's MLP at batch 32) and changes no weight.
     torch.utils.deterministic.fill_uninitialized_memory = False
     torch.backends.cudnn.benchmark = not deterministic
     if reuse_memory:

@@ -20,7 +20,7 @@ from multiclass.device.runtime import seed_everything
 from multiclass.engine import Task, optimizer_steps_per_epoch
 from multiclass.errors import building
 from multiclass.heads import Head, build_loss
-from multiclass.lifecycle import distributed
+from multiclass.lifecycle.distributed import Processes
 from multiclass.models import build_classifier, finetune
 from multiclass.models.work import multiply_adds_per_sample
 from multiclass.optimizers import build_optimizer
@@ -66,14 +66,19 @@ class Built:
 
 
 def build(
-    cfg: DictConfig, settings: TrainerSettings, summary: dict[str, Any], restoring: bool = False
+    cfg: DictConfig,
+    settings: TrainerSettings,
+    summary: dict[str, Any],
+    processes: Processes | None = None,
+    restoring: bool = False,
 ) -> Built:
     """Device, data, loss, model (seeded), optimizer and lr schedule, as the config says.
     `restoring`: a checkpoint replaces every weight, so the weights file is not read."""
     with building("device", cfg.device):
         runtime = instantiate(cfg.device)
     summary.update(seed=cfg.seed, device=str(runtime.device))
-    shard = distributed.shard()
+    processes = processes or Processes()
+    shard = processes.shard()
     summary["processes"] = shard.size
     with building("dataset", cfg.dataset):
         splits: Splits = instantiate(cfg.dataset).to(runtime.device)
@@ -100,7 +105,7 @@ def build(
     with building("scheduler", cfg.get("scheduler")):
         schedule = build_schedule(cfg.get("scheduler"), optimizer, settings.epochs, steps)
     summary["num_params"] = sum(p.numel() for p in model.parameters())
-    trained = distributed.wrap(model, runtime.device, shard)
+    trained = processes.wrap(model, runtime.device, shard)
     task = Task(
         runtime.compiled(trained),
         criterion,

@@ -33,6 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -194,25 +195,6 @@ def launcher_watch() -> LauncherWatch | None:
     return next((t for t in threading.enumerate() if isinstance(t, LauncherWatch)), None)
 
 
-def end_if_orphaned() -> None:
-    """End this process now if its launcher is gone: called before a rank records a failure,
-    which may only be that of another rank that ended with the launcher (the watch of this
-    one has not looked yet); the kernel had given every rank its new parent by then."""
-    watch = launcher_watch()
-    if watch is not None and watch.orphaned():
-        watch.end_with_launcher()
-
-
-def agree_to_stop(signum: int | None) -> int | None:
-    """The signal that asked any process of the run to stop (`signum`: this one's), the same
-    on every rank: one collective, at the same safe point of every rank, so that all stop
-    there together. A rank whose peer is gone gets PeerLost."""
-    flag = torch.tensor([signum or 0], dtype=torch.int64)
-    with peers_needed():
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return int(flag.item()) or None
-
-
 def leave(code: int) -> NoReturn:
     """Exit with `code` at once, the process group left as it is: gloo aborts a process
     (SIGABRT, "terminate called without an active exception") that destroys its group, or has
@@ -224,28 +206,66 @@ def leave(code: int) -> NoReturn:
     os._exit(code)
 
 
-def rank() -> int:
-    """This process's rank in the run: 0, the one that writes, without data parallelism."""
-    return dist.get_rank() if dist.is_initialized() else 0
+@dataclass(frozen=True)
+class Processes:
+    """This process's place among those that train one run, and what they do together: one
+    object for the run to ask, as accelerate's state is; what it knows, torch.distributed's
+    process group and the launcher watch's thread hold, so it keeps no state of its own.
+    Without data parallelism: rank 0 of 1, the one that writes."""
 
+    rank: int = 0
+    size: int = 1
 
-def shard() -> Shard:
-    """This process's share of every batch."""
-    if not dist.is_initialized():
-        return Shard()
-    return Shard(dist.get_rank(), dist.get_world_size())
+    @classmethod
+    def current(cls) -> "Processes":
+        if not dist.is_initialized():
+            return cls()
+        return cls(dist.get_rank(), dist.get_world_size())
 
+    @property
+    def leader(self) -> bool:
+        """Whether this process writes the run directory, tests, and says the run's lines."""
+        return self.rank == 0
 
-def wrap(model: nn.Module, device: torch.device, shard: Shard) -> nn.Module:
-    """The model in DistributedDataParallel when several processes train it (which also
-    copies rank 0's initial weights to every rank), its gradients averaged through `shard`,
-    which tells a failed reduction; else the model itself."""
-    if not dist.is_initialized() or dist.get_world_size() == 1:
-        return model
-    ids = [device.index] if device.type == "cuda" else None
-    wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    wrapped.register_comm_hook(None, shard.average_gradients)
-    return wrapped
+    @property
+    def together(self) -> bool:
+        """Whether several processes train the run, and so must agree where to stop."""
+        return self.size > 1
+
+    def shard(self) -> Shard:
+        """This process's share of every batch."""
+        return Shard(self.rank, self.size)
+
+    def wrap(self, model: nn.Module, device: torch.device, shard: Shard) -> nn.Module:
+        """The model in DistributedDataParallel when several processes train it (which also
+        copies rank 0's initial weights to every rank), its gradients averaged through
+        `shard`, which tells a failed reduction; else the model itself."""
+        if not self.together:
+            return model
+        ids = [device.index] if device.type == "cuda" else None
+        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        wrapped.register_comm_hook(None, shard.average_gradients)
+        return wrapped
+
+    def agree_to_stop(self, signum: int | None) -> int | None:
+        """The signal that asked any process of the run to stop (`signum`: this one's), the
+        same on every rank: one collective, at the same safe point of every rank, so that
+        all stop there together. A rank whose peer is gone gets PeerLost."""
+        if not self.together:
+            return signum
+        flag = torch.tensor([signum or 0], dtype=torch.int64)
+        with peers_needed():
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return int(flag.item()) or None
+
+    def end_if_orphaned(self) -> None:
+        """End this process now if its launcher is gone: called before a rank records a
+        failure, which may only be that of another rank that ended with the launcher (the
+        watch of this one has not looked yet); the kernel had given every rank its new
+        parent by then."""
+        watch = launcher_watch()
+        if watch is not None and watch.orphaned():
+            watch.end_with_launcher()
 
 
 def launch(processes: int, argv: Sequence[str], run_dir: Path) -> int:

@@ -40,6 +40,7 @@ from multiclass.errors import (
 )
 from multiclass.lifecycle import distributed
 from multiclass.lifecycle.build import build
+from multiclass.lifecycle.distributed import Processes
 from multiclass.lifecycle.resume import already_complete, resumed_config
 from multiclass.lifecycle.stopping import StopSignals
 from multiclass.records.artifacts import (
@@ -77,10 +78,11 @@ class Run:
 
     def __init__(self, cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> None:
         self.cfg, self.run_dir, self.overrides = cfg, run_dir, overrides
-        self.leader = distributed.rank() == 0
+        self.processes = Processes.current()
+        self.leader = self.processes.leader
         self.resuming = bool(cfg.get("resume")) and (run_dir / "config.yaml").exists()
         self.recording = not self.resuming
-        self.stop = StopSignals()
+        self.stop = StopSignals(self.processes)
         self.summary = new_summary()
         self.state: RunState | None = None
 
@@ -135,7 +137,7 @@ class Run:
             status, error = "failed", one_line(failure)
             if isinstance(raised(failure), PeerLost):  # another process of the run ended first
                 error = distributed.PEER_FAILED
-            distributed.end_if_orphaned()  # its launcher was SIGKILLed: nothing more is written
+            self.processes.end_if_orphaned()  # its launcher was SIGKILLed: nothing is written
             if not is_user_error(failure) and full_tracebacks():
                 if self.leader:
                     self.finish(status, error)
@@ -169,7 +171,7 @@ class Run:
         state = self.state
         state.callbacks.fire("on_run_start", state)
         restoring = self.resuming and (self.run_dir / LAST).exists()
-        state.built = build(self.cfg, state.settings, self.summary, restoring)
+        state.built = build(self.cfg, state.settings, self.summary, self.processes, restoring)
         state.progress = self.start()
 
     def start(self) -> Progress:

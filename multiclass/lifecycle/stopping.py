@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from multiclass.lifecycle import distributed
+from multiclass.lifecycle.distributed import Processes
 
 log = logging.getLogger("multiclass")
 
@@ -25,10 +25,10 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class StopSignals:
     """The signal that asked the run to stop, while its handlers are installed."""
 
-    def __init__(self) -> None:
+    def __init__(self, processes: Processes | None = None) -> None:
         self.signum: int | None = None
         self.taken = False  # the loop stopped on it: the run is finishing its record
-        self.processes = distributed.shard().size  # >1: they agree at each safe point
+        self.processes = processes or Processes()  # several: they agree at each safe point
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is None:
@@ -56,9 +56,7 @@ class StopSignals:
 
     def agreed(self) -> int | None:
         """At a safe point: the signal that asked any process of the run to stop, or None."""
-        signum = self.signum
-        if self.processes > 1:
-            signum = distributed.agree_to_stop(signum)
+        signum = self.processes.agree_to_stop(self.signum)
         if signum is not None:
             self.signum, self.taken = signum, True
         return signum
