@@ -184,16 +184,6 @@ class Listener(Protocol):
         ...
 
 
-class Unheard:
-    """A listener that hears nothing and never stops the loop: training on its own."""
-
-    def fire(self, event: str, task: Task, *args: Any) -> None:
-        pass
-
-    def stop_requested(self) -> int | None:
-        return None
-
-
 @dataclass(frozen=True)
 class Examples:
     """A split with its targets encoded once, as the loss wants them."""
@@ -293,14 +283,13 @@ def fit(
     settings: TrainerSettings,
     progress: Progress,
     on_epoch_end: Callable[[EpochMetrics, bool], None],
-    listener: Listener | None = None,
+    listener: Listener,
 ) -> None:
     """Train from `progress` up to `settings.epochs`, validating after each epoch and telling
     `on_epoch_end` the row and whether it is the best; stops early when that sets
     `progress.stopped_early`, with TrainingDiverged when the loss is no longer finite or
     passes `divergence_bound`, and with TrainingInterrupted after the optimizer step or the
     epoch's record at which the listener asks it to stop."""
-    listener = listener or Unheard()
     train = Examples.of(splits.train, task.head)
     val = None if splits.val is None else Examples.of(splits.val, task.head)
     bound = divergence_bound(task.criterion, task.head, train.targets, settings.divergence_factor)
@@ -414,7 +403,7 @@ def train_epoch(
     settings: TrainerSettings,
     order: torch.Generator,
     advance: Callable[[], object],
-    listener: Listener | None = None,
+    listener: Listener,
 ) -> tuple[float, float, float]:
     """One pass over a seeded permutation; returns mean loss and accuracy over the samples seen
     and the lr of its last step. Batches are gathered with `index_select`: on MNIST's uint8
@@ -422,7 +411,6 @@ def train_epoch(
     augmented batch's seed is drawn from `order` too, so that last.pt's state resumes it. With
     trainer.accumulate_grad_batches=k, each k batches (and those left at the end) make one
     optimizer step on the gradient of their mean loss."""
-    listener = listener or Unheard()
     task.model.train()
     for module in task.frozen:
         module.eval()

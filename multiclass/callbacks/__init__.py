@@ -65,7 +65,6 @@ class RunState:
     built: "Built | None" = None
     progress: "Progress | None" = None
     undrawn: list[str] = field(default_factory=list)  # pictures that failed, one line each
-    leader: bool = True  # False on data parallel ranks > 0: they train, and write nothing
 
 
 class Callback:

@@ -50,8 +50,9 @@ def train(cfg: DictConfig) -> float | None:
     logging.raiseExceptions = False  # a train.log on a full disk: the one line, no tracebacks
     job = Job.of_hydra()
     tasks = distributed.SlurmTasks.join()  # a Slurm job's task trains its share of the run
-    if job.launches_processes(cfg):  # this process starts those that train the run, and waits
-        sys.exit(job.launch_processes(cfg))
+    processes = job.processes(cfg)
+    if processes > 1 and "WORLD_SIZE" not in os.environ:  # this process only starts those
+        sys.exit(job.launch_processes(processes))  # that train the run, and waits for them
     outcome = execute(cfg, job.run_dir, job.overrides)
     tasks.leave(outcome.summary)
     return job.ended(outcome)
@@ -83,19 +84,15 @@ class Job:
             )
         return configured
 
-    def launches_processes(self, cfg: DictConfig) -> bool:
-        """Whether this process starts several that train the run (and is not one of them)."""
-        return "WORLD_SIZE" not in os.environ and self.processes(cfg) > 1
-
-    def launch_processes(self, cfg: DictConfig) -> int:
-        """Start the processes that train this job's run in its run directory; their exit
-        status."""
+    def launch_processes(self, processes: int) -> int:
+        """Start `processes` processes that train this job's run in its run directory; their
+        exit status."""
         if self.sweeping:
             log.error("error: device.processes > 1 trains a single run, not a sweep (-m)")
             return 1
         from multiclass.lifecycle.distributed import launch
 
-        processes, run_dir = self.processes(cfg), self.run_dir
+        run_dir = self.run_dir
         log.info("training with %d processes (data parallel) -> %s", processes, shown_path(run_dir))
         argv = ["-m", "multiclass", *sys.argv[1:], f"hydra.run.dir={run_dir}"]
         return launch(processes, argv, run_dir)

@@ -69,7 +69,7 @@ def build(
     cfg: DictConfig,
     settings: TrainerSettings,
     summary: dict[str, Any],
-    processes: Processes | None = None,
+    processes: Processes,
     restoring: bool = False,
 ) -> Built:
     """Device, data, loss, model (seeded), optimizer and lr schedule, as the config says.
@@ -77,7 +77,6 @@ def build(
     with building("device", cfg.device):
         runtime = instantiate(cfg.device)
     summary.update(seed=cfg.seed, device=str(runtime.device))
-    processes = processes or Processes()
     shard = processes.shard()
     summary["processes"] = shard.size
     with building("dataset", cfg.dataset):

@@ -153,9 +153,7 @@ class Run:
         callbacks = Callbacks(build_callbacks(self.cfg) + step_callbacks(settings))
         if not self.leader:
             settings, callbacks = replace(settings, progress=False), callbacks.every_rank()
-        return RunState(
-            self.cfg, self.run_dir, settings, self.summary, callbacks, leader=self.leader
-        )
+        return RunState(self.cfg, self.run_dir, settings, self.summary, callbacks)
 
     def begin(self) -> None:
         """config.yaml, and a summary.json that says `running`: a run killed without a chance
