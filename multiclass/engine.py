@@ -145,13 +145,13 @@ class Task:
         average); under fp16 the scaler skips a step whose gradients overflowed."""
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        listener.fire("on_before_optimizer_step", self)
+        listener.fire("on_before_optimizer_step")
         if self.scaler is None:
             self.optimizer.step()
         else:
             self.scaler.step(self.optimizer)
             self.scaler.update()
-        listener.fire("on_after_optimizer_step", self)
+        listener.fire("on_after_optimizer_step")
 
     def step_schedule(self, interval: Interval) -> float:
         """The lr the last optimizer step used; then the scheduler steps, if it steps after
@@ -172,12 +172,12 @@ class Task:
 
 class Listener(Protocol):
     """What the loop tells of its progress (the run's callbacks, by event name), and whom it
-    asks whether to stop, after each optimizer step. Events, each with the Task first:
+    asks whether to stop, after each optimizer step. Events, with their arguments:
     on_epoch_start(epoch), on_train_batch_start(batch), on_before_backward(loss),
     on_after_backward, on_before_optimizer_step, on_after_optimizer_step,
     on_train_batch_end(batch, loss), on_validation_start, on_validation_end(evaluation)."""
 
-    def fire(self, event: str, task: Task, *args: Any) -> None: ...
+    def fire(self, event: str, *args: Any) -> None: ...
 
     def stop_requested(self) -> int | None:
         """The signal that asked the run to stop, or None; every process gets the same."""
@@ -303,7 +303,7 @@ def fit(
     with bar, logging_redirect_tqdm():
         for epoch in range(progress.epoch + 1, settings.epochs + 1):
             started = time.perf_counter()
-            listener.fire("on_epoch_start", task, epoch)
+            listener.fire("on_epoch_start", epoch)
             train_loss, train_acc, lr = train_epoch(
                 task, train, settings, progress.order, bar.update, listener
             )
@@ -345,9 +345,9 @@ def stop_if_asked(listener: Listener) -> None:
 def validate(
     task: Task, val: Examples, settings: TrainerSettings, listener: Listener
 ) -> "Evaluation":
-    listener.fire("on_validation_start", task)
+    listener.fire("on_validation_start")
     checked = evaluate(task, val, settings.eval_batch_size)
-    listener.fire("on_validation_end", task, checked)
+    listener.fire("on_validation_end", checked)
     return checked
 
 
@@ -431,7 +431,7 @@ def train_epoch(
     for batch, inputs, (first, final, whole) in zip(
         batches, training_batches(data.x, read, device), groups, strict=True
     ):
-        listener.fire("on_train_batch_start", task, batch)
+        listener.fire("on_train_batch_start", batch)
         if task.augment is not None:
             seed = int(torch.randint(2**62, (), generator=order))
             inputs = shard.part(task.augment(inputs, seed))
@@ -442,16 +442,16 @@ def train_epoch(
             with task.runtime.autocast():
                 outputs = task.model(model_inputs(task, inputs))
             loss = task.criterion(outputs.float(), data.targets.index_select(0, mine))
-            listener.fire("on_before_backward", task, loss)
+            listener.fire("on_before_backward", loss)
             task.backward(shard.scaled(loss, outputs, len(mine), whole))
-        listener.fire("on_after_backward", task)
+        listener.fire("on_after_backward")
         if final:
             task.step(listener)
             lr = task.step_schedule("batch")
         if len(mine):  # an empty share's mean loss is NaN
             loss_sum += loss.detach() * len(mine)
         correct += (task.head.predict(outputs.detach()) == data.labels.index_select(0, mine)).sum()
-        listener.fire("on_train_batch_end", task, batch, loss)
+        listener.fire("on_train_batch_end", batch, loss)
         advance()
         if final:
             stop_if_asked(listener)

@@ -22,7 +22,6 @@ from multiclass.engine import (
     EpochMetrics,
     Examples,
     Progress,
-    Task,
     evaluate,
     fit,
     samples_per_epoch,
@@ -296,7 +295,7 @@ class RunListener:
     def __init__(self, state: RunState, stop: StopSignals) -> None:
         self.state, self.stop = state, stop
 
-    def fire(self, event: str, task: Task, *args: Any) -> None:
+    def fire(self, event: str, *args: Any) -> None:
         self.state.callbacks.fire(event, self.state, *args)
 
     def stop_requested(self) -> int | None:
