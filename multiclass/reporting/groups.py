@@ -10,14 +10,18 @@ which does not assume equal variances. Both assume the figures vary about normal
 seeds; with 3 to 5 seeds a test can only see differences a few standard deviations wide."""
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from scipy import stats
 
+from multiclass.errors import UserError
 from multiclass.reporting.runs import RunRecord
+from multiclass.reporting.sweep_jobs import SweepReport, format_value
 
 OVER = ("seed",)  # what a group is taken over unless told more: dataset.seed is ${seed}
+FIGURES = ("test_acc", "test_loss", "test_macro_f1")  # shown beside the objective
 CONFIDENCE = 0.95
 DISTINCT_AT = 0.05  # a p-value below it: distinguishable from the best
 
@@ -49,41 +53,63 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Group:
-    """Jobs whose configs differ only in the keys of `over`: `values`, the swept keys' values
-    they share (key, value as shown)."""
+    """Jobs whose configs differ only in the keys of `over`: `values`, the other swept keys'
+    values they share (key, value as the report shows it)."""
 
     values: tuple[tuple[str, str], ...]
     records: tuple[RunRecord, ...]
+    over: tuple[str, ...] = OVER
+
+    @property
+    def label(self) -> str:
+        """`width=32 depth=2`: the group by its values (the last part of each key)."""
+        parts = [f"{key.rsplit('.', 1)[-1]}={value}" for key, value in self.values]
+        return " ".join(parts) or "all runs"
 
     @property
     def finished(self) -> list[RunRecord]:
         """The completed runs: failed and unfinished ones are counted, not averaged."""
         return [record for record in self.records if record.status == "completed"]
 
-    def figures(self, figure: str) -> dict[object, float]:
-        """`figure` of each finished run, by its seed (or its path, where it has none)."""
+    def figures(self, figure: str) -> dict[tuple, float]:
+        """`figure` of each finished run, by its values of `over` (its seed), which pair it with
+        the run of another group that shares them."""
         found = {}
         for record in self.finished:
             value = record.summary.get(figure)
             if isinstance(value, int | float) and not isinstance(value, bool):
-                found[record.config.get("seed", record.path)] = float(value)
+                found[tuple(str(record.value(key)) for key in self.over)] = float(value)
         return found
 
     def estimate(self, figure: str) -> Estimate:
         return Estimate.of(list(self.figures(figure).values()), len(self.records))
 
+    def class_f1(self) -> dict[str, Estimate]:
+        """Each class's test F1 over the finished runs that wrote per_class.csv."""
+        rows = [record.class_f1 for record in self.finished if record.class_f1]
+        classes = dict.fromkeys(name for row in rows for name in row)
+        return {
+            name: Estimate.of([row[name] for row in rows if name in row], len(self.records))
+            for name in classes
+        }
+
 
 def grouped(
-    records: Sequence[RunRecord], swept: Sequence[str], over: Sequence[str] = OVER
+    records: Sequence[RunRecord],
+    swept: Sequence[str],
+    over: Sequence[str] = OVER,
+    shown: Callable[[RunRecord, str], object] | None = None,
 ) -> list[Group]:
     """The jobs in groups by their values of the `swept` keys less those of `over`, in the
-    order of their first job."""
+    order of their first job; `shown` gives a key's value as the report shows it (a config
+    group by its name), by default as configured."""
     kept = [key for key in swept if key not in over]
+    show = shown or (lambda record, key: record.value(key))
     groups: dict[tuple[tuple[str, str], ...], list[RunRecord]] = {}
     for record in records:
-        values = tuple((key, str(record.value(key))) for key in kept)
+        values = tuple((key, format_value(show(record, key))) for key in kept)
         groups.setdefault(values, []).append(record)
-    return [Group(values, tuple(members)) for values, members in groups.items()]
+    return [Group(values, tuple(members), tuple(over)) for values, members in groups.items()]
 
 
 @dataclass(frozen=True)
@@ -123,3 +149,54 @@ def compared(best: Group, other: Group, figure: str) -> Difference | None:
     welch = stats.ttest_ind(list(mine.values()), list(theirs.values()), equal_var=False)
     low, high = welch.confidence_interval(CONFIDENCE)
     return Difference(mean, float(low), float(high), float(welch.pvalue), "Welch t")
+
+
+@dataclass(frozen=True)
+class GroupReport:
+    """A sweep's jobs in groups over `over`, ranked by the mean of the objective, best first
+    (groups without a finished run last), each against the best."""
+
+    report: SweepReport
+    over: tuple[str, ...]
+    groups: list[Group]
+
+    @property
+    def figures(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([self.report.objective, *FIGURES]))
+
+    @property
+    def best(self) -> Group | None:
+        first = self.groups[0] if self.groups else None
+        return first if first and first.estimate(self.report.objective).n else None
+
+    def difference(self, group: Group) -> Difference | None:
+        """The best group's objective less `group`'s; None for the best itself."""
+        if self.best is None or group is self.best:
+            return None
+        return compared(self.best, group, self.report.objective)
+
+    @cached_property
+    def assumption(self) -> str:
+        """The one line that says what the tests assume."""
+        return (
+            f"Each group against the best by {self.report.objective}: a paired t-test over the"
+            " seeds both ran, else Welch's t-test; both assume the figure varies about normally"
+            f" across seeds; * marks a group not distinguishable from the best at {DISTINCT_AT}."
+        )
+
+
+def group_report(report: SweepReport, over: Sequence[str] = OVER) -> GroupReport:
+    """`report`'s jobs grouped over the keys of `over` (seed, and any a user names); a key
+    named that no job varies is refused, the seed, grouped over by default, is not."""
+    still = [key for key in over if key not in report.swept and key not in OVER]
+    if still:
+        varied = ", ".join(report.swept) or "none"
+        raise UserError(f"--over {still[0]}: no job varies it; the keys that vary: {varied}")
+    groups = grouped(report.records, report.swept, over, report.value)
+    sign = 1 if report.minimize else -1
+
+    def order(group: Group) -> tuple:
+        mean = group.estimate(report.objective).mean
+        return (mean is None, 0.0 if mean is None else sign * mean)
+
+    return GroupReport(report, tuple(over), sorted(groups, key=order))

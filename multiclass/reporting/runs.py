@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from multiclass.class_metrics import PER_CLASS_CSV
 from multiclass.config import MONITORS
 from multiclass.errors import UserError
 from multiclass.records.artifacts import lock_run_dir, read_csv_rows, read_json
@@ -42,6 +44,12 @@ class RunRecord:
     def monitor(self) -> str:
         """What picked the run's best epoch (trainer.monitor; val_acc in runs from before it)."""
         return monitor_of(self.config)
+
+    @cached_property
+    def class_f1(self) -> dict[str, float]:
+        """Each class's test F1 from per_class.csv, in the data set's order; none without one."""
+        rows = read_csv_rows(self.path / PER_CLASS_CSV)
+        return {row["class"]: float(row["f1"]) for row in rows if row.get("f1")}
 
     def value(self, key: str) -> Any:
         """A config value, typed as the run saw it; a null one as its override typed it (`null`),
