@@ -6,8 +6,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Every extra the tests use: dev tools, parallel and cluster launchers, search, Parquet files,
-# trackers, timm's models, the benchmark's Lightning and fastai contestants.
-EXTRAS ?= dev,parallel,cluster,search,parquet,tensorboard,mlflow,timm,bench
+# trackers, timm's models, the benchmark's Lightning and fastai contestants, the browser test.
+EXTRAS ?= dev,parallel,cluster,search,parquet,tensorboard,mlflow,timm,bench,browser
+# The browser test's headless Chromium and its driver (tests/test_sweep_html.py), from apt as
+# root where there is apt; elsewhere that test skips, in one line, and make goes on.
+BROWSER := $(VENV)/.browser
 
 .PHONY: run test lint reproduce bench gpu-check wheel docs-check
 
@@ -16,6 +19,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --editable '.[$(EXTRAS)]'
 	touch $(STAMP)
 
+$(BROWSER): $(STAMP)
+	@if command -v chromedriver >/dev/null; then touch $@; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		{ apt-get install -y chromium chromium-driver \
+		  || { apt-get update && apt-get install -y chromium chromium-driver; }; } \
+		&& touch $@ || echo "apt-get could not install chromium: the browser test will be skipped"; \
+	else echo "No chromedriver, and no apt-get as root to install it: the browser test will be skipped"; fi
+
 run: $(STAMP)  ## train the default experiment (pass overrides with ARGS="model=cnn trainer.epochs=5")
 	$(BIN)/multiclass-train $(ARGS)
 
@@ -23,7 +35,7 @@ run: $(STAMP)  ## train the default experiment (pass overrides with ARGS="model=
 # module fixtures (real process groups, a killed sweep) run once.
 TEST_WORKERS ?= logical --maxprocesses 4
 
-test: $(STAMP)  ## lint (imports: layers, no cycles), then the whole test suite, on every core
+test: $(STAMP) $(BROWSER)  ## lint (imports: layers, no cycles), then the whole test suite, on every core
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
