@@ -213,7 +213,9 @@ def test_every_link_resolves_and_an_image_loads(opened, page):
 
 
 def test_a_screenshot_of_the_whole_page(opened, tmp_path):
-    height = opened.execute_script("return document.documentElement.scrollHeight")
+    height = opened.execute_script(  # the page's, and the window's own above it
+        "return document.documentElement.scrollHeight + window.outerHeight - window.innerHeight"
+    )
     opened.set_window_size(1280, height)
     shot = tmp_path / "sweep-html.png"
     assert opened.save_screenshot(str(shot))

@@ -102,8 +102,8 @@ def cell(shown: str, key: object = None, detail: str = "") -> str:
 def table(headers: list[str], rows: list[str], kind: str) -> str:
     heads = "".join(f'<th title="sort by {escape(h)}">{escape(h)}</th>' for h in headers)
     return (
-        f'<table class="sortable {kind}"><thead><tr>{heads}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f'<div class="scroll"><table class="sortable {kind}"><thead><tr>{heads}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 
