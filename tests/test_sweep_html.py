@@ -113,6 +113,19 @@ def test_links_are_relative_and_nothing_is_fetched(page, sweep):
     assert len(text) < 100_000
 
 
+def test_every_job_s_line_names_it_on_hover_and_the_heatmap_has_a_cell_a_group_and_class(page):
+    """A curve for every job (the killed one's too), a parallel-coordinates line for every
+    completed one: each with its <title>, which the browser shows on hover."""
+    text = page.read_text()
+    titles = re.findall(r'<polyline class="line"[^>]*><title>([^<]*)</title>', text)
+    curves, lines = titles[: len(JOBS)], titles[len(JOBS) :]
+    assert sorted(title.split(":")[0] for title in curves) == [f"job {n}" for n in range(5)]
+    assert "job 0: seed=0 width=8 (completed)" in curves
+    assert sorted(title.split(":")[0] for title in lines) == [f"job {n}" for n in range(4)]
+    heatmap = text.split('class="sortable heatmap"')[1].split("</table>")[0]
+    assert heatmap.count("<tr>") == 1 + 2 and heatmap.count("title=") == 2 * 10 + 11
+
+
 def test_every_report_writes_its_html_beside_its_csv_and_md_plots_or_not(sweep, tmp_path):
     written, _ = write_report(group_report(build_report([sweep])), tmp_path, plots=False)
     assert [path.name for path in written] == ["sweep.csv", "sweep.md", "sweep.html"]
