@@ -124,6 +124,7 @@ def test_the_picture_has_both_runs_curves_labelled(sweep, tmp_path, capsys, monk
     for ax, column in zip(drawn["f"].axes, ("val_acc", "val_loss"), strict=True):
         labels = [line.get_label() for line in ax.lines]
         assert labels == ["A: w8s0", "B: w16s0"]
+        assert list(ax.get_xticks()) == [1, 2]  # an epoch a tick, no fractions
         for line, run in zip(ax.lines, ("w8s0", "w16s0"), strict=True):
             rows = csv_rows(sweep / run / "metrics.csv")
             assert list(line.get_ydata()) == [float(row[column]) for row in rows]
@@ -135,12 +136,16 @@ def test_two_groups_of_real_jobs_with_their_curves(sweep, capsys, monkeypatch):
     status, out, err = compare(capsys, sweep, "--compare", "model.width=8", "width=16")
     assert (status, err) == (0, "")
     assert "A: model.width=8, 2 jobs (2 completed)" in out
-    assert by_name(table(out, "Config that differs")) == {
-        "model.width": ["8", "16"],
-        "seed": ["0, 1", "0, 1"],
-    }
+    assert table(out, "Config that differs")[1:] == [
+        ["model.width", "8", "16"],
+        ["seed", "0, 1", "0, 1"],
+    ]
+    narrow, wide = (read_summary(sweep / f"w{width}s0")["num_params"] for width in WIDTHS)
+    figures = by_name(table(out, "Figures"))
+    assert figures["num_params"] == [f"{narrow:,} (every run)", f"{wide:,} (every run)"]
     differences = by_name(table(out, "B - A"))
     assert differences["test_acc"][-1] == "paired t"
+    assert differences["num_params"] == [f"{wide - narrow:+,}", "-", "-", "no spread to test"]
     (val_acc, _) = drawn["f"].axes
     assert len(val_acc.lines) == 6  # each job thin, each side's mean
     assert [line.get_label() for line in val_acc.lines if not line.get_label().startswith("_")] == [

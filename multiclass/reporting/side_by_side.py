@@ -105,7 +105,8 @@ def report_of(records: Sequence[RunRecord], first: Sequence[str] = ()) -> SweepR
     need not share (swept_keys compares configs where a run has no overrides)."""
     configs_only = [replace(record, overrides={}) for record in records]
     keys = swept_keys(configs_only)
-    ordered = [key for key in first if key in keys] + [key for key in keys if key not in first]
+    ordered = [key for key in dict.fromkeys(first) if key in keys]
+    ordered += [key for key in keys if key not in ordered]
     return SweepReport(list(records), ordered, DEFAULT_OBJECTIVE)
 
 
@@ -363,12 +364,14 @@ def run_cells(sbs: SideBySide, figure: str) -> list[str]:
 
 def estimate_cell(estimate: Estimate, integral: bool) -> str:
     """`0.9123 ± 0.0100 [0.8874, 0.9372]`, and `n=2 of 3` where runs lack the figure; one
-    run's figure says it has no interval."""
+    run's figure says it has no interval, one that every run shares (num_params) says so."""
     if estimate.mean is None:
         return "-"
     mean = number(estimate.mean, integral)
     if estimate.sd is None or estimate.low is None or estimate.high is None:
         text = f"{mean} (one run: no interval)"
+    elif estimate.sd == 0:
+        text = f"{mean} (every run)"
     else:
         spread = f"{number(estimate.sd, integral)} [{number(estimate.low, integral)},"
         text = f"{mean} ± {spread} {number(estimate.high, integral)}]"
@@ -376,13 +379,16 @@ def estimate_cell(estimate: Estimate, integral: bool) -> str:
 
 
 def difference_cells(sbs: SideBySide, figure: str) -> list[str]:
-    """B - A, its interval, p and the test; where a side has under two runs, no test."""
+    """B - A, its interval, p and the test; no test where a side has under two runs, nor
+    where every pair differs alike (num_params): no noise to test against."""
     difference = sbs.difference(figure)
     if difference is None:
         return ["-", "-", "-", "a side has none"]
     integral = sbs.integral(figure)
     if difference.low is None or difference.high is None or difference.p is None:
         return [signed(difference.mean, integral), "-", "-", "too few runs to test"]
+    if difference.low == difference.high:
+        return [signed(difference.mean, integral), "-", "-", "no spread to test"]
     interval = f"[{signed(difference.low, integral)}, {signed(difference.high, integral)}]"
     return [
         signed(difference.mean, integral),

@@ -13,6 +13,7 @@ from multiclass.reporting.plots import new_figure, save
 
 PANELS = (("val_acc", "validation accuracy"), ("val_loss", "validation loss"))
 COLOURS = ("tab:blue", "tab:orange")
+FEW_EPOCHS = 12  # up to this many, every epoch has its tick
 
 Curve = dict[int, float]  # epoch -> value
 
@@ -44,7 +45,11 @@ def draw_side_by_side(sides: Sequence[tuple[str, Sequence[Path]]], title: str, p
         for (label, _), curves, colour in zip(sides, runs, COLOURS, strict=False):
             draw_side(ax, [curve[column] for curve in curves if curve[column]], label, colour)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        epochs = sorted({epoch for side in runs for run in side for epoch in run[column]})
+        if len(epochs) <= FEW_EPOCHS:  # each its tick: one epoch alone gets no fractions
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
         if ax.lines:
