@@ -16,6 +16,7 @@ from multiclass.commands.report import main, report_sweep
 from multiclass.config import compose_config
 from multiclass.lifecycle.run import execute
 from multiclass.reporting import sweep_figure
+from multiclass.reporting.groups import group_report
 from multiclass.reporting.sweep import write_report
 from multiclass.reporting.sweep_jobs import build_report
 from tests.conftest import QUIET, run_cli
@@ -176,7 +177,8 @@ def test_several_sweeps_need_an_output_folder_and_a_missing_one_is_one_line(tmp_
 
 
 def drawn(monkeypatch, built, out_dir: Path):
-    """write_report's files, and the left panel of the sweep.png it drew."""
+    """write_report's files, and the left panel of the sweep.png it drew (of the jobs grouped
+    over their seeds)."""
     figures, real_save = [], sweep_figure.save
 
     def kept(figure, path):
@@ -184,7 +186,7 @@ def drawn(monkeypatch, built, out_dir: Path):
         real_save(figure, path)
 
     monkeypatch.setattr(sweep_figure, "save", kept)
-    written, removed = write_report(built, out_dir)
+    written, removed = write_report(group_report(built), out_dir)
     assert removed is None
     (figure,) = figures
     return written, figure.axes[0]
@@ -199,17 +201,25 @@ SHAPES = {
     "one-choice": [("model.activation=relu",), ("model.activation=tanh",)],
     "two-keys": [("model.depth=1", "model.width=8"), ("model.depth=2", "model.width=16")],
     "three-keys": [
-        ("model.depth=1", "model.width=8", "seed=1"),
-        ("model.depth=2", "model.width=16", "seed=2"),
+        ("model.depth=1", "model.width=8", "model.activation=relu"),
+        ("model.depth=2", "model.width=16", "model.activation=tanh"),
     ],
 }
 
 
+def dots(panel) -> tuple[list, list]:
+    """The means the panel drew as dots with intervals: their x and y."""
+    (means,) = panel.containers
+    line = means.lines[0]
+    return list(line.get_xdata()), list(line.get_ydata())
+
+
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_every_shape_of_sweep_gets_its_picture(train, tmp_path, monkeypatch, shape):
-    """One swept number: a line through its values; one swept choice: a bar per option; two
-    keys: a heatmap; more: the jobs as horizontal bars, best on top. Each drawn from the
-    runs' own best_val_acc."""
+    """One swept number: a line through the means, each a dot with its interval; one swept
+    choice or more than two keys: the groups as dots, best on top, labelled by what varies
+    (no bars, whose length would mislead from an axis not at zero); two keys: a heatmap. Each
+    drawn from the runs' own best_val_acc."""
     sweep = SHAPES[shape]
     for number, overrides in enumerate(sweep):
         train(*TINY, *overrides, run_dir=tmp_path / "runs" / str(number))
@@ -219,27 +229,31 @@ def test_every_shape_of_sweep_gets_its_picture(train, tmp_path, monkeypatch, sha
     # Shallowest first, and `dataset.seed` (`${seed}` in the config) not again beside `seed`.
     assert built.swept == sorted(keys, key=lambda key: key.count("."))
     written, panel = drawn(monkeypatch, built, tmp_path / "report")
-    assert [path.name for path in written] == ["sweep.csv", "sweep.md", "sweep.png"]
+    assert [path.name for path in written] == ["sweep.csv", "sweep.md", "sweep.html", "sweep.png"]
     assert written[-1].read_bytes().startswith(b"\x89PNG")
 
-    bars = [patch for patch in panel.patches if isinstance(patch, Rectangle)]
+    assert not [patch for patch in panel.patches if isinstance(patch, Rectangle)]  # no bars
     if shape == "one-number":
-        (line,) = panel.get_lines()
-        assert list(line.get_xdata()) == [1, 2] and not bars and not panel.images
-        assert list(line.get_ydata()) == pytest.approx(scores)
-    elif shape == "one-choice":
-        assert [label.get_text() for label in panel.get_xticklabels()] == ["relu", "tanh"]
-        assert [bar.get_height() for bar in bars] == pytest.approx(scores)
-        assert not panel.get_lines() and not panel.images
-    elif shape == "two-keys":
+        assert dots(panel) == ([1, 2], pytest.approx(scores))
+        assert not panel.images
+    elif shape in ("one-choice", "three-keys"):
+        means, rows = dots(panel)
+        assert rows == [0, 1] and means == sorted(means)  # the best on top: the last row
+        labels = [label.get_text() for label in panel.get_yticklabels()]
+        expected = {label_of(o): score for o, score in zip(sweep, scores, strict=True)}
+        assert dict(zip(labels, means, strict=True)) == pytest.approx(expected)
+        assert not panel.images
+    else:
         (image,) = panel.images
         cells = image.get_array()
         assert cells.mask.tolist() == [[False, True], [True, False]]  # (1, 16), (2, 8): no job
         assert [cells[0, 0], cells[1, 1]] == pytest.approx(scores)
-        assert not bars
-    else:
-        assert [bar.get_width() for bar in bars] == pytest.approx(sorted(scores))  # best on top
-        assert panel.get_title() == "best 2 jobs by best_val_acc" and not panel.images
+
+
+def label_of(overrides: tuple[str, ...]) -> str:
+    """`activation=relu depth=1`: a group by the last part of each key, shallowest first."""
+    pairs = sorted((o.split("=") for o in overrides), key=lambda pair: pair[0].count("."))
+    return " ".join(f"{key.rsplit('.', 1)[-1]}={value}" for key, value in pairs)
 
 
 GRID = [(1, 8), (1, 16), (2, 8), (2, 16)]
@@ -248,14 +262,14 @@ GRID = [(1, 8), (1, 16), (2, 8), (2, 16)]
 def test_two_sweeps_of_one_grid_report_together_each_cell_the_mean_of_its_completed_jobs(
     train, tmp_path, monkeypatch, capsys
 ):
-    """The same depth x width sweep run twice (on 200, then 300 samples, which their overrides
-    do not say): --out takes both; the heatmap's cell is the mean of the cell's completed jobs,
+    """The same depth x width sweep run twice (with seed 0, then 1, which their overrides do
+    not say): --out takes both; the heatmap's cell is the mean of the cell's completed jobs,
     a killed job's best so far left out."""
-    for sweep, limit in (("monday", 200), ("tuesday", 300)):
+    for sweep, seed in (("monday", 0), ("tuesday", 1)):
         for job, (depth, width) in enumerate(GRID):
             run_dir = tmp_path / sweep / str(job)
             overrides = [f"model.depth={depth}", f"model.width={width}"]
-            train(f"dataset.limit={limit}", "trainer.epochs=2", *overrides, run_dir=run_dir)
+            train(f"seed={seed}", *TINY, *overrides, run_dir=run_dir)
             (run_dir / ".hydra").mkdir()
             listed = "".join(f"- {override}\n" for override in overrides)
             (run_dir / ".hydra" / "overrides.yaml").write_text(listed)
@@ -281,7 +295,7 @@ def test_two_sweeps_of_one_grid_report_together_each_cell_the_mean_of_its_comple
     markdown = (out / "sweep.md").read_text().splitlines()
     assert markdown[0] == "# Sweep report: 8 runs (7 completed, 1 unfinished)"
     assert markdown[-1].startswith("| tuesday/3 | 2 | 16 | unfinished |")
-    assert "Best 5 of 8 runs by best_val_acc:" in capsys.readouterr().out.splitlines()
+    assert "Best 4 of 4 groups over seed by best_val_acc:" in capsys.readouterr().out.splitlines()
 
     built = build_report([tmp_path / "monday", tmp_path / "tuesday"])
     _, panel = drawn(monkeypatch, built, tmp_path / "picture")
@@ -289,7 +303,7 @@ def test_two_sweeps_of_one_grid_report_together_each_cell_the_mean_of_its_comple
     for (row, col), cell in zip([(0, 0), (0, 1), (1, 0), (1, 1)], GRID, strict=True):
         assert cells[row, col] == pytest.approx(np.mean(scores[cell])), cell
     texts = {text.get_position(): text.get_text() for text in panel.texts}
-    assert texts[(1, 1)] == f"{np.mean(scores[(2, 16)]):.4f}"
+    assert texts[(1, 1)] == f"{np.mean(scores[(2, 16)]):.4f}\n(1 of 2)"  # the killed job counted
 
 
 def test_objective_and_top_rank_the_runs_and_choose_how_many_are_shown(
@@ -344,17 +358,18 @@ def test_a_report_by_another_objective_is_written_beside_the_sweeps_own(train, t
         train(*QUICK, f"model.depth={depth}", run_dir=sweep / str(job))
     assert report_sweep([sweep], sweep) is not None  # the sweep's own, as it writes it at its end
     own = {name: (sweep / name).read_bytes() for name in ("sweep.csv", "sweep.md", "sweep.png")}
-    by_loss = [sweep / f"sweep-by-test_loss.{ext}" for ext in ("csv", "md", "png")]
+    own["sweep.html"] = (sweep / "sweep.html").read_bytes()
+    by_loss = [sweep / f"sweep-by-test_loss.{ext}" for ext in ("csv", "md", "html", "png")]
     capsys.readouterr()
 
     assert report(sweep, "--objective", "test_loss") == 0
     assert f"Report: {', '.join(map(str, by_loss))}" in capsys.readouterr().out.splitlines()
-    assert by_loss[2].read_bytes().startswith(b"\x89PNG")
+    assert by_loss[3].read_bytes().startswith(b"\x89PNG")
     assert report(sweep, "--objective", "test_loss", "--no-plot") == 0
     out = capsys.readouterr().out.splitlines()
-    assert f"Report: {by_loss[0]}, {by_loss[1]}" in out
-    assert any(line.startswith(f"Removed {by_loss[2]}: ") for line in out)
-    assert not by_loss[2].exists()
+    assert f"Report: {by_loss[0]}, {by_loss[1]}, {by_loss[2]}" in out
+    assert any(line.startswith(f"Removed {by_loss[3]}: ") for line in out)
+    assert not by_loss[3].exists()
     assert {name: (sweep / name).read_bytes() for name in own} == own
 
     rows = sorted(read_rows(by_loss[0]), key=lambda row: float(row["test_loss"]))

@@ -18,7 +18,7 @@ from scipy import stats
 
 from multiclass.errors import UserError
 from multiclass.reporting.runs import RunRecord
-from multiclass.reporting.sweep_jobs import SweepReport, format_value
+from multiclass.reporting.sweep_jobs import SweepReport, format_value, swept_keys
 
 OVER = ("seed",)  # what a group is taken over unless told more: dataset.seed is ${seed}
 FIGURES = ("test_acc", "test_loss", "test_macro_f1")  # shown beside the objective
@@ -65,6 +65,11 @@ class Group:
         """`width=32 depth=2`: the group by its values (the last part of each key)."""
         parts = [f"{key.rsplit('.', 1)[-1]}={value}" for key, value in self.values]
         return " ".join(parts) or "all runs"
+
+    @property
+    def seeds(self) -> set[tuple[str, ...]]:
+        """The values of `over` its jobs ran with."""
+        return {tuple(str(record.value(key)) for key in self.over) for record in self.records}
 
     @property
     def finished(self) -> list[RunRecord]:
@@ -165,6 +170,21 @@ class GroupReport:
         return tuple(dict.fromkeys([self.report.objective, *FIGURES]))
 
     @property
+    def collapses(self) -> bool:
+        """Whether some group holds jobs of several seeds (else its groups are its jobs, or
+        copies of one job, which are no sample of the seeds' noise)."""
+        return any(len(group.seeds) > 1 for group in self.groups)
+
+    @property
+    def explanation(self) -> str:
+        """What a group's figures are."""
+        return (
+            f"{len(self.groups)} groups of jobs that differ only in {', '.join(self.over)}: each"
+            " figure's mean ± sd over the group's completed jobs (failed and unfinished ones"
+            f" count in `runs`, not in the mean) and its {CONFIDENCE:.0%} interval (Student's t)."
+        )
+
+    @property
     def best(self) -> Group | None:
         first = self.groups[0] if self.groups else None
         return first if first and first.estimate(self.report.objective).n else None
@@ -179,20 +199,23 @@ class GroupReport:
     def assumption(self) -> str:
         """The one line that says what the tests assume."""
         return (
-            f"Each group against the best by {self.report.objective}: a paired t-test over the"
-            " seeds both ran, else Welch's t-test; both assume the figure varies about normally"
-            f" across seeds; * marks a group not distinguishable from the best at {DISTINCT_AT}."
+            f"Each group against the best by {self.report.objective}: a paired t-test where both"
+            " completed the same seeds, else Welch's t-test; both assume the figure varies"
+            " about normally across seeds; * marks a group not distinguishable from the best"
+            f" at {DISTINCT_AT}."
         )
 
 
 def group_report(report: SweepReport, over: Sequence[str] = OVER) -> GroupReport:
-    """`report`'s jobs grouped over the keys of `over` (seed, and any a user names); a key
-    named that no job varies is refused, the seed, grouped over by default, is not."""
-    still = [key for key in over if key not in report.swept and key not in OVER]
+    """`report`'s jobs grouped over the keys of `over` (seed, and any a user names) by every
+    other key that varies, typed or not; a key named that no job varies is refused, the
+    seed, grouped over by default, is not."""
+    varied = swept_keys(report.records, whole_config=True)
+    still = [key for key in over if key not in varied and key not in OVER]
     if still:
-        varied = ", ".join(report.swept) or "none"
-        raise UserError(f"--over {still[0]}: no job varies it; the keys that vary: {varied}")
-    groups = grouped(report.records, report.swept, over, report.value)
+        named = ", ".join(varied) or "none"
+        raise UserError(f"--over {still[0]}: no job varies it; the keys that vary: {named}")
+    groups = grouped(report.records, varied, over, report.value)
     sign = 1 if report.minimize else -1
 
     def order(group: Group) -> tuple:

@@ -6,40 +6,47 @@ several sweeps."""
 
 import csv
 import io
-import shutil
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from multiclass.records.artifacts import write_atomic
+from multiclass.reporting.group_tables import best_group_line, markdown_group_table
+from multiclass.reporting.groups import GroupReport
 from multiclass.reporting.runs import RunRecord
+from multiclass.reporting.sweep_html import write_html
 from multiclass.reporting.sweep_jobs import SweepReport, format_figure, format_value
+from multiclass.reporting.text_table import Column, fitted_lines
 
 CONSOLE_FIGURES = ("status", "test_acc", "test_loss", "num_params")  # beside the objective
-DEFAULT_WIDTH = 100  # the console table's width when the output is no terminal
-NARROWEST = 10  # a swept column is shortened to no fewer characters than this
-GAP = "  "  # between the console table's columns
 
 
 def write_report(
-    report: SweepReport, out_dir: Path, plots: bool = True, stem: str = "sweep"
+    groups: GroupReport,
+    out_dir: Path,
+    plots: bool = True,
+    stem: str = "sweep",
+    by_job: bool = False,
 ) -> tuple[list[Path], Path | None]:
-    """`stem`.csv, `stem`.md and (with `plots`) `stem`.png in `out_dir`: the paths written, and
-    the picture an earlier report left under that name, removed (None: there was none) where
-    none is drawn, so that the files by one name never disagree. The old picture goes first:
-    a drawing that fails leaves none, not one of other figures."""
+    """`stem`.csv, `stem`.md, `stem`.html and (with `plots`) `stem`.png in `out_dir`: the paths
+    written, and the picture an earlier report left under that name, removed (None: there was
+    none) where none is drawn, so that the files by one name never disagree. The old picture
+    goes first: a drawing that fails leaves none, not one of other figures. `by_job`: sweep.md
+    ranks the jobs alone, not their groups."""
+    report = groups.report
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, markdown_path, picture = (out_dir / f"{stem}.{ext}" for ext in ("csv", "md", "png"))
     removed = picture if picture.exists() and not plots else None
     picture.unlink(missing_ok=True)
     write_atomic(csv_path, to_csv(report))
-    write_atomic(markdown_path, to_markdown(report))
+    write_atomic(markdown_path, to_markdown(groups, by_job))
+    html = out_dir / f"{stem}.html"  # text, written with or without `plots`
+    write_html(groups, html)
     if not plots:
-        return [csv_path, markdown_path], removed
+        return [csv_path, markdown_path, html], removed
     from multiclass.reporting.sweep_figure import draw_sweep
 
-    draw_sweep(report, picture)
-    return [csv_path, markdown_path, picture], None
+    draw_sweep(groups, picture)
+    return [csv_path, markdown_path, html, picture], None
 
 
 def to_csv(report: SweepReport) -> str:
@@ -54,7 +61,9 @@ def to_csv(report: SweepReport) -> str:
     return text.getvalue()
 
 
-def to_markdown(report: SweepReport) -> str:
+def to_markdown(groups: GroupReport, by_job: bool = False) -> str:
+    """The jobs ranked, after their groups where some jobs differ only in their seed."""
+    report = groups.report
     counts: dict[str, int] = {}
     for record in report.records:
         counts[record.status] = counts.get(record.status, 0) + 1
@@ -66,10 +75,21 @@ def to_markdown(report: SweepReport) -> str:
         f"Ranked by `{report.objective_name}`, {direction} first;"
         f" {report.kind}s that did not complete last.",
         "",
-        best_line(report),
-        "",
-        *markdown_table(report, report.ranked()),
     ]
+    if groups.collapses and not by_job:
+        lines += [
+            f"## Groups over {', '.join(groups.over)}",
+            "",
+            f"{groups.explanation} {groups.assumption}",
+            "",
+            best_group_line(groups),
+            "",
+            *markdown_group_table(groups),
+            "",
+            f"## {report.kind.capitalize()}s",
+            "",
+        ]
+    lines += [best_line(report), "", *markdown_table(report, report.ranked())]
     return "\n".join(lines) + "\n"
 
 
@@ -101,51 +121,16 @@ def markdown_table(report: SweepReport, records: list[RunRecord]) -> list[str]:
     return lines
 
 
-@dataclass(frozen=True, eq=False)
-class Column:
-    """A column of the console table. `role` says what fitting it to the terminal may do:
-    `name` and `objective` stay whole; a `swept` column may be shortened; `swept` and `figure`
-    columns may be said once above the table (one value for every run) or left out."""
-
-    header: str
-    cells: list[str]
-    role: str
-
-    @property
-    def width(self) -> int:
-        return max(len(text) for text in [self.header, *self.cells])
-
-    def narrowed(self, width: int) -> "Column":
-        if self.role != "swept" or self.width <= width:
-            return self
-        return replace(
-            self, header=clip(self.header, width), cells=[clip(c, width) for c in self.cells]
-        )
-
-
-def clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
 def console_lines(
     report: SweepReport, top: int = 5, width: int | None = None, markdown: str = "sweep.md"
 ) -> list[str]:
-    """The best `top` runs as an aligned text table that fits the terminal (DEFAULT_WIDTH where
-    the output is none): what every row shares is said once above it, long swept values are
-    shortened, and if that is not enough the last columns are left out (sweep.md has them)."""
-    width = width or shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    """The best `top` jobs as a table that fits the terminal (text_table), then why any job
+    did not complete."""
     records = report.ranked()[:top]
-    shared, columns = split_shared(console_columns(report, records))
-    columns, left_out = fit(columns, width)
-    lines = [shared_line(report, shared, len(records))] if shared else []
-    lines.append(GAP.join(column.header.rjust(column.width) for column in columns))
-    lines += [
-        GAP.join(column.cells[row].rjust(column.width) for column in columns)
-        for row in range(len(records))
-    ]
-    if left_out:
-        lines.append(f"Left out: {', '.join(column.header for column in left_out)} (in {markdown})")
-    return [clip(line, width) for line in lines] + failure_lines(report)
+    shown = len(records)
+    rows = f"{shown} shown" if shown < len(report.records) else f"{shown} {report.kind}s"
+    columns = console_columns(report, records)
+    return fitted_lines(columns, rows, markdown, width) + failure_lines(report)
 
 
 def failure_lines(report: SweepReport) -> list[str]:
@@ -161,12 +146,6 @@ def failure_lines(report: SweepReport) -> list[str]:
         f"{report.kind}{'s' if len(names) > 1 else ''} {', '.join(names)} {status}: {error}"
         for (status, error), names in stopped.items()
     ]
-
-
-def shared_line(report: SweepReport, shared: list[Column], shown: int) -> str:
-    """`All 3 runs: status completed, num_params 8,970`: the values every row shows alike."""
-    whom = f"{shown} shown" if shown < len(report.records) else f"{shown} {report.kind}s"
-    return f"All {whom}: " + ", ".join(f"{column.header} {column.cells[0]}" for column in shared)
 
 
 def console_columns(report: SweepReport, records: list[RunRecord]) -> list[Column]:
@@ -193,40 +172,3 @@ def console_columns(report: SweepReport, records: list[RunRecord]) -> list[Colum
         for name in figures
     ]
     return columns
-
-
-def split_shared(columns: list[Column]) -> tuple[list[Column], list[Column]]:
-    """The columns with one value in every row of several (said once), and the others."""
-    shared: list[Column] = []
-    kept: list[Column] = []
-    for column in columns:
-        one = len(column.cells) > 1 and len(set(column.cells)) == 1
-        (shared if one and column.role in ("swept", "figure") else kept).append(column)
-    return shared, kept
-
-
-def fit(columns: list[Column], width: int) -> tuple[list[Column], list[Column]]:
-    """The columns shortened to `width` in all (the widest swept values first, to no fewer than
-    NARROWEST characters), and those left out where that was not enough (leave_out)."""
-    narrowed = columns
-    for widest in range(max(column.width for column in columns), NARROWEST - 1, -1):
-        narrowed = [column.narrowed(widest) for column in columns]
-        if table_width(narrowed) <= width:
-            return narrowed, []
-    return leave_out(narrowed, width)
-
-
-def leave_out(columns: list[Column], width: int) -> tuple[list[Column], list[Column]]:
-    """The columns kept and those left out, from the right, until the rest fit `width`: the
-    figures before the swept values; the name and the objective always stay."""
-    kept = list(columns)
-    for column in reversed(columns):
-        if table_width(kept) <= width:
-            break
-        if column.role in ("swept", "figure"):
-            kept.remove(column)
-    return kept, [column for column in columns if column not in kept]
-
-
-def table_width(columns: list[Column]) -> int:
-    return sum(column.width for column in columns) + len(GAP) * (len(columns) - 1)

@@ -50,6 +50,7 @@ NOT_THE_EXPERIMENT = (
     "trainer.layer_stats",
     "dataset.progress",
     "dataset.download",
+    "dataset.root",
     "dataset.cache_dir",
 )
 # Early stopping's settings change what is trained only where they stopped a run.
@@ -189,14 +190,17 @@ def is_figure(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def swept_keys(records: list[RunRecord]) -> list[str]:
+def swept_keys(records: list[RunRecord], whole_config: bool = False) -> list[str]:
     """The keys whose values differ between jobs: the override keys in the order typed; where
-    some run had none (loose runs), also the config groups and values that differ, shallowest
+    some run had none (loose runs) or `whole_config` says so (to group jobs, which must not
+    join runs that differ in a key no override names), also the config groups and values
+    that differ, shallowest
     first, less the values inside a group that differs (its name shows them: group_names), less
     copies (`dataset.seed`, `${seed}` in the config, has the name and values of `seed`) and
     less the keys that do not describe the experiment (describes_experiment)."""
     typed = [key for record in records for key in record.overrides]
-    found = [] if all(record.overrides for record in records) else config_keys(records)
+    typed_only = all(record.overrides for record in records) and not whole_config
+    found = [] if typed_only else config_keys(records)
     keys: list[str] = []
     seen = set()
     for key in dict.fromkeys(typed + found):
