@@ -10,6 +10,7 @@ which does not assume equal variances. Both assume the figures vary about normal
 seeds; with 3 to 5 seeds a test can only see differences a few standard deviations wide."""
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -142,11 +143,18 @@ def compared(best: Group, other: Group, figure: str) -> Difference | None:
     if not mine or not theirs:
         return None
     mean = math.fsum(mine.values()) / len(mine) - math.fsum(theirs.values()) / len(theirs)
+    with warnings.catch_warnings():  # SciPy's warning of nearly equal figures: p says it
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return tested(mine, theirs, mean)
+
+
+def tested(mine: dict[tuple, float], theirs: dict[tuple, float], mean: float) -> Difference:
+    """The difference `mean` of two groups' figures (by seed) with its interval and test."""
     if mine.keys() == theirs.keys() and len(mine) >= 2:
         pairs = [mine[seed] - theirs[seed] for seed in mine]
         spread = Estimate.of(pairs, len(pairs))
         if spread.sd == 0:  # the same differences on every seed: no noise to test against
-            return Difference(mean, mean, mean, 0.0 if mean else 1.0, "paired t")
+            return Difference(mean, None, None, 0.0 if mean else 1.0, "paired t")
         p = stats.ttest_rel(list(mine.values()), [theirs[seed] for seed in mine]).pvalue
         return Difference(mean, spread.low, spread.high, float(p), "paired t")
     if len(mine) < 2 or len(theirs) < 2:
