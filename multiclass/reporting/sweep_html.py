@@ -111,7 +111,7 @@ def group_table(groups: GroupReport) -> str:
     report = groups.report
     shown = [report.objective_name, *groups.figures[1:]]
     headers = ["rank", "group", "n of total", *shown]
-    headers += [f"best minus group ({report.objective_name})", "p (test)", "*"]
+    headers += [f"group minus best ({report.objective_name})", "p (test)", "*"]
     rows = []
     for rank, group in enumerate(groups.groups, 1):
         counted = group.estimate(report.objective)
@@ -140,14 +140,16 @@ def estimate_cell(estimate: Estimate) -> str:
 
 
 def difference_cells(groups: GroupReport, group: Group) -> list[str]:
-    """The best's objective less `group`'s with its interval, the test's p-value, and `*` where
-    the two are not distinguishable (groups.assumption says how)."""
+    """`group`'s objective less the best's (as the console and sweep.md show it) with its
+    interval, the test's p-value, and `*` where the two are not distinguishable
+    (groups.assumption says how)."""
     if group is groups.best:
         return [cell("best", 0.0), cell("-"), cell("")]
     difference = groups.difference(group)
     if difference is None:
         return [cell("-"), cell("-"), cell("")]
-    low, high = difference.low, difference.high
+    mean = -difference.mean
+    low, high = (None, None) if difference.low is None else (-difference.high, -difference.low)
     detail = "too few runs for an interval"
     if low is not None and high is not None:
         detail = f"95%: {low:+.4f} to {high:+.4f}" if low < high else "the same on every seed"
@@ -155,7 +157,7 @@ def difference_cells(groups: GroupReport, group: Group) -> list[str]:
     if difference.p is not None:
         p = cell(f"{difference.p:.3g}", difference.p, str(difference.test))
     mark = "" if difference.distinct else "*"
-    return [cell(f"{difference.mean:+.4f}", difference.mean, detail), p, cell(mark, mark or None)]
+    return [cell(f"{mean:+.4f}", mean, detail), p, cell(mark, mark or None)]
 
 
 def colours(groups: GroupReport) -> dict[Path, str]:
