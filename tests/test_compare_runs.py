@@ -199,6 +199,18 @@ def test_two_groups_against_scipy(tmp_path, capsys, seeds):
     ]
 
 
+def test_a_side_of_one_run_says_it_has_no_interval_nor_test(tmp_path, capsys):
+    for seed, acc in enumerate(NARROW):
+        fake_run(tmp_path / f"n{seed}", 32, seed, acc)
+    fake_run(tmp_path / "w0", 128, 0, WIDE[0])
+    status, out, _ = compare(capsys, tmp_path, "--compare", "model.width=32", "model.width=128")
+    assert status == 0
+    alone = f"{WIDE[0]:.4f} (one run: no interval)"
+    assert by_name(table(out, "Figures"))["test_acc"] == [estimate(NARROW), alone]
+    change = f"{WIDE[0] - sum(NARROW) / 3:+.4f}"
+    assert by_name(table(out, "B - A"))["test_acc"] == [change, "-", "-", "too few runs to test"]
+
+
 @pytest.fixture(scope="module")
 def bad_runs(sweep, tmp_path_factory) -> Path:
     """Beside the sweep: a run on other data, one without metrics, a folder that is no run,

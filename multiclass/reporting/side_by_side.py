@@ -7,7 +7,7 @@ names no other command writes; runs of different data sets, or without metrics, 
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -102,9 +102,8 @@ def in_order(value: Any) -> tuple:
 def report_of(records: Sequence[RunRecord], first: Sequence[str] = ()) -> SweepReport:
     """The runs as one report, whose swept keys are those that differ in their configs (`first`
     first): every config key compared, not only the overrides typed, which two runs made apart
-    need not share (swept_keys compares configs where a run has no overrides)."""
-    configs_only = [replace(record, overrides={}) for record in records]
-    keys = swept_keys(configs_only)
+    need not share."""
+    keys = swept_keys(list(records), whole_config=True)
     ordered = [key for key in dict.fromkeys(first) if key in keys]
     ordered += [key for key in keys if key not in ordered]
     return SweepReport(list(records), ordered, DEFAULT_OBJECTIVE)
@@ -267,7 +266,7 @@ def one_data_set(records: Sequence[RunRecord]) -> None:
         differs = data_set_difference(first, other)
         if differs:
             raise UserError(
-                f"{first.path} and {other.path} ran on different data sets ({differs}):"
+                f"{first.path} and {other.path} ran on different data sets, {differs}:"
                 " compare runs of one data set"
             )
 
@@ -385,9 +384,9 @@ def difference_cells(sbs: SideBySide, figure: str) -> list[str]:
     if difference is None:
         return ["-", "-", "-", "a side has none"]
     integral = sbs.integral(figure)
-    if difference.low is None or difference.high is None or difference.p is None:
+    if difference.p is None:
         return [signed(difference.mean, integral), "-", "-", "too few runs to test"]
-    if difference.low == difference.high:
+    if difference.low is None or difference.high is None or difference.low == difference.high:
         return [signed(difference.mean, integral), "-", "-", "no spread to test"]
     interval = f"[{signed(difference.low, integral)}, {signed(difference.high, integral)}]"
     return [
