@@ -278,7 +278,7 @@ def data_set_difference(a: RunRecord, b: RunRecord) -> str | None:
         return f"{names[0]} then {names[1]} (dataset._target_)"
     counts = [r.summary.get("num_classes") for r in (a, b)]
     if None not in counts and counts[0] != counts[1]:
-        return f"{counts[0]} then {counts[1]} classes"
+        return f"{counts[0]} then {counts[1]} classes (dataset.classes)"
     classes = [list(r.class_f1) for r in (a, b)]
     if all(classes) and classes[0] != classes[1]:
         return f"classes {', '.join(classes[0])} then {', '.join(classes[1])} (dataset.classes)"
