@@ -259,3 +259,13 @@ def test_bad_input_is_one_line_and_exit_1(sweep, bad_runs, capsys, case):
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert said in err, err
     assert (files_of(sweep), files_of(bad_runs)) == before
+
+
+@pytest.mark.parametrize("flag", [["--jobs"], ["--over", "seed"], ["--top", "3"]])
+def test_a_ranking_option_with_compare_is_refused_not_ignored(sweep, capsys, flag):
+    with pytest.raises(SystemExit) as ended:
+        main(["--compare", str(sweep / "w8s0"), str(sweep / "w8s1"), *flag])
+    assert ended.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        f"{flag[0]} ranks a sweep's report; --compare shows two sides"
+    )

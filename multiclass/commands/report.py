@@ -127,6 +127,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.compare is not None:
+        ranking = {"--objective": args.objective, "--over": args.over, "--jobs": args.jobs}
+        ranking["--top"] = args.top != parser.get_default("top")
+        given = [flag for flag, value in ranking.items() if value]
+        if given:
+            parser.error(f"{given[0]} ranks a sweep's report; --compare shows two sides")
         return args
     if not args.paths:
         parser.error("the following arguments are required: paths")
