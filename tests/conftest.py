@@ -23,10 +23,19 @@ from multiclass.config import compose_config
 from multiclass.lifecycle.run import Outcome, execute
 
 CPU = "device=cpu"
-# The files whose processes take longest (a Slurm cluster's jobs, process groups, a killed
-# sweep), collected first: pytest-xdist hands each worker whole files in collection order, and
-# one of these last would run on after the other worker had finished.
-SLOWEST_FILES = ("test_slurm.py", "test_distributed.py", "test_cli.py", "test_launchers.py")
+# The files whose processes take longest (a Slurm cluster's jobs, the CLI's signals and
+# debuggers, a killed sweep, launchers, the benchmark, process groups), collected first, the
+# longest first as `--durations` measured them on 2 cores: pytest-xdist hands each worker whole
+# files in collection order, and one of these last would run on after the other worker had
+# finished (pytest_configure keeps xdist from reordering them).
+SLOWEST_FILES = (
+    "test_slurm.py",
+    "test_process.py",
+    "test_cli.py",
+    "test_launchers.py",
+    "test_bench.py",
+    "test_distributed.py",
+)
 QUIET = ["trainer.progress=false", "plots=false", CPU]
 # What a run on image data writes itself; the CLI adds Hydra's .hydra/ and train.log.
 RUN_FILES = (
@@ -129,6 +138,15 @@ def gone(pids: list[int], seconds: float = 10) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Files in the order collected: pytest-xdist 3.x hands them out largest first by default
+    (--loadscope-reorder, by their count of tests), which sent SLOWEST_FILES, few tests each,
+    last. The option's own value, as `--no-loadscope-reorder` sets it."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
