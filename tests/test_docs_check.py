@@ -72,6 +72,15 @@ def test_a_shown_line_matches_only_its_own_figures(docs_check):
     assert docs_check.compare(["b", "a"], ["a", "b"])[1] == "a"  # in the order shown
 
 
+def test_a_tables_padding_may_move_but_not_vanish(docs_check):
+    """A column shifts when a cell shown as `...` (a time) prints wider; the figures stay."""
+    shown = ["  best_val_acc   +0.0250   [+0.0041, +0.0459]    0.0356  paired t"]
+    wider = ["  best_val_acc   +0.0250   [+0.0041, +0.0459]      0.0356  paired t"]
+    assert docs_check.compare(shown, wider) == (shown, None)
+    joined = ["  best_val_acc   +0.0250   [+0.0041, +0.0459] 0.0356  paired t"]
+    assert docs_check.compare(shown, joined)[1] == shown[0]
+
+
 def test_update_takes_the_printed_figures_and_keeps_the_elisions(docs_check):
     shown = [
         "[...][INFO] epoch 3/3  val_acc 0.9200  (9.94 s)  -> .../outputs/2026-11-23/17-03-18-504571"

@@ -5,9 +5,11 @@ printed. This script runs each block's commands in order, in one scratch folder 
 (`outputs/docs-check/<page>`, with `docs/` and `../shared` linked in, so the pages' relative
 paths hold), and checks that every line shown after a command appears, in order, in what the
 command printed now. In a shown line `...` stands for anything, a `[date time,ms]` prefix for
-any log prefix, and `(1.23 s)` for any time: every other character, every figure included,
-must be printed again. A command's `DIR` is the folder holding the real data sets
-(`dataset.root=DIR`, `--data-root DIR`): the scratch folder has `DIR` as a link to `--data-root`.
+any log prefix, and `(1.23 s)` for any time, and two spaces or more for any padding of two or
+more (an aligned table's columns move when a cell shown as `...` prints wider): every other
+character, every figure included, must be printed again. A command's `DIR` is the folder
+holding the real data sets (`dataset.root=DIR`, `--data-root DIR`): the scratch folder has
+`DIR` as a link to `--data-root`.
 
 A page fails too where a line of it names an absolute path of a machine (`/home/...`,
 `/tmp/...`): a page shows paths relative to where its commands run, which hold on any machine.
@@ -49,6 +51,7 @@ TOKENS = re.compile(
     r"(?P<prefix>^\[[^\]]*\])|(?P<elided>\.\.\.)|(?P<seconds>\(\d+(?:\.\d+)? s\))"
     r"|(?P<started>\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d(?:-\d+)?)|(?P<number>\d+(?:\.\d+)?(?:e[-+]?\d+)?)"
 )
+PADDING = re.compile(r" {2,}")
 ANY = {
     "prefix": r"\[[^\]]*\]",
     "elided": ".*",
@@ -136,7 +139,7 @@ def pattern(shown: str, any_figures: bool = False) -> re.Pattern:
     `any_figures`, so does every number, each a group (times and run folders too)."""
     text, parts, end = shown.rstrip(), [], 0
     for token in TOKENS.finditer(text):
-        parts.append(re.escape(text[end : token.start()]))
+        parts.append(literal(text[end : token.start()]))
         kind, end = token.lastgroup, token.end()
         if kind in ("prefix", "elided"):
             parts.append(ANY[kind])
@@ -144,8 +147,14 @@ def pattern(shown: str, any_figures: bool = False) -> re.Pattern:
             parts.append(f"({ANY[kind]})")
         else:
             parts.append(re.escape(token.group()) if kind == "number" else ANY[kind])
-    parts.append(re.escape(text[end:]))
+    parts.append(literal(text[end:]))
     return re.compile("".join(parts))
+
+
+def literal(text: str) -> str:
+    """`text` as a pattern, its column padding (two spaces or more) matching any padding of two
+    or more: a table's columns move when a cell shown as `...` prints wider or narrower."""
+    return " {2,}".join(re.escape(part) for part in PADDING.split(text))
 
 
 def with_figures(shown: str, printed: re.Match) -> str:
