@@ -94,7 +94,7 @@ def test_the_cycle_finder_sees_cycles_and_lazy_imports():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
     assert cycles(graph) == [["a", "b", "c", "a"]]
     imports = import_graph()
-    assert "multiclass.reporting.sweep_figure" in imports["multiclass.reporting.sweep"]  # lazy
+    assert "multiclass.comparing.sweep_figure" in imports["multiclass.comparing.sweep"]  # lazy
     assert "multiclass.errors" in imports["multiclass.validation"]
 
 

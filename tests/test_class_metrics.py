@@ -18,13 +18,13 @@ from sklearn.metrics import (
 )
 
 from multiclass.class_metrics import balanced_scores, confusion_counts, per_class
+from multiclass.comparing.sweep_jobs import build_report
 from multiclass.config import MONITORS, compose_config
 from multiclass.engine import EpochMetrics, Progress
 from multiclass.errors import UserError
 from multiclass.lifecycle.run import execute
 from multiclass.records.artifacts import weights_sha256, write_atomic
 from multiclass.records.checkpoint import load_classifier
-from multiclass.reporting.sweep_jobs import build_report
 from multiclass.tracking import FINAL_METRICS, epoch_scalars
 from multiclass.validation import RULES, check_config
 from tests.conftest import QUIET, read_summary

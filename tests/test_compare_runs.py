@@ -14,10 +14,10 @@ import yaml
 from scipy import stats
 
 from multiclass.commands.report import main, report_sweep
+from multiclass.comparing import comparison_figure
+from multiclass.comparing.sweep_jobs import format_figure
 from multiclass.config import compose_config
 from multiclass.lifecycle.run import execute
-from multiclass.reporting import side_by_side_figure
-from multiclass.reporting.sweep_jobs import format_figure
 from tests.conftest import QUIET, files_of, read_summary
 
 TINY = ["dataset.limit=100", "trainer.epochs=2", "callbacks=minimal"]
@@ -118,7 +118,7 @@ def test_only_the_keys_that_differ_even_where_neither_run_typed_them(sweep, tmp_
 
 def test_the_picture_has_both_runs_curves_labelled(sweep, tmp_path, capsys, monkeypatch):
     drawn = {}
-    monkeypatch.setattr(side_by_side_figure, "save", lambda figure, path: drawn.update(f=figure))
+    monkeypatch.setattr(comparison_figure, "save", lambda figure, path: drawn.update(f=figure))
     status, _, _ = compare(capsys, "--compare", sweep / "w8s0", sweep / "w16s0", "--out", tmp_path)
     assert status == 0
     for ax, column in zip(drawn["f"].axes, ("val_acc", "val_loss"), strict=True):
@@ -132,7 +132,7 @@ def test_the_picture_has_both_runs_curves_labelled(sweep, tmp_path, capsys, monk
 
 def test_two_groups_of_real_jobs_with_their_curves(sweep, capsys, monkeypatch):
     drawn = {}
-    monkeypatch.setattr(side_by_side_figure, "save", lambda figure, path: drawn.update(f=figure))
+    monkeypatch.setattr(comparison_figure, "save", lambda figure, path: drawn.update(f=figure))
     status, out, err = compare(capsys, sweep, "--compare", "model.width=8", "width=16")
     assert (status, err) == (0, "")
     assert "A: model.width=8, 2 jobs (2 completed)" in out
@@ -266,6 +266,8 @@ def test_a_ranking_option_with_compare_is_refused_not_ignored(sweep, capsys, fla
     with pytest.raises(SystemExit) as ended:
         main(["--compare", str(sweep / "w8s0"), str(sweep / "w8s1"), *flag])
     assert ended.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1].endswith(
-        f"{flag[0]} ranks a sweep's report; --compare shows two sides"
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .endswith(f"{flag[0]} ranks a sweep's report; --compare shows two sides")
     )

@@ -12,10 +12,10 @@ import pytest
 from scipy import stats
 
 from multiclass.commands.report import main
+from multiclass.comparing.groups import Estimate, compared, grouped
+from multiclass.comparing.runs import RunRecord
 from multiclass.config import compose_config
 from multiclass.lifecycle.run import execute
-from multiclass.reporting.groups import Estimate, compared, grouped
-from multiclass.reporting.runs import RunRecord
 from tests.conftest import QUIET
 
 

@@ -13,12 +13,12 @@ import pytest
 from matplotlib.patches import Rectangle
 
 from multiclass.commands.report import main, report_sweep
+from multiclass.comparing import sweep_figure
+from multiclass.comparing.groups import group_report
+from multiclass.comparing.sweep import write_report
+from multiclass.comparing.sweep_jobs import build_report
 from multiclass.config import compose_config
 from multiclass.lifecycle.run import execute
-from multiclass.reporting import sweep_figure
-from multiclass.reporting.groups import group_report
-from multiclass.reporting.sweep import write_report
-from multiclass.reporting.sweep_jobs import build_report
 from tests.conftest import QUIET, run_cli
 
 TINY = ["dataset.limit=200", "trainer.epochs=2"]

@@ -16,12 +16,12 @@ from hydra.utils import instantiate
 
 from multiclass import engine
 from multiclass.callbacks import Callback, checkpoints
+from multiclass.comparing.runs import read_run
 from multiclass.config import compose_config
 from multiclass.lifecycle.run import execute
 from multiclass.models import mlp
 from multiclass.records.artifacts import lock_run_dir, weights_sha256
 from multiclass.records.checkpoint import load_classifier
-from multiclass.reporting.runs import read_run
 from tests.conftest import CPU, QUIET, family, files_of, read_summary, run_cli
 
 # 180 single-sample steps an epoch: slow enough to kill between epochs, fast enough to test.

@@ -11,13 +11,13 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
+from multiclass.comparing.groups import group_report
+from multiclass.comparing.runs import RunRecord
+from multiclass.comparing.sweep import write_report
+from multiclass.comparing.sweep_html import write_html
+from multiclass.comparing.sweep_jobs import SweepReport, build_report
 from multiclass.config import compose_config
 from multiclass.lifecycle.run import execute
-from multiclass.reporting.groups import group_report
-from multiclass.reporting.runs import RunRecord
-from multiclass.reporting.sweep import write_report
-from multiclass.reporting.sweep_html import write_html
-from multiclass.reporting.sweep_jobs import SweepReport, build_report
 from tests.conftest import QUIET
 
 # model.width x seed; job 4 is killed in its last epoch (no summary.json): width=16 is 2 of 3.

@@ -14,17 +14,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from multiclass.commands.exits import command_parser, exit_on_error
-from multiclass.errors import UserError
-from multiclass.reporting.group_tables import best_group_line, console_group_lines
-from multiclass.reporting.groups import OVER, GroupReport, group_report
-from multiclass.reporting.side_by_side import compare
-from multiclass.reporting.sweep import best_line, console_lines, failure_lines, write_report
-from multiclass.reporting.sweep_jobs import (
+from multiclass.comparing.comparison import compare
+from multiclass.comparing.group_tables import best_group_line, console_group_lines
+from multiclass.comparing.groups import OVER, GroupReport, group_report
+from multiclass.comparing.sweep import best_line, console_lines, failure_lines, write_report
+from multiclass.comparing.sweep_jobs import (
     DEFAULT_OBJECTIVE,
     MONITORED_OBJECTIVE,
     SweepReport,
     build_report,
 )
+from multiclass.errors import UserError
 
 log = logging.getLogger("multiclass")
 

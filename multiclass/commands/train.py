@@ -147,7 +147,7 @@ class SweepReport(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from multiclass.commands.report import report_sweep
-        from multiclass.reporting.runs import find_runs
+        from multiclass.comparing.runs import find_runs
 
         sweep_dir = Path(config.hydra.sweep.dir)
         if sweep_dir.is_dir() and not find_runs([sweep_dir]):  # no job ran: a complete search

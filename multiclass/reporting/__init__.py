@@ -1,1 +1,2 @@
-"""What a person reads after runs end: a run's pictures, a sweep's table and picture."""
+"""What a person reads after a run ends: its pictures (curves, confusion matrix, predictions,
+layers). Many runs read together are multiclass.comparing's."""

@@ -10,10 +10,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from multiclass.comparing.runs import RunRecord, find_runs
 from multiclass.config import MONITORS
 from multiclass.errors import UserError
 from multiclass.records.outcome import SUMMARY_FIELDS
-from multiclass.reporting.runs import RunRecord, find_runs
 
 FIGURES = (
     "status",

@@ -11,14 +11,14 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.ticker import MaxNLocator
 
-from multiclass.reporting.groups import Estimate, GroupReport
-from multiclass.reporting.plots import new_figure, save
-from multiclass.reporting.sweep_jobs import (
+from multiclass.comparing.groups import Estimate, GroupReport
+from multiclass.comparing.sweep_jobs import (
     SweepReport,
     describes_experiment,
     format_figure,
     format_value,
 )
+from multiclass.reporting.plots import new_figure, save
 
 BEST_SHOWN = 12  # groups in the "best groups" panel
 LEGEND_LIMIT = 12  # label every curve up to this many jobs

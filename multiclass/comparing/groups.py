@@ -17,9 +17,9 @@ from functools import cached_property
 
 from scipy import stats
 
+from multiclass.comparing.runs import RunRecord
+from multiclass.comparing.sweep_jobs import SweepReport, format_value, swept_keys
 from multiclass.errors import UserError
-from multiclass.reporting.runs import RunRecord
-from multiclass.reporting.sweep_jobs import SweepReport, format_value, swept_keys
 
 OVER = ("seed",)  # what a group is taken over unless told more: dataset.seed is ${seed}
 FIGURES = ("test_acc", "test_loss", "test_macro_f1")  # shown beside the objective

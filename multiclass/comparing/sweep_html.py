@@ -15,9 +15,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from multiclass.class_metrics import PER_CLASS_CSV
-from multiclass.records.artifacts import write_atomic
-from multiclass.reporting.groups import Estimate, Group, GroupReport
-from multiclass.reporting.html_charts import (
+from multiclass.comparing.groups import Estimate, Group, GroupReport
+from multiclass.comparing.html_charts import (
     Line,
     group_colour,
     is_number,
@@ -25,8 +24,9 @@ from multiclass.reporting.html_charts import (
     parallel_chart,
     scale_colour,
 )
-from multiclass.reporting.runs import RunRecord
-from multiclass.reporting.sweep_jobs import format_figure, format_value
+from multiclass.comparing.runs import RunRecord
+from multiclass.comparing.sweep_jobs import format_figure, format_value
+from multiclass.records.artifacts import write_atomic
 
 
 def write_html(groups: GroupReport, path: Path) -> None:
@@ -66,7 +66,7 @@ def page(groups: GroupReport, path: Path) -> str:
 
 
 def asset(name: str) -> str:
-    return resources.files("multiclass.reporting").joinpath(name).read_text()
+    return resources.files(__package__).joinpath(name).read_text()
 
 
 def intro(groups: GroupReport) -> str:

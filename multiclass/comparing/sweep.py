@@ -9,13 +9,13 @@ import io
 from pathlib import Path
 from typing import Any
 
+from multiclass.comparing.group_tables import best_group_line, markdown_group_table
+from multiclass.comparing.groups import GroupReport
+from multiclass.comparing.runs import RunRecord
+from multiclass.comparing.sweep_html import write_html
+from multiclass.comparing.sweep_jobs import SweepReport, format_figure, format_value
+from multiclass.comparing.text_table import Column, fitted_lines
 from multiclass.records.artifacts import write_atomic
-from multiclass.reporting.group_tables import best_group_line, markdown_group_table
-from multiclass.reporting.groups import GroupReport
-from multiclass.reporting.runs import RunRecord
-from multiclass.reporting.sweep_html import write_html
-from multiclass.reporting.sweep_jobs import SweepReport, format_figure, format_value
-from multiclass.reporting.text_table import Column, fitted_lines
 
 CONSOLE_FIGURES = ("status", "test_acc", "test_loss", "num_params")  # beside the objective
 
@@ -43,7 +43,7 @@ def write_report(
     write_html(groups, html)
     if not plots:
         return [csv_path, markdown_path, html], removed
-    from multiclass.reporting.sweep_figure import draw_sweep
+    from multiclass.comparing.sweep_figure import draw_sweep
 
     draw_sweep(groups, picture)
     return [csv_path, markdown_path, html, picture], None

@@ -2,9 +2,9 @@
 sweep.md's groups section. A figure reads `mean ± sd` with its 95% interval; a group of one
 run says it has no interval rather than print one of zero width."""
 
-from multiclass.reporting.groups import Difference, Estimate, Group, GroupReport
-from multiclass.reporting.sweep_jobs import format_figure
-from multiclass.reporting.text_table import Column, fitted_lines
+from multiclass.comparing.groups import Difference, Estimate, Group, GroupReport
+from multiclass.comparing.sweep_jobs import format_figure
+from multiclass.comparing.text_table import Column, fitted_lines
 
 CONSOLE_FIGURE = "test_acc"  # shown beside the objective on the console
 ONE_RUN = "none (1 run)"
