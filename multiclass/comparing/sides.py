@@ -18,6 +18,7 @@ from multiclass.comparing.sweep_jobs import (
     DEFAULT_OBJECTIVE,
     SweepReport,
     format_value,
+    in_order,
     is_figure,
     swept_keys,
     target_name,
@@ -87,10 +88,6 @@ def values_shown(report: SweepReport, records: Sequence[RunRecord], key: str) ->
         format_value(shown_value(report, r, key)): shown_value(report, r, key) for r in records
     }
     return ", ".join(sorted(values, key=lambda text: in_order(values[text])))
-
-
-def in_order(value: Any) -> tuple:
-    return (0, value, "") if is_figure(value) else (1, 0, str(value))
 
 
 def report_of(records: Sequence[RunRecord], first: Sequence[str] = ()) -> SweepReport:

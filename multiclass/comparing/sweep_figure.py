@@ -5,7 +5,6 @@ beside every job's validation curve."""
 
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from matplotlib import colormaps
@@ -17,6 +16,8 @@ from multiclass.comparing.sweep_jobs import (
     describes_experiment,
     format_figure,
     format_value,
+    in_order,
+    is_figure,
 )
 from multiclass.reporting.plots import new_figure, save
 
@@ -29,7 +30,7 @@ def draw_sweep(groups: GroupReport, path: Path) -> None:
     keys that vary, beside every job's validation curve; what every job shares in the title."""
     report = groups.report
     keys = [key for key, _ in groups.groups[0].values]
-    line = len(keys) == 1 and all(is_number(value) for value in key_values(groups, keys[0]))
+    line = len(keys) == 1 and all(is_figure(value) for value in key_values(groups, keys[0]))
     dots = len(keys) != 2 and not line
     margins = {"left": 0.2 if dots else 0.08, "right": 0.98, "bottom": 0.12, "wspace": 0.3}
     figure, (left, right) = new_figure(13, 5.5, cols=2, margins=margins)
@@ -65,12 +66,8 @@ def key_values(groups: GroupReport, key: str) -> list:
     return sort_values({report.value(group.records[0], key) for group in groups.groups})
 
 
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def sort_values(values: set) -> list:
-    return sorted(values, key=lambda v: (not is_number(v), v if is_number(v) else str(v)))
+    return sorted(values, key=in_order)
 
 
 def spread(estimate: Estimate) -> tuple[float, float]:
@@ -87,7 +84,7 @@ def draw_estimates(ax, positions: list, estimates: list[Estimate], horizontal: b
         return
     at, means = [p for p, _ in shown], [e.mean for _, e in shown]
     reach = np.array([spread(e) for _, e in shown]).T
-    options = {"fmt": "o", "color": "tab:blue", "capsize": 4, "label": "mean, 95% interval"}
+    options = {"fmt": "o", "color": "tab:blue", "capsize": 4}
     if horizontal:
         ax.errorbar(means, at, xerr=reach, **options)
     else:

@@ -190,6 +190,11 @@ def is_figure(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def in_order(value: Any) -> tuple:
+    """A sort key for a column of values: numbers by their value first, then the rest by text."""
+    return (0, value, "") if is_figure(value) else (1, 0, str(value))
+
+
 def swept_keys(records: list[RunRecord], whole_config: bool = False) -> list[str]:
     """The keys whose values differ between jobs: the override keys in the order typed; where
     some run had none (loose runs) or `whole_config` says so (to group jobs, which must not
