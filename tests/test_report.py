@@ -15,8 +15,9 @@ from matplotlib.patches import Rectangle
 from multiclass.commands.report import main, report_sweep
 from multiclass.comparing import sweep_figure
 from multiclass.comparing.groups import group_report
-from multiclass.comparing.sweep import write_report
-from multiclass.comparing.sweep_jobs import build_report
+from multiclass.comparing.runs import RunRecord
+from multiclass.comparing.sweep import best_line, write_report
+from multiclass.comparing.sweep_jobs import SweepReport, build_report
 from multiclass.config import compose_config
 from multiclass.lifecycle.run import execute
 from tests.conftest import QUIET, run_cli
@@ -442,3 +443,24 @@ def test_a_job_the_config_checks_refused_is_reported_failed_with_its_reason(tmp_
     console = result.stdout.splitlines()
     assert console[-4].split()[:3] == ["1", "0", "failed"]  # the table's last row
     assert console[-3] == f"job 1 failed: {reason}"  # then why, whole, before `Best: `
+
+
+OBJECTIVE = "best_val_acc"
+
+
+def test_the_best_line_names_only_the_keys_the_best_run_sets():
+    """A CNN has no depth: its best line does not say `model.depth=-`."""
+
+    def run(name: str, depth: int | None, score: float) -> RunRecord:
+        config = {"model.depth": depth, "optimizer.lr": 0.01}
+        summary = {"status": "completed", "best_val_acc": score}
+        return RunRecord(Path(name), None, {}, config, summary, [])
+
+    built = SweepReport(
+        [run("cnn", None, 0.9), run("mlp", 2, 0.8)], ["model.depth"], "best_val_acc"
+    )
+    assert best_line(built) == "Best: run cnn (cnn), best_val_acc 0.9000"
+    built = SweepReport(
+        [run("cnn", None, 0.7), run("mlp", 2, 0.8)], ["model.depth"], "best_val_acc"
+    )
+    assert best_line(built) == "Best: run mlp (mlp), best_val_acc 0.8000, with `model.depth=2`"

@@ -94,10 +94,13 @@ def to_markdown(groups: GroupReport, by_job: bool = False) -> str:
 
 
 def best_line(report: SweepReport) -> str:
+    """`Best: job 7 (DIR), best_val_acc 0.9760, with model.depth=3`: the keys the best one
+    sets (a key its config has not, such as an MLP's depth for a CNN, left out)."""
     best = report.best
     if best is None:
         return f"No completed job has a `{report.objective_name}`."
-    params = " ".join(f"`{key}={format_value(report.value(best, key))}`" for key in report.swept)
+    values = {key: report.value(best, key) for key in report.swept}
+    params = " ".join(f"`{key}={format_value(v)}`" for key, v in values.items() if v is not None)
     return (
         f"Best: {report.title(best)} ({best.path}), {report.objective_name}"
         f" {format_figure(report.score(best))}" + (f", with {params}" if params else "")
