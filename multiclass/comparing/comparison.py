@@ -24,7 +24,8 @@ def compare(
     `plots`, .png into `out` (by default the folder that holds every run compared); the lines
     for the console."""
     sbs = side_by_side(values, paths)
-    blocks = [*heading(sbs), config_table(sbs), *figure_tables(sbs), class_table(sbs)]
+    blocks = [*heading(sbs), config_table(sbs), *shared_line(sbs)]
+    blocks += [*figure_tables(sbs), class_table(sbs)]
     if not sbs.of_runs:
         blocks.append(assumption(sbs))
     written = write_comparison(sbs, blocks, out or sbs.report.root, plots)
@@ -49,8 +50,17 @@ def heading(sbs: SideBySide) -> list[str]:
 
 
 def config_table(sbs: SideBySide) -> Table:
+    """The keys whose values differ between the sides (not those that vary alike within
+    each, such as the seed: shared_line says those)."""
     rows = [[key, *(sbs.values(side, key) for side in sbs.sides)] for key in sbs.report.swept]
-    return ("Config that differs", ["key", *SIDES], rows)
+    return ("Config that differs", ["key", *SIDES], [row for row in rows if row[1] != row[2]])
+
+
+def shared_line(sbs: SideBySide) -> list[str]:
+    """`Both sides ran: seed 0, 1, 2`: what varies within each side alike, which pairs them."""
+    rows = [[key, *(sbs.values(side, key) for side in sbs.sides)] for key in sbs.report.swept]
+    shared = [f"{key} {a}" for key, a, b in rows if a == b]
+    return [f"Both sides ran: {', '.join(shared)}"] if shared else []
 
 
 def figure_tables(sbs: SideBySide) -> list[Table]:
