@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 from multiclass.commands.report import main
+from multiclass.comparing.group_tables import interval_text
 from multiclass.comparing.groups import Estimate, compared, grouped
 from multiclass.comparing.runs import RunRecord
 from multiclass.config import compose_config
@@ -194,3 +195,12 @@ def test_a_key_no_job_varies_and_a_sweep_where_none_completed_are_one_line(
     assert "jobs 0, 1 failed: ValueError: boom" in printed
     assert "No group has a completed job with a best_val_acc." in printed
     assert not caplog.messages
+
+
+def test_runs_that_all_give_one_figure_have_no_interval_of_zero_width() -> None:
+    """num_params, or a figure every seed reached alike: said so, not `[x, x]`."""
+    same = Estimate.of([0.9, 0.9, 0.9], 3)
+    assert same.sd == 0 and interval_text(same) == "none (every run the same)"
+    assert interval_text(Estimate.of([0.9], 1)) == "none (1 run)"
+    spread = Estimate.of([0.9, 0.8], 2)
+    assert interval_text(spread) == f"[{spread.low:,.4f}, {spread.high:,.4f}]"

@@ -8,6 +8,7 @@ from multiclass.comparing.text_table import Column, fitted_lines
 
 CONSOLE_FIGURE = "test_acc"  # shown beside the objective on the console
 ONE_RUN = "none (1 run)"
+SAME = "none (every run the same)"
 
 
 def estimate_text(estimate: Estimate) -> str:
@@ -19,11 +20,14 @@ def estimate_text(estimate: Estimate) -> str:
     return f"{format_figure(estimate.mean)} ± {format_figure(estimate.sd)}"
 
 
-def interval_text(low: float | None, high: float | None, n: int) -> str:
-    """`[0.9024, 0.9222]`; what stands in its place where there is none."""
-    if low is None or high is None:
-        return ONE_RUN if n == 1 else "-"
-    return f"[{format_figure(low)}, {format_figure(high)}]"
+def interval_text(estimate: Estimate) -> str:
+    """`[0.9024, 0.9222]`; what stands in its place where there is none: one run, or runs
+    that all gave the same figure (an interval of zero width would claim certainty)."""
+    if estimate.mean is None or estimate.low is None or estimate.high is None:
+        return ONE_RUN if estimate.n == 1 else "-"
+    if estimate.sd == 0:
+        return SAME
+    return f"[{format_figure(estimate.low)}, {format_figure(estimate.high)}]"
 
 
 def counted(group: Group, figure: str) -> str:
@@ -78,7 +82,7 @@ def console_group_lines(
     columns += [
         Column("runs", [counted(group, objective) for group in shown], "figure"),
         Column(groups.report.objective_name, [estimate_text(e) for e in estimates], "objective"),
-        Column("95% interval", [interval_text(e.low, e.high, e.n) for e in estimates], "objective"),
+        Column("95% interval", [interval_text(e) for e in estimates], "objective"),
         Column("vs best", [difference_text(d) for d in differences], "figure"),
         Column(
             "p",
@@ -106,7 +110,7 @@ def markdown_group_table(groups: GroupReport) -> list[str]:
         cells.append(counted(group, groups.report.objective))
         for figure in groups.figures:
             estimate = group.estimate(figure)
-            interval = interval_text(estimate.low, estimate.high, estimate.n)
+            interval = interval_text(estimate)
             cells.append(f"{estimate_text(estimate)} {interval}" if estimate.n else "-")
         cells += [difference_text(difference), p_text(difference, n)]
         lines.append("| " + " | ".join(text.replace("|", "\\|") for text in cells) + " |")
@@ -120,7 +124,7 @@ def best_group_line(groups: GroupReport) -> str:
     if best is None:
         return f"No group has a completed job with a `{objective}`."
     estimate = best.estimate(objective)
-    interval = interval_text(estimate.low, estimate.high, estimate.n)
+    interval = interval_text(estimate)
     return (
         f"Best group: {best.label} ({counted(best, objective)} runs),"
         f" {groups.report.objective_name} {estimate_text(estimate)} {interval}"
