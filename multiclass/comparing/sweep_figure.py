@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.ticker import MaxNLocator
 
-from multiclass.comparing.groups import Estimate, GroupReport
+from multiclass.comparing.groups import Estimate, Group, GroupReport
 from multiclass.comparing.sweep_jobs import (
     SweepReport,
     describes_experiment,
@@ -91,10 +91,11 @@ def draw_estimates(ax, positions: list, estimates: list[Estimate], horizontal: b
         ax.errorbar(at, means, yerr=reach, **options)
 
 
-def draw_jobs(ax, groups: GroupReport, positions: list, horizontal: bool) -> None:
-    """Every completed job's own figure as a small dot at its group's position."""
-    objective = groups.report.objective
-    for at, group in zip(positions, groups.groups, strict=True):
+def draw_groups(ax, shown: list[Group], objective: str, positions: list, horizontal: bool) -> None:
+    """Each group's mean with its interval (draw_estimates), and every completed job's own
+    figure as a small dot at its group's position."""
+    draw_estimates(ax, positions, [group.estimate(objective) for group in shown], horizontal)
+    for at, group in zip(positions, shown, strict=True):
         scores = list(group.figures(objective).values())
         spots = [at] * len(scores)
         x, y = (scores, spots) if horizontal else (spots, scores)
@@ -105,13 +106,11 @@ def draw_line(groups: GroupReport, key: str, ax) -> None:
     """Over a numeric key: the groups' means joined by a line, their intervals and the jobs."""
     report = groups.report
     ordered = sorted(groups.groups, key=lambda g: report.value(g.records[0], key))
-    kept = GroupReport(report, groups.over, ordered)
     values = [report.value(group.records[0], key) for group in ordered]
     estimates = [group.estimate(report.objective) for group in ordered]
     line = [(v, e.mean) for v, e in zip(values, estimates, strict=True) if e.mean is not None]
     ax.plot([v for v, _ in line], [m for _, m in line], color="tab:blue", alpha=0.5)
-    draw_estimates(ax, values, estimates, horizontal=False)
-    draw_jobs(ax, kept, values, horizontal=False)
+    draw_groups(ax, ordered, report.objective, values, horizontal=False)
     if min(values) > 0 and max(values) / min(values) >= 100:
         ax.set_xscale("log")
     ax.set_xlabel(key)
@@ -125,11 +124,10 @@ def draw_dots(groups: GroupReport, ax) -> None:
     """The best groups, best on top, each a dot at its mean with its interval, its jobs as
     small dots, labelled by the values that vary: no bar whose length would mislead."""
     report = groups.report
-    best = GroupReport(report, groups.over, groups.groups[:BEST_SHOWN][::-1])
-    rows = list(range(len(best.groups)))
-    draw_estimates(ax, rows, [g.estimate(report.objective) for g in best.groups], horizontal=True)
-    draw_jobs(ax, best, rows, horizontal=True)
-    ax.set_yticks(rows, [group.label for group in best.groups], fontsize=7)
+    best = groups.groups[:BEST_SHOWN][::-1]
+    rows = list(range(len(best)))
+    draw_groups(ax, best, report.objective, rows, horizontal=True)
+    ax.set_yticks(rows, [group.label for group in best], fontsize=7)
     ax.set_xlabel(report.objective_name)
     what = "groups" if groups.collapses else "jobs"
     shown = ": mean, 95% interval, jobs" if groups.collapses else ""
