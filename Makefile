@@ -6,8 +6,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Every extra the tests use: dev tools, parallel and cluster launchers, search, Parquet files,
-# trackers, timm's models, the benchmark's Lightning and fastai contestants, the browser test.
-EXTRAS ?= dev,parallel,cluster,search,parquet,tensorboard,mlflow,timm,bench,browser
+# trackers, timm's models, the benchmark's Lightning and fastai contestants, the browser test,
+# cleanlab's label issues, ONNX export checked by onnxruntime.
+EXTRAS ?= dev,parallel,cluster,search,parquet,tensorboard,mlflow,timm,bench,browser,analysis,export
 # The browser test's headless Chromium and its driver (tests/test_sweep_html.py), from apt as
 # root where there is apt; elsewhere that test skips, in one line, and make goes on.
 BROWSER := $(VENV)/.browser

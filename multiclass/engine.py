@@ -275,6 +275,10 @@ class Evaluation:
     macro_f1: float  # over every class of the data set (multiclass.class_metrics)
     balanced_acc: float  # the mean recall of the classes present
     predictions: torch.Tensor  # class indices, on the CPU
+    # The model's float outputs and each class's probability by the head's rule (N, k), on
+    # the CPU: what calibration, out-of-fold predictions and error analysis read.
+    outputs: torch.Tensor
+    probabilities: torch.Tensor
 
 
 def fit(
@@ -472,8 +476,8 @@ def step_groups(batches: list[torch.Tensor], accumulate: int) -> list[tuple[bool
 
 @torch.no_grad()
 def evaluate(task: Task, data: Examples, batch_size: int) -> Evaluation:
-    """Mean loss, accuracy, macro F1, balanced accuracy and the predicted classes of `data`,
-    in batches of `batch_size`."""
+    """Mean loss, accuracy, macro F1, balanced accuracy, the predicted classes and the
+    probabilities of `data`, in batches of `batch_size`."""
     outputs = all_outputs(task, data.x, batch_size)
     # The loss of all outputs at once: a class-weighted loss is a mean by the weights, which
     # per-batch means weighed by their sizes would not give (it moved with the batch size).
@@ -489,6 +493,8 @@ def evaluate(task: Task, data: Examples, batch_size: int) -> Evaluation:
         macro_f1=macro_f1,
         balanced_acc=balanced_acc,
         predictions=predicted,
+        outputs=outputs.cpu(),
+        probabilities=task.head.probabilities(outputs).cpu(),
     )
 
 

@@ -254,6 +254,13 @@ class TrainerSettings:
         open_high=True,
     )
 
+    calibrate: str | None = setting(
+        None,
+        "temperature: fit one temperature on the validation split (least NLL) that eval,"
+        " predict and load_run apply to the outputs; null: off (ECE is reported either way)",
+        choices=("temperature",),
+    )
+
     def __post_init__(self) -> None:
         if isinstance(self.early_stopping, dict):
             self.early_stopping = EarlyStopping(**self.early_stopping)
@@ -442,6 +449,9 @@ BUILDER_RULES: dict[str, Rule] = {
     "dataset.numeric": listing(text(), optional=True),
     "dataset.impute": choice("mean", "most_frequent", optional=True),
     "dataset.test_path": text(optional=True),
+    "dataset.folds": integer(2, optional=True),  # k-fold: the training data in K folds
+    "dataset.fold": integer(0, optional=True),  # the fold that validates, 0..folds-1
+    "dataset.sampler": choice("shuffle", "balanced"),
     # model
     "model.depth": integer(0),
     "model.width": integer(1),
@@ -459,7 +469,8 @@ BUILDER_RULES: dict[str, Rule] = {
     "augment.padding": integer(0),
     "augment.flip": flag(),
     # loss
-    "loss.weight": listing(number(0), optional=True),
+    # per-class weights, or balanced: n / (k * count) from the training split's counts
+    "loss.weight": Rule(object, one_of=(listing(number(0)), choice("balanced")), optional=True),
     "loss.pos_weight": listing(number(0, open_low=True), optional=True),
     "loss.label_smoothing": number(0, 1),
     "loss.one_hot": flag(),
@@ -496,6 +507,21 @@ RULES: dict[str, Rule] = {
     **{item.key: item.rule for item in DECLARED.values() if item.rule is not None},
     **BUILDER_RULES,
 }
+
+
+def check_folds(folds: int | None, fold: int | None) -> None:
+    """k-fold's two keys together: both set or neither, and `fold` one of 0..folds-1."""
+    if folds is None and fold is None:
+        return
+    if folds is None or fold is None:
+        given, missing = ("dataset.folds", "dataset.fold")[:: 1 if fold is None else -1]
+        raise UserError(f"{given} needs {missing} too: e.g. dataset.folds=5 dataset.fold=0")
+    check_value("dataset.folds", folds)
+    check_value("dataset.fold", fold)
+    if fold >= folds:
+        raise UserError(
+            f"dataset.fold={fold}: the folds are numbered 0..{folds - 1} (dataset.folds={folds})"
+        )
 
 
 def check_value(key: str, value: Any) -> None:

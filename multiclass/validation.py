@@ -10,7 +10,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from multiclass.errors import UserError
-from multiclass.settings import DECLARED, RULES, Rule, check_value, shown
+from multiclass.settings import DECLARED, RULES, Rule, check_folds, check_value, shown
 
 # RULES, Rule and shown: the names callers and tests know the rules by, from before they moved.
 __all__ = ["RULES", "Rule", "check_config", "check_sweep", "leaves", "shown"]
@@ -25,6 +25,8 @@ def check_config(cfg: DictConfig) -> None:
     """A UserError for the first value that its key's rule does not allow."""
     for key, value in leaves(cfg):
         check_value(key, value)
+    dataset = cfg.get("dataset") or {}
+    check_folds(dataset.get("folds"), dataset.get("fold"))
 
 
 def check_sweep(config: DictConfig) -> None:

@@ -53,6 +53,8 @@ BOUNDS = {
     "trainer.ema": "a number > 0 and < 1, or null",
     "dataset.classes": "a list of integers >= 0 or texts, or null",
     "dataset.limit": "an integer >= 1, or null",
+    "dataset.folds": "an integer >= 2, or null",
+    "dataset.fold": "an integer >= 0, or null",
     "dataset.val_fraction": "a number >= 0 and < 1",
     "dataset.test_fraction": "a number > 0 and < 1",
     "dataset.seed": "an integer >= 0 and <= 4294967295",
@@ -72,7 +74,7 @@ BOUNDS = {
     "model.convs_per_block": "an integer >= 1",
     "finetune.backbone_lr": "a number > 0",
     "augment.padding": "an integer >= 0",
-    "loss.weight": "a list of numbers >= 0, or null",
+    "loss.weight": "a list of numbers >= 0 or one of balanced, or null",
     "loss.pos_weight": "a list of numbers > 0, or null",
     "loss.label_smoothing": "a number >= 0 and <= 1",
     "optimizer.lr": "a number > 0",
@@ -128,7 +130,14 @@ def config_with(key: str) -> DictConfig:
     cfg = next(
         c for c in every_config() if OmegaConf.select(c, key, default=missing) is not missing
     )
-    return copy.deepcopy(cfg)
+    cfg = copy.deepcopy(cfg)
+    if key in PARTNERS:  # a key that is checked with another: that one set in range
+        OmegaConf.update(cfg, *PARTNERS[key], merge=False)
+    return cfg
+
+
+# k-fold's keys are set together, and dataset.fold must be below dataset.folds.
+PARTNERS = {"dataset.folds": ("dataset.fold", 0), "dataset.fold": ("dataset.folds", 1000)}
 
 
 def test_every_bound_of_the_rules_is_pinned_in_bounds():

@@ -10,7 +10,7 @@ import torch
 from multiclass.datasets.shuffle_split import shuffle_split, stratified_split
 from multiclass.datasets.storage import Inputs
 from multiclass.errors import UserError
-from multiclass.settings import check_value
+from multiclass.settings import check_folds, check_value
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,10 @@ class Splits:
     # A table's fitted input transform (scikit-learn), saved with the model so that prediction
     # applies it too; None where the inputs need none.
     preprocess: Any = None
+    # Under k-fold (dataset.folds), each validation sample's position among the samples the
+    # folds were cut from (all but the test split): the index of its out-of-fold prediction.
+    val_rows: np.ndarray | None = None
+    sampler: str = "shuffle"  # dataset.sampler: how training batches are drawn (engine)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -93,10 +97,16 @@ def make_splits(
     test_fraction: float = 0.2,
     eval_on_train: bool = False,
     seed: int = 0,
+    folds: int | None = None,
+    fold: int | None = None,
+    sampler: str = "shuffle",
 ) -> Splits:
     """Keep `classes` (relabelled 0..k-1 in the order given), the first `limit` training samples,
     and split off seeded, stratified validation and test sets. A source with an official test
-    set keeps it; `eval_on_train` evaluates on the training set itself (the tiny tables)."""
+    set keeps it; `eval_on_train` evaluates on the training set itself (the tiny tables).
+    With `folds` set, fold number `fold` of a seeded stratified k-fold validates instead of
+    `val_fraction`: a sweep over `fold` is cross-validation, the test split held out."""
+    check_value("dataset.sampler", sampler)
     check_value("dataset.val_fraction", val_fraction)  # by the keys' rules: from Python too
     check_value("dataset.test_fraction", test_fraction)
     wanted = class_indices(classes, source.class_names)
@@ -105,8 +115,15 @@ def make_splits(
     check_classes(names, origin if classes is None else f"dataset.classes={list(classes)}")
     x, y = keep_classes(source.x, source.y, wanted, len(source.class_names))
     if eval_on_train:
+        if folds is not None:
+            raise UserError(
+                "dataset.folds: this data set evaluates on its training samples"
+                " (dataset.eval_on_train=true), which leaves nothing to fold"
+            )
         train = Split(x, y)
-        return Splits(source.name, train, train, train, names, evaluated_on="train")
+        return Splits(
+            source.name, train, train, train, names, evaluated_on="train", sampler=sampler
+        )
     if source.test_x is None:
         train_idx, test_idx = split_indices(y, test_fraction, seed)
         test = Split(x[test_idx], y[test_idx])
@@ -116,11 +133,39 @@ def make_splits(
     check_value("dataset.limit", limit)
     if limit is not None:
         x, y = x[:limit], y[:limit]
-    if val_fraction == 0:
-        return Splits(source.name, Split(x, y), None, test, names, evaluated_on="test")
-    train_idx, val_idx = split_indices(y, val_fraction, seed)
+    val_rows = None
+    if folds is not None or fold is not None:
+        train_idx, val_idx = fold_indices(y, folds, fold, seed)
+        val_rows = val_idx
+    elif val_fraction == 0:
+        return Splits(
+            source.name, Split(x, y), None, test, names, evaluated_on="test", sampler=sampler
+        )
+    else:
+        train_idx, val_idx = split_indices(y, val_fraction, seed)
     train, val = Split(x[train_idx], y[train_idx]), Split(x[val_idx], y[val_idx])
-    return Splits(source.name, train, val, test, names, evaluated_on="test")
+    return Splits(source.name, train, val, test, names, "test", val_rows=val_rows, sampler=sampler)
+
+
+def fold_indices(
+    y: torch.Tensor, folds: int | None, fold: int | None, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation indices of fold `fold` of scikit-learn's seeded
+    StratifiedKFold: over folds 0..K-1, every sample validates exactly once."""
+    check_folds(folds, fold)
+    labels = y.numpy()
+    classes, counts = np.unique(labels, return_counts=True)
+    if counts.min() < folds:
+        small = classes[counts < folds].tolist()
+        raise UserError(
+            f"dataset.folds={folds}: class(es) {small} have fewer than {folds} training samples"
+            f" ({counts.min()} the fewest); lower dataset.folds"
+        )
+    from sklearn.model_selection import StratifiedKFold  # only for k-fold: its import costs ~1 s
+
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    train_idx, val_idx = list(splitter.split(np.zeros(len(labels)), labels))[fold]
+    return train_idx, val_idx
 
 
 def row_splits(
