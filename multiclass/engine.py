@@ -124,6 +124,9 @@ class Task:
     unwrapped: nn.Module | None = None
     # trainer.ema's moving average of the weights, which evaluation then uses; None: off.
     average: torch.optim.swa_utils.AveragedModel | None = None
+    # trainer.calibrate's temperature, fitted after training: evaluation's loss and
+    # probabilities are those of the outputs it tempers (Head.tempered); 1.0: the model's own.
+    temperature: float = 1.0
 
     @property
     def trained(self) -> nn.Module:
@@ -134,6 +137,10 @@ class Task:
     def evaluated(self) -> nn.Module:
         """The model evaluation runs: the moving average of the weights, when kept."""
         return self.trained if self.average is None else self.average.module
+
+    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        """(N, k) class probabilities of the model's `outputs`, tempered by `temperature`."""
+        return self.head.probabilities(self.head.tempered(outputs, self.temperature))
 
     def backward(self, loss: torch.Tensor) -> None:
         """The gradients of `loss`, added to those already there; fp16's loss scaled."""
@@ -275,8 +282,9 @@ class Evaluation:
     macro_f1: float  # over every class of the data set (multiclass.class_metrics)
     balanced_acc: float  # the mean recall of the classes present
     predictions: torch.Tensor  # class indices, on the CPU
-    # The model's float outputs and each class's probability by the head's rule (N, k), on
-    # the CPU: what calibration, out-of-fold predictions and error analysis read.
+    # The model's float outputs (untempered) and each class's probability by the head's rule,
+    # tempered by the task's temperature (N, k), on the CPU: what calibration, out-of-fold
+    # predictions and error analysis read.
     outputs: torch.Tensor
     probabilities: torch.Tensor
 
@@ -481,7 +489,8 @@ def evaluate(task: Task, data: Examples, batch_size: int) -> Evaluation:
     outputs = all_outputs(task, data.x, batch_size)
     # The loss of all outputs at once: a class-weighted loss is a mean by the weights, which
     # per-batch means weighed by their sizes would not give (it moved with the batch size).
-    loss = task.criterion(outputs, data.targets)
+    # A temperature changes the loss and the probabilities; the predictions are the model's.
+    loss = task.criterion(task.head.tempered(outputs, task.temperature), data.targets)
     predicted = task.head.predict(outputs)
     correct = (predicted == data.labels).sum()
     predicted = predicted.cpu()
@@ -494,7 +503,7 @@ def evaluate(task: Task, data: Examples, batch_size: int) -> Evaluation:
         balanced_acc=balanced_acc,
         predictions=predicted,
         outputs=outputs.cpu(),
-        probabilities=task.head.probabilities(outputs).cpu(),
+        probabilities=task.probabilities(outputs).cpu(),
     )
 
 

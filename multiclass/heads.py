@@ -55,6 +55,23 @@ class Head:
             return (outputs[:, 0] > self.threshold).long()
         return outputs.argmax(dim=1)
 
+    def logits(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The outputs before the final activation, which a temperature divides: logits as
+        they are, log-softmax's log-probabilities as they are (softmax takes them as logits),
+        BCE's sigmoid probabilities through the logit, clamped to float's resolution (a
+        probability that rounded to 1 is the largest logit that does not)."""
+        if self.final_activation is None or not self.independent:
+            return outputs
+        return torch.logit(outputs, eps=torch.finfo(outputs.dtype).eps)
+
+    def tempered(self, outputs: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
+        """The outputs of the same network with its logits divided by `temperature`, in the
+        form the head's loss takes (logits, log-probabilities or probabilities): T > 1 softens
+        the probabilities, and no T changes a prediction. T = 1 returns `outputs` itself."""
+        if isinstance(temperature, float | int) and temperature == 1:
+            return outputs
+        return self.output_layer()(self.logits(outputs) / temperature)
+
     def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
         """(N, num_classes) class probabilities by the rule the loss trained: softmax of logits,
         exp of log-softmax, sigmoid of BCE logits, BCE's sigmoid outputs as they are. The BCE

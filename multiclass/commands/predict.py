@@ -43,7 +43,7 @@ def predictions_csv(args: argparse.Namespace) -> tuple[str, int]:
     inputs = read_inputs(args.inputs, run.input_shape, args.invert, run.preprocess)
     outputs = run.outputs(inputs.x)
     predicted = run.head.predict(outputs).tolist()
-    probabilities = run.head.probabilities(outputs).tolist()
+    probabilities = run.task.probabilities(outputs).tolist()
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["input", "predicted", *(f"p_{name}" for name in run.class_names)])

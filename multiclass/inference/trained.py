@@ -46,6 +46,12 @@ class TrainedRun:
         return self.task.head
 
     @property
+    def temperature(self) -> float:
+        """trainer.calibrate's fitted temperature (model.pt's `temperature`), which divides the
+        logits before the probabilities (Head.tempered); 1.0 for a run that fitted none."""
+        return self.task.temperature
+
+    @property
     def batch_size(self) -> int:
         return int(OmegaConf.select(self.config, "trainer.eval_batch_size", default=1024))
 
@@ -60,8 +66,9 @@ class TrainedRun:
         return self.head.predict(self.outputs(x)).numpy()
 
     def predict_proba(self, x: Any) -> np.ndarray:
-        """(N, k) probabilities of the k classes; their argmax is `predict`'s class."""
-        return self.head.probabilities(self.outputs(x)).numpy()
+        """(N, k) probabilities of the k classes, tempered by `temperature`; their argmax is
+        `predict`'s class."""
+        return self.task.probabilities(self.outputs(x)).numpy()
 
     @torch.no_grad()
     def outputs(self, x: Any) -> torch.Tensor:
@@ -100,7 +107,10 @@ def load_run(run_dir: Path | str, checkpoint: str = CHECKPOINT) -> TrainedRun:
     model, criterion, head = rebuild(path, content)
     runtime = Runtime(torch.device("cpu")).fitted_to(model)
     # No optimizer: evaluating and predicting never step one.
-    task = Task(runtime.place(model), criterion, head, None, runtime)  # type: ignore[arg-type]
+    temperature = float(content.get("temperature", 1.0))
+    task = Task(  # type: ignore[arg-type]
+        runtime.place(model), criterion, head, None, runtime, temperature=temperature
+    )
     config = read_config(run_dir / CONFIG)
     input_shape = tuple(content["input_shape"])
     preprocess = load_preprocess(run_dir, content)
