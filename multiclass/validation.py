@@ -27,6 +27,27 @@ def check_config(cfg: DictConfig) -> None:
         check_value(key, value)
     dataset = cfg.get("dataset") or {}
     check_folds(dataset.get("folds"), dataset.get("fold"))
+    check_calibration(cfg)
+
+
+def check_calibration(cfg: DictConfig) -> None:
+    """trainer.calibrate fits its temperature on a validation split held out of training: a
+    data set that validates on its training samples (xor, toy) or keeps none is refused."""
+    calibrate = OmegaConf.select(cfg, "trainer.calibrate", default=None)
+    if calibrate is None:
+        return
+    dataset = cfg.get("dataset") or {}
+    if dataset.get("eval_on_train"):
+        raise UserError(
+            f"trainer.calibrate={calibrate} needs a validation split held out of training:"
+            " this data set validates on its training samples (dataset.eval_on_train=true)"
+        )
+    unfolded = dataset.get("folds") is None and dataset.get("fold") is None
+    if unfolded and dataset.get("val_fraction") == 0:
+        raise UserError(
+            f"trainer.calibrate={calibrate} needs a validation split: dataset.val_fraction=0"
+            " keeps none"
+        )
 
 
 def check_sweep(config: DictConfig) -> None:

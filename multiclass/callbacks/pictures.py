@@ -1,5 +1,6 @@
-"""The run's pictures, drawn once it is tested: learning curves, confusion matrix, and by the
-shape of the inputs the decision boundary (2-D points) or a grid of test predictions (images).
+"""The run's pictures, drawn once it is tested: learning curves, confusion matrix, reliability
+diagram (calibration), and by the shape of the inputs the decision boundary (2-D points) or a
+grid of test predictions (images).
 `plots=false` leaves them out. A picture that fails is one error line: the run's results stand,
 and the command exits 1."""
 
@@ -51,6 +52,7 @@ class Pictures(Callback):
             title,
             run_dir / "confusion_matrix.png",
         )
+        self.reliability(run, tested)
         if splits.input_shape == (2,):
             self.decision_boundary(run)
         if len(splits.input_shape) == 3:
@@ -67,6 +69,27 @@ class Pictures(Callback):
                 splits.class_names,
                 run_dir / "predictions.png",
             )
+
+    def reliability(self, run: RunState, tested: Evaluation) -> None:
+        """The reliability diagram of the test probabilities (tempered, when calibrated)."""
+        from multiclass.calibration import reliability
+        from multiclass.reporting import plots
+
+        splits, temperature = run.built.splits, run.built.task.temperature
+        binned = reliability(tested.probabilities, splits.test.y)
+        title = f"{splits.name}, {splits.evaluated_on} set: ECE {binned.ece:.4f}"
+        if temperature != 1.0:
+            title += f" (temperature {temperature:.3g})"
+        draw(
+            run,
+            "reliability.png",
+            plots.reliability_diagram,
+            binned.counts,
+            binned.accuracy,
+            binned.confidence,
+            title,
+            run.run_dir / "reliability.png",
+        )
 
     def decision_boundary(self, run: RunState) -> None:
         """The model's predictions over the plane, as an image under the training points."""

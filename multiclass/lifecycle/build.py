@@ -49,7 +49,8 @@ class Built:
         return self.model if self.task.average is None else self.task.average.module
 
     def save_model(self, path: Path) -> None:
-        """The weights, and a table's fitted transform beside them (its digest in the file)."""
+        """The weights, and a table's fitted transform beside them (its digest in the file),
+        with the task's temperature (trainer.calibrate)."""
         splits = self.splits
         if path.parent not in self.preprocess_saved:
             self.preprocess_saved[path.parent] = save_preprocess(path.parent, splits.preprocess)
@@ -61,6 +62,7 @@ class Built:
             self.cfg.loss,
             splits.input_shape,
             splits.class_names,
+            temperature=self.task.temperature,
             **saved_with,
         )
 

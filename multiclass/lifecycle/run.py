@@ -39,6 +39,7 @@ from multiclass.errors import (
 )
 from multiclass.lifecycle import distributed
 from multiclass.lifecycle.build import build
+from multiclass.lifecycle.calibrate import calibrated, check_calibratable, record_calibration
 from multiclass.lifecycle.distributed import Processes
 from multiclass.lifecycle.resume import already_complete, resumed_config
 from multiclass.lifecycle.stopping import StopSignals
@@ -169,6 +170,7 @@ class Run:
         state.callbacks.fire("on_run_start", state)
         restoring = self.resuming and (self.run_dir / LAST).exists()
         state.built = build(self.cfg, state.settings, self.summary, self.processes, restoring)
+        check_calibratable(state.settings, state.built.splits)
         state.progress = self.start()
 
     def start(self) -> Progress:
@@ -231,7 +233,8 @@ class Run:
             )
 
     def test(self) -> None:
-        """Test the weights `trainer.test_on` names, save them as model.pt, tell the callbacks."""
+        """Test the weights `trainer.test_on` names (with trainer.calibrate, tempered by the
+        temperature fitted for them), save them as model.pt, tell the callbacks."""
         state = self.state
         built, progress, summary = state.built, state.progress, self.summary
         tested_epoch = progress.epoch
@@ -243,9 +246,11 @@ class Run:
             built.result.load_state_dict(content["state_dict"])
             tested_epoch = progress.best_epoch
         splits = built.splits
+        built = state.built = calibrated(built, state.settings, summary)  # the tested weights'
         state.callbacks.fire("on_test_start", state)
         test = Examples.of(splits.test, built.task.head)
         tested = evaluate(built.task, test, state.settings.eval_batch_size)
+        record_calibration(summary, tested, test.labels, built, state.settings)
         summary.update(test_acc=tested.acc, test_loss=tested.loss, test_error=1 - tested.acc)
         summary.update(test_macro_f1=tested.macro_f1, test_balanced_acc=tested.balanced_acc)
         summary.update(tested="best" if tested_epoch != progress.epoch else "last")

@@ -30,9 +30,11 @@ def save_checkpoint(
     loss_cfg: DictConfig,
     input_shape: tuple[int, ...],
     class_names: list[str],
+    temperature: float = 1.0,
     **extra: str,
 ) -> None:
-    """`extra`: plain data to record beside them (a table's preprocess.pkl digest)."""
+    """`temperature`: trainer.calibrate's, which load_run applies (recorded when not 1);
+    `extra`: plain data to record beside them (a table's preprocess.pkl digest)."""
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     content = {
         "state_dict": state,
@@ -42,6 +44,8 @@ def save_checkpoint(
         "class_names": list(class_names),
         **extra,
     }
+    if temperature != 1.0:
+        content["temperature"] = float(temperature)
     buffer = io.BytesIO()
     torch.save(content, buffer)
     write_atomic(path, buffer.getvalue())

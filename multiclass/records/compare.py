@@ -1,6 +1,7 @@
-"""Whether two runs of one config came out the same: their weights' digests and every
-metrics.csv column but the times, epoch by epoch; and where their provenance differs
-(source commit, uncommitted changes, library versions, device, threads), which may explain it.
+"""Whether two runs of one config came out the same: their weights' digests, every metrics.csv
+column but the times, epoch by epoch, and a calibrated run's temperature; and where their
+provenance differs (source commit, uncommitted changes, library versions, device, threads),
+which may explain it.
 A run without metrics.csv (callbacks.metrics=null) is compared by its weights alone, and the
 verdict says so."""
 
@@ -44,7 +45,7 @@ def compare_runs(original: Path, rerun: Path) -> Comparison:
     kept = [(run / "metrics.csv").is_file() for run in (original, rerun)]
     return Comparison(
         identical_weights=same_weights,
-        first_difference=first_metric_difference(original, rerun),
+        first_difference=first_metric_difference(original, rerun) or temperature(before, after),
         provenance=provenance_differences(before, after),
         metrics_compared=any(kept),
     )
@@ -61,6 +62,13 @@ def first_metric_difference(original: Path, rerun: Path) -> str | None:
     if len(before) != len(after):
         return f"{len(before)} epochs then {len(after)}"
     return None
+
+
+def temperature(before: dict[str, Any], after: dict[str, Any]) -> str | None:
+    """trainer.calibrate's fitted temperature, where the two runs' differ."""
+    if before.get("temperature") == after.get("temperature"):
+        return None
+    return f"temperature: {describe_change(before.get('temperature'), after.get('temperature'))}"
 
 
 def describe_change(before: str | None, after: str | None) -> str:

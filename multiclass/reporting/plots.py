@@ -267,3 +267,68 @@ def grid_layout(rows: int, cols: int, channels: int, height: int, width: int):
     ]
     ax.axis("off")
     return figure, image, captions
+
+
+def reliability_diagram(
+    counts: np.ndarray, accuracy: np.ndarray, confidence: np.ndarray, title: str, path: Path
+) -> None:
+    """Accuracy against confidence per bin (multiclass.calibration.Reliability's arrays: equal
+    bins of [0, 1), then confidence exactly 1, drawn as a narrow bar right of 1), each bar's
+    mean confidence marked, the diagonal a calibrated model follows, and the samples per bin
+    below. An empty bin draws nothing."""
+    bins = len(counts) - 1
+    figure, bars, marks, count_bars, labels = kept(
+        ("reliability", bins), lambda: reliability_layout(bins)
+    )
+    seen = counts > 0
+    for bar, count_bar, label, value, count in zip(
+        bars, count_bars, labels, accuracy, counts, strict=True
+    ):
+        bar.set_height(value if count else 0)
+        count_bar.set_height(count)
+        label.set_text(str(count) if count else "")
+        label.set_y(count)
+    centres = np.array([bar.get_x() + bar.get_width() / 2 for bar in bars])
+    marks.set_data(centres[seen], confidence[seen])
+    count_axes = count_bars[0].axes
+    count_axes.set_ylim(0, max(int(counts.max()), 1) * 1.25)
+    bars[0].axes.set_title(title)
+    save(figure, path)
+
+
+def reliability_layout(bins: int):
+    """Two panels sharing the confidence axis: accuracy bars over the diagonal, and counts."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 6.5))
+    figure.subplots_adjust(left=0.12, right=0.97, top=0.94, bottom=0.08, hspace=0.08)
+    top, bottom = figure.subplots(
+        2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]}, squeeze=True
+    )
+    width = 1 / bins
+    lefts = [j * width for j in range(bins)] + [1.0]  # the last: confidence exactly 1
+    widths = [width] * bins + [width / 3]
+    top.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="calibrated")
+    bars = top.bar(
+        lefts,
+        [0] * (bins + 1),
+        widths,
+        align="edge",
+        color="tab:blue",
+        edgecolor="white",
+        label="accuracy",
+    )
+    (marks,) = top.plot([], [], "_", color="tab:red", markersize=12, mew=2, label="confidence")
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    top.grid(alpha=0.3)
+    top.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    count_bars = bottom.bar(lefts, [0] * (bins + 1), widths, align="edge", color="tab:grey")
+    labels = [
+        bottom.text(left + w / 2, 0, "", ha="center", va="bottom", fontsize=7)
+        for left, w in zip(lefts, widths, strict=True)
+    ]
+    bottom.set_xlim(0, 1 + width / 2)
+    bottom.set_xlabel("confidence (top-label probability; the narrow bar: exactly 1)")
+    bottom.set_ylabel("samples")
+    return figure, bars, marks, count_bars, labels
