@@ -18,6 +18,7 @@ from multiclass.class_metrics import balanced_scores
 from multiclass.config import MONITORS, TrainerSettings
 from multiclass.datasets import Split, Splits, as_float
 from multiclass.datasets.augment import Augmentation
+from multiclass.datasets.balance import epoch_order
 from multiclass.datasets.storage import Inputs, Staging, training_batches
 from multiclass.device.runtime import Runtime
 from multiclass.errors import PeerLost, TrainingDiverged, TrainingInterrupted, UserError
@@ -198,10 +199,11 @@ class Examples:
     x: Inputs
     labels: torch.Tensor
     targets: torch.Tensor
+    sampler: str = "shuffle"  # how training draws an epoch's order (dataset.sampler)
 
     @classmethod
-    def of(cls, split: Split, head: Head) -> "Examples":
-        return cls(split.x, split.y, head.encode(split.y))
+    def of(cls, split: Split, head: Head, sampler: str = "shuffle") -> "Examples":
+        return cls(split.x, split.y, head.encode(split.y), sampler)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -302,7 +304,7 @@ def fit(
     `progress.stopped_early`, with TrainingDiverged when the loss is no longer finite or
     passes `divergence_bound`, and with TrainingInterrupted after the optimizer step or the
     epoch's record at which the listener asks it to stop."""
-    train = Examples.of(splits.train, task.head)
+    train = Examples.of(splits.train, task.head, splits.sampler)
     val = None if splits.val is None else Examples.of(splits.val, task.head)
     bound = divergence_bound(task.criterion, task.head, train.targets, settings.divergence_factor)
     steps = batches_per_epoch(len(train), settings)
@@ -417,7 +419,8 @@ def train_epoch(
     advance: Callable[[], object],
     listener: Listener,
 ) -> tuple[float, float, float]:
-    """One pass over a seeded permutation; returns mean loss and accuracy over the samples seen
+    """One pass over a seeded order (a permutation, or dataset.sampler=balanced's draws of as
+    many samples: datasets.balance); returns mean loss and accuracy over the samples seen
     and the lr of its last step. Batches are gathered with `index_select`: on MNIST's uint8
     images it takes a tenth of the time of `x[batch]`. An
     augmented batch's seed is drawn from `order` too, so that last.pt's state resumes it. With
@@ -427,7 +430,7 @@ def train_epoch(
     for module in task.frozen:
         module.eval()
     device = data.labels.device
-    permutation = torch.randperm(len(data), generator=order).to(device)
+    permutation = epoch_order(data.labels, data.sampler, order).to(device)
     seen = samples_per_epoch(len(data), settings)
     batches = [
         permutation[start : start + settings.batch_size]

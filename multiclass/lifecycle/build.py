@@ -3,12 +3,13 @@ and lr schedule, each by `hydra.utils.instantiate`; and how the model's weights 
 An error building one (a value that passes its rule but that torch refuses) names its group
 and the key that holds the value."""
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -16,9 +17,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from multiclass.config import TrainerSettings
 from multiclass.datasets import Splits
 from multiclass.datasets.augment import check_augmentation
+from multiclass.datasets.balance import balanced_weights, class_counts
 from multiclass.device.runtime import seed_everything
 from multiclass.engine import Task, optimizer_steps_per_epoch
-from multiclass.errors import building
+from multiclass.errors import UserError, building
 from multiclass.heads import Head, build_loss
 from multiclass.lifecycle.distributed import Processes
 from multiclass.models import build_classifier, finetune
@@ -85,6 +87,7 @@ def build(
         splits: Splits = instantiate(cfg.dataset).to(runtime.device)
     summary.update(describe_data(splits))
     with building("loss", cfg.loss):
+        cfg = balanced_loss(cfg, splits, summary)  # model.pt saves the weights themselves
         criterion, head = build_loss(cfg.loss, splits.num_classes)
         check_loss(criterion, head, splits.train.y)
     seed_everything(cfg.seed)
@@ -122,6 +125,32 @@ def build(
         average=moving_average(model, settings.ema),
     )
     return Built(cfg, splits, model, task)
+
+
+def balanced_loss(cfg: DictConfig, splits: Splits, summary: dict[str, Any]) -> DictConfig:
+    """`cfg`, with loss.weight=balanced replaced by the weights of the training split's class
+    counts (summary.json's class_weights), and as it is otherwise. For the BCE losses a
+    weight scales each output unit's loss, its positives and negatives alike, which balances
+    no class: refused, with the pos_weight that balances each unit's positives and negatives."""
+    if cfg.loss.get("weight") != "balanced":
+        return cfg
+    labels, num_classes = splits.train.y, splits.num_classes
+    if issubclass(get_class(cfg.loss._target_), nn.BCELoss | nn.BCEWithLogitsLoss):
+        counts = class_counts(labels, num_classes, "loss.weight=balanced")
+        negatives = (len(labels) - counts) / counts
+        units = negatives[1:] if num_classes == 2 else negatives  # one unit: class 1's
+        pos_weight = ",".join(f"{w:.4g}" for w in units.tolist())
+        raise UserError(
+            f"loss.weight=balanced: {cfg.loss._target_}'s weight scales each output unit's"
+            " loss, positives and negatives alike, and balances no class; use"
+            " loss=cross_entropy, or loss=bce_with_logits with"
+            f" loss.pos_weight=[{pos_weight}] (each unit's negatives per positive)"
+        )
+    weights = balanced_weights(labels, num_classes)
+    summary["class_weights"] = weights
+    resolved = copy.deepcopy(cfg)
+    resolved.loss.weight = weights
+    return resolved
 
 
 def moving_average(model: nn.Module, decay: float | None) -> AveragedModel | None:
