@@ -53,18 +53,14 @@ def tables(analysis: Analysis, out_dir: Path) -> list[Path]:
 
 
 def with_features(shown: Shown, samples: Samples) -> list[dict[str, object]]:
-    """The shown rows, and for a table its inputs as the model took them (after the run's
-    transform), one column each."""
+    """The shown rows, and for a table each row's columns as its file holds them."""
     records = shown.records()
     if samples.images:
         return records
-    x = samples.take(shown.rows).reshape(len(shown.rows), -1)
-    names = samples.feature_names or [f"x{i}" for i in range(x.shape[1])]
-    if len(names) != x.shape[1]:
-        names = [f"x{i}" for i in range(x.shape[1])]
+    columns = samples.columns(shown.rows)
     return [
-        {**record, **{name: f"{value:.6g}" for name, value in zip(names, row, strict=True)}}
-        for record, row in zip(records, x.tolist(), strict=True)
+        {**record, **{name: values[i] for name, values in columns.items()}}
+        for i, record in enumerate(records)
     ]
 
 
