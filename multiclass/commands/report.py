@@ -3,6 +3,8 @@ jobs on the console) from any run or sweep directories: a sweep that ran on a cl
 interrupted or still running, loose runs, several sweeps side by side. Every sweep of
 multiclass-train writes the same report at its sweep root when it ends; a report ranked by
 another --objective is written beside it (sweep-by-OBJECTIVE.csv, .md, .png), never over it.
+A k-fold sweep (dataset.folds, dataset.fold) is grouped over its folds, and its folds' oof.csv
+are joined into one at the report's folder (comparing.out_of_fold).
 
 multiclass-report --compare RUN_A RUN_B, or PATH --compare KEY=VALUE KEY=VALUE: two runs, or
 two groups of the jobs under PATH, side by side (compare-A-vs-B.md and .png)."""
@@ -17,6 +19,7 @@ from multiclass.commands.exits import command_parser, exit_on_error
 from multiclass.comparing.comparison import compare
 from multiclass.comparing.group_tables import best_group_line, console_group_lines
 from multiclass.comparing.groups import OVER, GroupReport, group_report
+from multiclass.comparing.out_of_fold import join_out_of_fold
 from multiclass.comparing.sweep import best_line, console_lines, failure_lines, write_report
 from multiclass.comparing.sweep_jobs import (
     DEFAULT_OBJECTIVE,
@@ -56,9 +59,23 @@ def report_sweep(
     else:
         print_jobs(report, top, written[1].name)
     print(f"Report: {', '.join(str(path) for path in written)}")
+    print_out_of_fold(report, out_dir)
     if removed:
         print(f"Removed {removed}: an earlier report's picture, which this one may not match")
     return report
+
+
+def print_out_of_fold(report: SweepReport, out_dir: Path) -> None:
+    """A k-fold sweep's folds' oof.csv joined at `out_dir`: a line for each file written, a
+    warning for each cross-validation that could not be joined."""
+    joined, warnings = join_out_of_fold(report, out_dir)
+    for line in warnings:
+        log.warning(line)
+    for done in joined:
+        print(
+            f"Out-of-fold predictions of {done.folds} folds: {done.path} ({done.rows} rows,"
+            " each sample once)"
+        )
 
 
 def print_groups(groups: GroupReport, top: int, markdown: str) -> None:

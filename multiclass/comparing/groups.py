@@ -22,6 +22,8 @@ from multiclass.comparing.sweep_jobs import SweepReport, format_value, swept_key
 from multiclass.errors import UserError
 
 OVER = ("seed",)  # what a group is taken over unless told more: dataset.seed is ${seed}
+# Grouped over too wherever it varies: a k-fold sweep's folds are its samples, as seeds are.
+FOLD = "dataset.fold"
 FIGURES = ("test_acc", "test_loss", "test_macro_f1")  # shown beside the objective
 CONFIDENCE = 0.95
 DISTINCT_AT = 0.05  # a p-value below it: distinguishable from the best
@@ -206,23 +208,27 @@ class GroupReport:
     @cached_property
     def assumption(self) -> str:
         """The one line that says what the tests assume."""
+        seeds = "seeds and folds" if FOLD in self.over else "seeds"
         return (
             f"Each group against the best by {self.report.objective}: a paired t-test where both"
-            " completed the same seeds, else Welch's t-test; both assume the figure varies"
-            " about normally across seeds; * marks a group not distinguishable from the best"
+            f" completed the same {seeds}, else Welch's t-test; both assume the figure varies"
+            f" about normally across {seeds}; * marks a group not distinguishable from the best"
             f" at {DISTINCT_AT}."
         )
 
 
 def group_report(report: SweepReport, over: Sequence[str] = OVER) -> GroupReport:
-    """`report`'s jobs grouped over the keys of `over` (seed, and any a user names) by every
-    other key that varies, typed or not; a key named that no job varies is refused, the
+    """`report`'s jobs grouped over the keys of `over` (seed, and any a user names) and over
+    `dataset.fold` where it varies (a k-fold sweep: mean and interval across the folds), by
+    every other key that varies, typed or not; a key named that no job varies is refused, the
     seed, grouped over by default, is not."""
     varied = swept_keys(report.records, whole_config=True)
     still = [key for key in over if key not in varied and key not in OVER]
     if still:
         named = ", ".join(varied) or "none"
         raise UserError(f"--over {still[0]}: no job varies it; the keys that vary: {named}")
+    if FOLD in varied and FOLD not in over:
+        over = (*over, FOLD)
     groups = grouped(report.records, varied, over, report.value)
     sign = 1 if report.minimize else -1
 
