@@ -239,3 +239,17 @@ def test_bad_input_is_one_line_and_writes_nothing(digits_run, tmp_path, capsys):
     assert "does not match the test samples rebuilt from" in refused(changed, capsys)
     for folder in (empty, old, changed):
         assert not (folder / "analysis").exists()
+
+
+def test_a_data_set_tested_on_its_training_samples_says_the_ranking_is_in_sample(
+    train, tmp_path, capsys
+):
+    pytest.importorskip("cleanlab")
+    run_dir = tmp_path / "xor"
+    assert train("dataset=xor", "trainer.epochs=1", run_dir=run_dir).status == "completed"
+    out, _ = run_analyze(run_dir, capsys)
+    assert "the 4 test predictions (this data set tests on its training samples)" in out
+    assert "in-sample: ranked from the run's predictions of its 4 training samples" in out
+    with open(run_dir / "analysis" / "top_losses.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 4 and {"x0", "x1"} <= set(rows[0])  # no transform: the features

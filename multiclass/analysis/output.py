@@ -10,6 +10,7 @@ from multiclass.analysis.grid import image_grid
 from multiclass.analysis.losses import LOSS_NAME, TOP, Shown
 from multiclass.analysis.page import html, markdown
 from multiclass.analysis.samples import Samples
+from multiclass.analysis.source import TEST
 from multiclass.records.artifacts import write_atomic, write_csv
 from multiclass.reporting import plots
 
@@ -37,8 +38,8 @@ def write_analysis(analysis: Analysis) -> tuple[Path, list[Path]]:
 
 def tables(analysis: Analysis, out_dir: Path) -> list[Path]:
     """confused_pairs.csv (every pair with a mistake; the header alone where there is none),
-    top_losses.csv (for a table, with the features the model took) and label_issues.csv
-    (every candidate)."""
+    top_losses.csv (for a table, with each row's columns as its file holds them) and
+    label_issues.csv (every candidate)."""
     pairs = [pair.row() for pair in analysis.pairs]
     if pairs:
         write_csv(out_dir / PAIRS, pairs)
@@ -69,17 +70,17 @@ def pictures(analysis: Analysis, out_dir: Path) -> list[Path]:
     label issues."""
     subject = analysis.subject
     predictions = subject.predictions
+    where = "test" if subject.split == TEST else "out-of-fold"
     plots.confusion_matrix(
         predictions.labels,
         predictions.predicted,
         predictions.class_names,
-        f"{subject.name}: {len(predictions)} {subject.split} predictions",
+        f"{subject.name}: {len(predictions)} {where} predictions",
         out_dir / MATRIX,
     )
     drawn = [out_dir / MATRIX]
     if not analysis.samples.images:
         return drawn
-    where = "out-of-fold" if subject.split != "test" else "test"
     grids = [(analysis.losses, LOSSES_PNG, f"top losses of the {where} predictions ({LOSS_NAME})")]
     if analysis.issues is not None and len(analysis.issues.rows):
         top = Shown(predictions, analysis.issues.rows[:TOP])

@@ -14,8 +14,8 @@ from multiclass.records.artifacts import read_config, shown_path
 from multiclass.records.predictions import OOF, TEST_PREDICTIONS, Predictions, read_predictions
 
 TEST = "test"  # the examples are rows of the test split
-NON_TEST = "non-test"
-FOLDS = "dataset.folds"  # positions among the samples the folds were cut from (all but the test)
+NON_TEST = "non-test"  # positions among the samples the folds were cut from (all but the test)
+FOLDS = "dataset.folds"
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,6 @@ class Subject:
     """The predictions one analysis reads, and what a reader of it must be told about them."""
 
     directory: Path  # the run or sweep analysed: analysis/ goes in it
-    kind: str  # "run" or "sweep"
     predictions: Predictions
     file: Path  # the predictions file read
     split: str  # TEST or NON_TEST: which samples `predictions.index` counts
@@ -76,9 +75,7 @@ def of_run(run_dir: Path) -> Subject:
             " checks the test labels only, none of the training labels; for those, analyze a"
             " k-fold sweep (-m dataset.folds=K 'dataset.fold=range(K)')"
         )
-    return Subject(
-        run_dir, "run", predictions, run_dir / TEST_PREDICTIONS, TEST, run_dir, what, ranking
-    )
+    return Subject(run_dir, predictions, run_dir / TEST_PREDICTIONS, TEST, run_dir, what, ranking)
 
 
 def run_predictions(run_dir: Path) -> Predictions:
@@ -110,7 +107,7 @@ def of_sweep(root: Path, jobs: list[RunRecord]) -> Subject:
             f"out-of-fold: each of the {n} training labels checked against a model that never"
             " trained on it"
         )
-        return Subject(root, "sweep", predictions, oof, NON_TEST, folded[0], what, ranking)
+        return Subject(root, predictions, oof, NON_TEST, folded[0], what, ranking)
     best = build_report([root]).best
     if best is None:
         raise UserError(f"{shown_path(root)}: no job of the sweep completed")
@@ -130,7 +127,6 @@ def of_sweep(root: Path, jobs: list[RunRecord]) -> Subject:
     what = f"the best job's ({shown_path(best.path)}) {len(predictions)} test predictions"
     return Subject(
         root,
-        "sweep",
         predictions,
         best.path / TEST_PREDICTIONS,
         TEST,
