@@ -112,6 +112,18 @@ def test_a_loader_that_imports_multiclass_fails_the_check(digits_run, tmp_path, 
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
 
 
+@pytest.mark.parametrize("loss", [["loss=nll"], ["loss=bce", "dataset.classes=[0,1]"]])
+def test_a_calibrated_runs_probabilities_follow_from_the_bundles_rule(loss, tmp_path):
+    onnx_extra()
+    run_dir = trained(tmp_path / "run", "dataset=digits", "trainer.calibrate=temperature", *loss)
+    exported = export_run(run_dir, "onnx")
+
+    bundle = json.loads((exported.out_dir / BUNDLE).read_text())
+    assert bundle["temperature"] == load_run(run_dir).temperature != 1.0
+    # The rule's NumPy code, with the temperature, gives the run's own tempered probabilities.
+    assert exported.check.holds and exported.check.probability_difference <= 1e-4
+
+
 def test_an_image_folder_run_says_how_to_decode_a_file(tmp_path, monkeypatch):
     onnx_extra()
     import onnxruntime

@@ -18,17 +18,14 @@ INPUT, OUTPUT = "input", "outputs"  # the exported graph's input and output name
 LINE = 96  # bundle.json's longest line of a list
 
 
-def temperature_of(run: TrainedRun) -> float:
-    """trainer.calibrate's temperature, 1.0 for a run that fitted none."""
-    return float(getattr(run, "temperature", 1.0))
-
-
 # NumPy functions the output rules use, as README.txt's snippet defines them.
 HELPERS = {
     "softmax": "def softmax(z):\n    e = np.exp(z - z.max(axis=1, keepdims=True))\n"
     "    return e / e.sum(axis=1, keepdims=True)",
     "sigmoid": "def sigmoid(z):\n    return 1 / (1 + np.exp(-z))",
-    "logit": "def logit(p):\n    return np.log(p) - np.log1p(-p)",
+    "logit": "def logit(p):  # clipped to float32's resolution, as the run's head does\n"
+    "    p = np.clip(p, np.finfo(np.float32).eps, 1 - np.finfo(np.float32).eps)\n"
+    "    return np.log(p) - np.log1p(-p)",
     "pair": "def pair(p):\n    return np.stack([1 - p, p], axis=1)",
 }
 
@@ -71,7 +68,7 @@ def helpers_of(rule: dict[str, Any]) -> list[str]:
 def applied(rule: dict[str, Any], outputs: np.ndarray, temperature: float) -> dict[str, Any]:
     """The rule's code run on `outputs`: `predicted` and `probabilities`, exactly as README.txt
     shows them (the check runs the text a user copies, not a copy of it)."""
-    scope: dict[str, Any] = {"np": np, "outputs": outputs.astype(np.float64), "T": temperature}
+    scope: dict[str, Any] = {"np": np, "outputs": outputs, "T": temperature}
     exec("\n".join(HELPERS[name] for name in helpers_of(rule)), scope)  # our own constants
     return {key: eval(rule[key], scope) for key in ("predicted", "probabilities")}
 
@@ -88,7 +85,7 @@ def bundle(run: TrainedRun, model_file: str, stored_dtype: str) -> dict[str, Any
             "layout": "NCHW" if len(run.input_shape) == 3 else "N, features",
         },
         OUTPUT: {"name": OUTPUT, "shape": ["N", run.head.width], **output_rule(run.head)},
-        "temperature": temperature_of(run),
+        "temperature": run.temperature,
         "preprocessing": preprocessing(run, stored_dtype),
         "run": {
             "run_dir": str(run.run_dir),
