@@ -139,6 +139,10 @@ def test_the_report_groups_the_folds_and_joins_their_predictions_once_each(
     for fold in folds:
         assert np.array_equal(joined.probabilities[fold.index], fold.probabilities)
         assert np.array_equal(joined.labels[fold.index], fold.labels)
+    joined_lines = (root / OOF).read_text().splitlines()
+    fold_lines = [(root / str(f) / OOF).read_text().splitlines() for f in range(FOLDS)]
+    assert all(lines[0] == joined_lines[0] for lines in fold_lines)  # the same columns
+    assert sorted(joined_lines[1:]) == sorted(line for lines in fold_lines for line in lines[1:])
     assert (
         f"Out-of-fold predictions of 3 folds: {root / OOF} ({pool} rows, each sample once)" in out
     )

@@ -6,7 +6,9 @@ sweep's report joins the folds' into one). One format, written and read here alo
 
 `label` and `predicted` are class names (a reader needs no other file to know the classes),
 the probabilities follow the data set's class order, in the head's rule (they sum to 1), each
-written with enough digits to read back the same float (float32: 9)."""
+written with the fewest digits that read back the same float (float32: 9 significant digits;
+float64, as a file read back holds them: Python's shortest repr, so a joined file keeps the
+folds' text)."""
 
 import csv
 import io
@@ -54,10 +56,10 @@ def write_predictions(
     k = len(class_names)
     if probabilities.ndim != 2 or probabilities.shape[1] != k:
         raise ValueError(f"probabilities of shape {probabilities.shape} for {k} classes")
-    digits = 9 if probabilities.dtype == np.float32 else 17  # what reads back the same float
+    value = ",%.9g" if probabilities.dtype == np.float32 else ",%r"  # reads back the same float
     names = [quoted(name) for name in class_names]
     header = [*COLUMNS, *(PROBABILITY + name for name in class_names)]
-    row = "%d,%s,%s" + f",%.{digits}g" * k + "\n"
+    row = "%d,%s,%s" + value * k + "\n"
     text = io.StringIO()
     csv.writer(text, lineterminator="\n").writerow(header)
     rows = zip(
