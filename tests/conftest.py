@@ -46,6 +46,7 @@ RUN_FILES = (
     "model.pt",
     "curves.png",
     "confusion_matrix.png",
+    "reliability.png",
     "predictions.png",
     "layers.csv",
     "layers.png",

@@ -116,7 +116,7 @@ def test_calibration_lowers_ece_and_keeps_the_accuracy(calibrated_runs):
     assert calibrated["test_ece_uncalibrated"] == plain["test_ece"]
     assert calibrated["temperature"] > 1.5  # over-confident: softened
     assert calibrated["test_ece"] < 0.8 * calibrated["test_ece_uncalibrated"]
-    assert calibrated["test_loss"] < plain["test_loss"]
+    assert calibrated["test_loss"] < calibrated["test_loss_uncalibrated"] == plain["test_loss"]
     assert "temperature" not in plain and "test_ece_uncalibrated" not in plain
     stored = torch.load(calibrated_runs["calibrated"] / "model.pt", weights_only=True)
     assert stored["temperature"] == calibrated["temperature"]
@@ -192,7 +192,7 @@ def test_the_command_line_refuses_it_in_one_line(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and "trainer.calibrate=temperature" in errors[0]
     assert "Traceback" not in result.stderr
-    assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").rglob("*.pt"))
+    assert not (tmp_path / "outputs").exists()  # refused before Hydra made the run's folder
 
 
 def test_every_run_reports_ece_and_draws_its_reliability_diagram(train, tmp_path):

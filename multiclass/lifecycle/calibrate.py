@@ -45,21 +45,29 @@ def calibrated(built: Built, settings: TrainerSettings, summary: dict[str, Any])
 def record_calibration(
     summary: dict[str, Any],
     tested: Evaluation,
-    labels: torch.Tensor,
+    test: Examples,
     built: Built,
     settings: TrainerSettings,
 ) -> None:
     """summary.json's test_ece (of the probabilities tested, tempered when calibrated) and,
-    with a temperature, test_ece_uncalibrated (the model's own), said in one line."""
-    summary["test_ece"] = expected_calibration_error(tested.probabilities, labels)
+    with a temperature, the model's own test_ece_uncalibrated and test_loss_uncalibrated,
+    said in one line."""
+    summary["test_ece"] = expected_calibration_error(tested.probabilities, test.labels)
     if settings.calibrate is None:
         return
-    own = built.task.head.probabilities(tested.outputs)
-    summary["test_ece_uncalibrated"] = expected_calibration_error(own, labels)
+    task = built.task
+    own = task.head.probabilities(tested.outputs)
+    summary["test_ece_uncalibrated"] = expected_calibration_error(own, test.labels)
+    with torch.no_grad():
+        loss = task.criterion(tested.outputs.to(test.targets.device), test.targets)
+    summary["test_loss_uncalibrated"] = loss.item()
     log.info(
-        "temperature %.4f (fitted on %d validation samples)  test_ece %.4f -> %.4f",
-        built.task.temperature,
+        "temperature %.4f (fitted on %d validation samples)  test_ece %.4f -> %.4f"
+        "  test_loss %.4f -> %.4f",
+        task.temperature,
         len(built.splits.val),
         summary["test_ece_uncalibrated"],
         summary["test_ece"],
+        summary["test_loss_uncalibrated"],
+        tested.loss,
     )

@@ -250,7 +250,7 @@ class Run:
         state.callbacks.fire("on_test_start", state)
         test = Examples.of(splits.test, built.task.head)
         tested = evaluate(built.task, test, state.settings.eval_batch_size)
-        record_calibration(summary, tested, test.labels, built, state.settings)
+        record_calibration(summary, tested, test, built, state.settings)
         summary.update(test_acc=tested.acc, test_loss=tested.loss, test_error=1 - tested.acc)
         summary.update(test_macro_f1=tested.macro_f1, test_balanced_acc=tested.balanced_acc)
         summary.update(tested="best" if tested_epoch != progress.epoch else "last")
