@@ -135,7 +135,7 @@ def test_the_readings_of_a_known_curve():
     fall, the steep reading where it falls fastest."""
     lrs = [10 ** (-7 + i / 5) for i in range(40)]
     losses = [2.0] * 10 + [2.0 - 0.05 * i - 0.002 * i * i for i in range(20)] + [3.0] * 10
-    assert lr_range.valley(losses) == 19  # the longest fall: steps 9 to 29
+    assert lr_range.valley(losses) == 19  # the longest fall: 20 steps down to step 29
     assert lr_range.steep(lrs, losses) == 28  # the fall's slope grows: its steepest at its end
 
 

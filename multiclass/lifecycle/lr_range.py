@@ -77,9 +77,8 @@ class Curve:
 @dataclass(frozen=True)
 class Suggestion:
     """Two readings of the smoothed curve, as indices into it. `valley` (fastai's default):
-    halfway along the longest run of falling losses, well before the minimum, where training
-    is fast and still stable. `steep`: where the loss falls fastest against log lr, often
-    lower, and noisier."""
+    halfway along the longest fall of the loss, before the minimum, where training is fast
+    and still stable. `steep`: where the loss falls fastest against log lr (noisier)."""
 
     curve: Curve
     valley: int
@@ -234,15 +233,18 @@ def never_fell(curve: Curve, first: int) -> str:
 
 
 def valley(losses: list[float]) -> int:
-    """Halfway along the longest valley: the longest sequence of ever lower losses (not
-    necessarily consecutive steps), from its first step to its last."""
-    longest = [(1, i) for i in range(len(losses))]  # (length, first step) ending at step i
+    """fastai's valley: the longest sequence of ever lower losses (its steps need not follow
+    one another) ends at step `last`, `length` steps long; the valley is the `length` steps
+    up to `last`, and the reading lies halfway along it. Counted back from its end by its
+    length, not from the sequence's first step: the noise of a flat start (a few ever lower
+    values far apart) would stretch it to the lowest lrs."""
+    length = [1] * len(losses)
     for i in range(1, len(losses)):
         for j in range(i):
-            if losses[i] < losses[j]:  # of equal length, the one that starts latest
-                longest[i] = max(longest[i], (longest[j][0] + 1, longest[j][1]))
-    last = max(range(len(losses)), key=lambda i: (longest[i][0], -i))
-    return (longest[last][1] + last) // 2
+            if losses[i] < losses[j]:
+                length[i] = max(length[i], length[j] + 1)
+    last = length.index(max(length))
+    return last - length[last] // 2
 
 
 def steep(lrs: list[float], losses: list[float]) -> int:
@@ -267,13 +269,22 @@ def write_outputs(suggestion: Suggestion, out_dir: Path) -> None:
         lr = curve.lrs[index]
         ax.plot(lr, curve.smoothed[index], "o", color=color, label=f"{name}: {override_value(lr)}")
     ax.set_xscale("log")
-    finite = [v for v in curve.smoothed if math.isfinite(v)]
-    ax.set_ylim(min(finite) * 0.9, max(finite[: suggestion.valley + 1]) * 1.5)
+    ax.set_ylim(*loss_range(curve, suggestion.valley))
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
     ax.set_title(f"lr range test: optimizer.lr={override_value(curve.lrs[suggestion.valley])}")
     ax.legend(loc="upper left")
     save(figure, out_dir / "lr_find.png")
+
+
+def loss_range(curve: Curve, valley: int) -> tuple[float, float]:
+    """The plot's loss axis: down to the lowest loss of a step before the smoothed minimum (the
+    smoothed curve lags the steps' own), up to half as much again as the start's, so that the
+    divergence runs off it."""
+    finite = [v for v in curve.smoothed if math.isfinite(v)]
+    lowest = curve.smoothed.index(min(finite))
+    bottom = min(v for v in [*finite, *curve.losses[: lowest + 1]] if math.isfinite(v))
+    return bottom * 0.9, max(finite[: valley + 1]) * 1.5
 
 
 def report_lines(suggestion: Suggestion, span: Span) -> list[str]:
