@@ -28,6 +28,8 @@ FINAL_METRICS = (
     "test_loss",
     "test_macro_f1",
     "test_balanced_acc",
+    "test_ece",
+    "temperature",  # trainer.calibrate's, when it fitted one
     "best_val_acc",
     "best_epoch",
     "best_score",  # of trainer.monitor, at best_epoch
