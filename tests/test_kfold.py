@@ -17,6 +17,7 @@ from multiclass.commands.report import report_sweep
 from multiclass.config import compose_config
 from multiclass.datasets.splits import Source, make_splits
 from multiclass.datasets.synthetic import write_idx_dataset
+from multiclass.errors import UserError
 from multiclass.lifecycle.run import execute
 from multiclass.records.predictions import (
     OOF,
@@ -241,7 +242,7 @@ def test_bad_folds_are_one_line_and_write_nothing(tmp_path, overrides, line):
     [
         (
             ["dataset=blobs", *kfold(25, 0)],
-            "dataset.folds=25: class(es) [0, 1, 2, 3] have fewer than 25 training samples"
+            "dataset.folds=25: class(es) '0', '1', '2', '3' have fewer than 25 training samples"
             " (20 the fewest); lower dataset.folds",
         ),
         (
@@ -254,6 +255,17 @@ def test_bad_folds_are_one_line_and_write_nothing(tmp_path, overrides, line):
 def test_folds_the_data_cannot_give_are_one_line(tmp_path, overrides, line):
     outcome = execute(compose_config(*QUIET, *overrides), tmp_path / "run")
     assert (outcome.status, outcome.summary["error"]) == ("failed", line)
+
+
+def test_a_class_too_small_to_fold_is_named():
+    y = torch.tensor([0] * 10 + [1] * 10 + [2] * 2)
+    source = Source("made", torch.arange(22), y, ["cat", "dog", "emu"], torch.arange(3), y[:3])
+    with pytest.raises(UserError) as refused:
+        make_splits(source, folds=3, fold=0)
+    assert str(refused.value) == (
+        "dataset.folds=3: class(es) 'emu' have fewer than 3 training samples (2 the fewest);"
+        " lower dataset.folds"
+    )
 
 
 @pytest.mark.xfail(

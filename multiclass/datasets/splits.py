@@ -135,7 +135,7 @@ def make_splits(
         x, y = x[:limit], y[:limit]
     val_rows = None
     if folds is not None or fold is not None:
-        train_idx, val_idx = fold_indices(y, folds, fold, seed)
+        train_idx, val_idx = fold_indices(y, folds, fold, seed, names)
         val_rows = val_idx
     elif val_fraction == 0:
         return Splits(
@@ -148,18 +148,24 @@ def make_splits(
 
 
 def fold_indices(
-    y: torch.Tensor, folds: int | None, fold: int | None, seed: int
+    y: torch.Tensor,
+    folds: int | None,
+    fold: int | None,
+    seed: int,
+    names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training and validation indices of fold `fold` of scikit-learn's seeded
-    StratifiedKFold: over folds 0..K-1, every sample validates exactly once."""
+    StratifiedKFold: over folds 0..K-1, every sample validates exactly once. A class of
+    fewer than K samples (which scikit-learn only warns of) is refused, by its name in
+    `names` (by default its number)."""
     check_folds(folds, fold)
     labels = y.numpy()
     classes, counts = np.unique(labels, return_counts=True)
     if counts.min() < folds:
-        small = classes[counts < folds].tolist()
+        small = [str(c) if names is None else names[c] for c in classes[counts < folds]]
         raise UserError(
-            f"dataset.folds={folds}: class(es) {small} have fewer than {folds} training samples"
-            f" ({counts.min()} the fewest); lower dataset.folds"
+            f"dataset.folds={folds}: class(es) {', '.join(map(repr, small))} have fewer than"
+            f" {folds} training samples ({counts.min()} the fewest); lower dataset.folds"
         )
     from sklearn.model_selection import StratifiedKFold  # only for k-fold: its import costs ~1 s
 
