@@ -1,7 +1,7 @@
 """multiclass-analyze RUN_OR_SWEEP_DIR: error analysis, written into DIR/analysis/: the class
 pairs most confused (confused_pairs.csv, confusion_matrix.png), the top losses (images: a
-grid, top_losses.png; every run: top_losses.csv, with a table's features), the label-issue
-candidates ranked by confident learning (cleanlab, the extra multiclass[analysis]:
+grid, top_losses.png; every run: top_losses.csv, a table's rows as its file has them), the
+label-issue candidates ranked by confident learning (cleanlab, the extra multiclass[analysis]:
 label_issues.csv, and for images label_issues.png), and a page of it all (analysis.md,
 analysis.html), with a short summary on the console.
 
