@@ -11,17 +11,20 @@ import math
 import numpy as np
 import pytest
 import torch
+from hydra.utils import instantiate
 from PIL import Image
 from torch import nn
 
 from multiclass.calibration import expected_calibration_error, fit_temperature, reliability
 from multiclass.commands import predict
 from multiclass.commands.rerun import rerun_config
-from multiclass.config import compose_config
+from multiclass.config import compose_config, trainer_settings
+from multiclass.errors import UserError
 from multiclass.heads import head_for
 from multiclass.inference import load_run
 from multiclass.inference.evaluation import evaluate_run
 from multiclass.inference.inputs import read_inputs
+from multiclass.lifecycle.calibrate import check_calibratable
 from multiclass.lifecycle.run import execute
 from multiclass.records.compare import compare_runs
 from tests.conftest import QUIET, read_summary, run_cli
@@ -184,6 +187,14 @@ def test_calibration_without_a_validation_split_is_refused_before_anything(
     assert outcome.summary["error"].startswith("trainer.calibrate=temperature needs")
     assert words in outcome.summary["error"]
     assert not (tmp_path / "refused").exists()
+
+
+def test_a_data_set_built_without_a_validation_split_is_refused_before_training():
+    cfg = compose_config(CALIBRATE)
+    splits = instantiate(cfg.dataset, val_fraction=0)  # as a data set of one's own may build
+    with pytest.raises(UserError, match=r"trainer\.calibrate=temperature needs a validation"):
+        check_calibratable(trainer_settings(cfg), splits)
+    check_calibratable(trainer_settings(cfg), instantiate(cfg.dataset))
 
 
 def test_the_command_line_refuses_it_in_one_line(tmp_path):
