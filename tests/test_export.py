@@ -78,11 +78,10 @@ def test_onnx_matches_torch_and_the_readme_snippet_runs(digits_run, tmp_path, mo
     assert bundle["temperature"] == 1.0
     assert bundle["preprocessing"]["divide_by"] == 16  # digits' pixels are 0..16
     assert bundle["outputs"]["probabilities"] == "softmax(outputs / T)"
-    # The README's snippet, as a user copies it, predicts a batch of 2 (a dynamic batch).
-    snippet = (exported.out_dir / README).read_text().split("\nimport json", 1)[1]
+    # README.txt runs as Python: its snippet predicts a batch of 2 (a dynamic batch).
     monkeypatch.chdir(exported.out_dir)
     scope: dict = {}
-    exec("import json" + snippet, scope)
+    exec((exported.out_dir / README).read_text(), scope)
     assert scope["probabilities"].shape == (2, 10)
     assert np.allclose(scope["probabilities"], load_run(digits_run).predict_proba(scope["x"]))
 

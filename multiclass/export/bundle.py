@@ -127,8 +127,9 @@ LOADERS = {
 
 
 def readme(content: dict[str, Any], fmt: str) -> str:
-    """README.txt: the files, the input and its preprocessing, the output rule, and a minimal
-    snippet (NumPy and the format's runtime only) that predicts a batch."""
+    """README.txt: the files, the input and its preprocessing, the output rule (a docstring),
+    then a minimal snippet (NumPy and the format's runtime only) that predicts a batch: the
+    file runs as it is, `python README.txt`."""
     shape = content[INPUT]["shape"]
     out = content[OUTPUT]
     steps = "\n".join(f"  - {step}" for step in content["preprocessing"]["steps"])
@@ -137,18 +138,20 @@ def readme(content: dict[str, Any], fmt: str) -> str:
     )
     helpers = "\n\n\n".join(HELPERS[name] for name in helpers_of(out))
     example = ", ".join(["2", *map(str, shape[1:])])
-    return f"""A classifier exported by multiclass-export ({fmt}).
+    return f'''"""A classifier exported by multiclass-export ({fmt}). This file is also a Python
+script: `python {README}` predicts a batch of zeros, the snippet below.
 
 Files: {content["model"]} (the model), {BUNDLE} (everything below, as JSON).
 
 Input "{INPUT}": float32, shape ({", ".join(map(str, shape))}), N any batch size.
 Preprocessing ({content["preprocessing"]["kind"]}):
-{steps}
+{quoted(steps)}
 
 Output "{OUTPUT}": shape ({", ".join(map(str, out["shape"]))}), {out["outputs"]}.
   predicted class index: {out["predicted"]}
   probabilities: {out["probabilities"]}, T = temperature = {content["temperature"]:g}
-  class names, by index: {", ".join(content["class_names"])}
+  class names, by index: {quoted(", ".join(content["class_names"]))}
+"""
 
 import json
 
@@ -167,4 +170,10 @@ x = np.zeros(({example}), dtype=np.float32)  # your inputs, preprocessed as abov
 predicted = {out["predicted"]}
 probabilities = {out["probabilities"]}
 print([bundle["class_names"][i] for i in predicted], probabilities.max(axis=1).round(3))
-"""
+'''
+
+
+def quoted(text: str) -> str:
+    """`text` as it may stand in a docstring: a class name or step with a backslash or three
+    quotes would end it early."""
+    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')

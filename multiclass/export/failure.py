@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from multiclass.records.artifacts import shown_path
+
 LONGEST = 240  # characters of the error's first line kept, by whole sentences
 
 
@@ -55,7 +57,7 @@ def model_frame(error: BaseException) -> str | None:
     if not frames:
         return None
     last = frames[-1]
-    return f"{last.filename}:{last.lineno}: {(last.line or '').strip()}"
+    return f"{shown_path(last.filename)}:{last.lineno}: {(last.line or '').strip()}"
 
 
 def outside(path: Path, folders: list[Path]) -> bool:
