@@ -171,10 +171,10 @@ def test_folds_missing_twice_or_overlapping_are_one_warning_and_no_file(
     (root / OOF).write_text("an earlier join")
     if change == "missing":
         shutil.rmtree(root / "2")
-        expected = f"fold(s) 2 of 3 have no completed job with {OOF}"
+        expected = f"fold 2 of 3 has no completed job with {OOF}"
     elif change == "twice":
         shutil.copytree(root / "1", root / "7")
-        expected = "fold 1 of 3 is there twice"
+        expected = "fold 1 of 3 ran twice"
     else:  # folds cut from other data (a data file changed between the jobs)
         shutil.copy(root / "1" / OOF, root / "2" / OOF)
         expected = "the folds' 81 rows do not cover the samples 0..80 once each"

@@ -113,12 +113,16 @@ def folds_of(group: Group) -> dict[int, RunRecord]:
     twice = [fold for fold, records in done.items() if len(records) > 1]
     if twice:
         paths = ", ".join(str(record.path) for record in done[twice[0]])
-        raise UserError(f"fold {twice[0]} of {total} is there twice ({paths})")
+        raise UserError(f"fold {twice[0]} of {total} ran twice ({paths})")
     missing = [fold for fold in range(total) if fold not in done]
     if missing:
         listed = ", ".join(map(str, missing))
+        which = (
+            f"fold {listed} of {total} has"
+            if len(missing) == 1
+            else f"folds {listed} of {total} have"
+        )
         raise UserError(
-            f"fold(s) {listed} of {total} have no completed job with {OOF}: every fold must"
-            " predict its samples once"
+            f"{which} no completed job with {OOF}: every fold must predict its samples once"
         )
     return {fold: records[0] for fold, records in done.items()}
