@@ -102,7 +102,7 @@ def of_sweep(root: Path, jobs: list[RunRecord]) -> Subject:
         ]
         if not folded:
             raise UserError(f"{shown_path(root)}: no k-fold job of the sweep saved its model.pt")
-        what = f"the {n} out-of-fold predictions its folds joined (every training sample once)"
+        what = f"the {n} out-of-fold predictions its folds joined, each training sample once"
         ranking = (
             f"out-of-fold: each of the {n} training labels checked against a model that never"
             " trained on it"
