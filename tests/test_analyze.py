@@ -237,7 +237,14 @@ def test_bad_input_is_one_line_and_writes_nothing(digits_run, tmp_path, capsys):
         changed / TEST_PREDICTIONS, p.index, labels, p.predicted, p.probabilities, p.class_names
     )
     assert "does not match the test samples rebuilt from" in refused(changed, capsys)
-    for folder in (empty, old, changed):
+    unbuildable = tmp_path / "unbuildable"
+    shutil.copytree(digits_run, unbuildable, ignore=shutil.ignore_patterns("analysis"))
+    config = (unbuildable / "config.yaml").read_text()
+    (unbuildable / "config.yaml").write_text(
+        config.replace("test_fraction: 0.2", "test_fraction: 2")
+    )
+    assert "cannot rebuild the test samples from" in refused(unbuildable, capsys)
+    for folder in (empty, old, changed, unbuildable):
         assert not (folder / "analysis").exists()
 
 

@@ -89,10 +89,15 @@ def samples_of(subject: Subject) -> Samples:
     does not match them (another data set now at the config's path, say)."""
     run = load_run(subject.run_dir)
     overrides = () if subject.split == TEST else UNFOLDED
-    splits = build_splits(dataset_config(run.config, overrides), run)
+    config = shown_path(subject.run_dir / "config.yaml")
+    try:
+        splits = build_splits(dataset_config(run.config, overrides), run)
+    except UserError as error:  # a data file gone, or named relative to another folder
+        raise UserError(
+            f"cannot rebuild the {subject.split} samples from {config}: {error}"
+        ) from None
     split = splits.test if subject.split == TEST else splits.train
     predictions = subject.predictions
-    config = shown_path(subject.run_dir / "config.yaml")
     index = predictions.index
     if (
         splits.class_names != predictions.class_names
