@@ -1,7 +1,7 @@
 """The learning-rate range test (Leslie Smith's, fastai's `lr_find`): train the run's own
 model from its initial weights with an lr that grows exponentially each optimizer step, from
 `start` to `end`, record the loss of each step, stop when the smoothed loss diverges, and
-suggest an lr where it falls fastest.
+read an lr off the fall of the smoothed loss (fastai's valley, and its steep).
 
 The steps are the run's (engine.train_epoch: its batches, augmentation, accumulation, gradient
 clipping, fp16), with a listener that sets each step's lr and records its loss. The test
