@@ -34,10 +34,6 @@ class Reliability:
     confidence: np.ndarray  # the bin's mean top-label confidence
 
     @property
-    def bins(self) -> int:
-        return len(self.counts) - 1
-
-    @property
     def ece(self) -> float:
         """Expected calibration error: |accuracy - confidence| weighed by the bins' samples."""
         gaps = np.abs(self.accuracy - self.confidence) * self.counts
@@ -50,17 +46,19 @@ def reliability(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = B
     probabilities = torch.as_tensor(probabilities).detach().cpu().float()
     labels = torch.as_tensor(labels).detach().cpu()
     confidence, predicted = probabilities.max(dim=1)
-    right = (predicted == labels).float()
+    right = (predicted == labels).double()
     edges = torch.linspace(0, 1, bins + 1, dtype=torch.float32)
     index = torch.bucketize(confidence, edges, right=True) - 1
-    counts = torch.zeros(bins + 1).scatter_add_(0, index, torch.ones_like(confidence))
-    hits = torch.zeros(bins + 1).scatter_add_(0, index, right)
-    sure = torch.zeros(bins + 1, dtype=torch.float64).scatter_add_(0, index, confidence.double())
+
+    def per_bin(values: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(bins + 1, dtype=torch.float64).scatter_add_(0, index, values)
+
+    counts = per_bin(torch.ones_like(right))
     seen = counts.clamp(min=1)
     return Reliability(
         counts=counts.long().numpy(),
-        accuracy=(hits / seen).double().numpy(),
-        confidence=(sure / seen.double()).numpy(),
+        accuracy=(per_bin(right) / seen).numpy(),
+        confidence=(per_bin(confidence.double()) / seen).numpy(),
     )
 
 
