@@ -11,6 +11,7 @@ import re
 import pytest
 import torch
 
+from multiclass.callbacks.training import GradientClipping
 from multiclass.commands import lr_find
 from multiclass.config import compose_config, trainer_settings
 from multiclass.lifecycle import lr_range
@@ -149,3 +150,23 @@ def test_the_smoothed_loss_is_the_debiased_moving_average():
         weights = [beta ** (n - 1 - i) for i in range(n)]
         expected = sum(w * x for w, x in zip(weights, losses, strict=False)) / sum(weights)
         assert value == pytest.approx(expected, rel=1e-12)
+
+
+def test_each_step_is_the_runs_clipped_step_at_the_tests_lr(monkeypatch):
+    """trainer.gradient_clip_norm clips each optimizer step (one per two batches here), which
+    the test takes at the lr it records."""
+    stepped_at = []
+    clip = GradientClipping.on_before_optimizer_step
+
+    def clipping(self, run):
+        stepped_at.append(run.built.task.optimizer.param_groups[0]["lr"])
+        clip(self, run)
+
+    monkeypatch.setattr(GradientClipping, "on_before_optimizer_step", clipping)
+    steps = ["trainer.gradient_clip_norm=1", "trainer.accumulate_grad_batches=2"]
+    cfg = compose_config(*QUIET, "dataset.limit=400", *steps)
+    settings = trainer_settings(cfg)
+    built = build(cfg, settings, {}, Processes())
+    curve = lr_range.range_test(built, settings, lr_range.Span(1e-4, 1, 20), cfg.seed)
+    assert stepped_at == curve.lrs
+    assert len(curve.lrs) == 20
