@@ -141,6 +141,8 @@ def test_load_run_eval_and_predict_apply_the_temperature(calibrated_runs, tmp_pa
     report = evaluate_run(run, [])
     assert report.content["accuracy"] == summary["test_acc"]
     assert report.content["loss"] == pytest.approx(summary["test_loss"], rel=1e-6)
+    assert report.content["ece"] == pytest.approx(summary["test_ece"], abs=1e-6)
+    assert report.content["temperature"] == summary["temperature"]
 
     paths = []
     for index, image in enumerate(x):

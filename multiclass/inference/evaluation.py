@@ -13,6 +13,7 @@ from hydra.errors import HydraException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from multiclass.calibration import expected_calibration_error
 from multiclass.datasets import Split, Splits
 from multiclass.datasets.table_file import table
 from multiclass.engine import Examples, evaluate
@@ -69,6 +70,8 @@ def evaluate_run(run: TrainedRun, overrides: Sequence[str], name: str | None = N
         "loss": tested.loss,
         "macro_f1": tested.macro_f1,
         "balanced_acc": tested.balanced_acc,
+        "ece": expected_calibration_error(tested.probabilities, labels),
+        "temperature": run.temperature,  # trainer.calibrate's, applied; 1.0: none
         "num_samples": len(data),
         "dataset": splits.name,
         "split": splits.evaluated_on,
