@@ -187,6 +187,16 @@ def test_folds_missing_twice_or_overlapping_are_one_warning_and_no_file(
     assert not (root / OOF).exists()
 
 
+def test_a_report_in_a_runs_own_folder_leaves_its_oof_csv_alone(blobs_sweep, tmp_path, caplog):
+    run_dir = tmp_path / "run"
+    shutil.copytree(blobs_sweep / "1", run_dir)
+    before = (run_dir / OOF).read_bytes()
+    with caplog.at_level(logging.WARNING, logger="multiclass"):
+        assert report_sweep([run_dir], run_dir, plots=False) is not None
+    assert (run_dir / OOF).read_bytes() == before
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
 def dataset_options(tmp_path: Path) -> dict[str, list[str]]:
     """Each data set option that holds out a test split, as a tiny configuration."""
     write_idx_dataset(tmp_path / "data" / "MNIST" / "raw", num_train=60, num_test=20)

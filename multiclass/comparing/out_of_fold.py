@@ -36,9 +36,10 @@ class Joined:
 def join_out_of_fold(report: SweepReport, out_dir: Path) -> tuple[list[Joined], list[str]]:
     """Each cross-validation among `report`'s jobs (those run with dataset.folds) joined into
     `out_dir`: the files written, and a warning line for each that could not be (its earlier
-    file, if any, removed so that it is not taken for this sweep's)."""
+    file, if any, removed so that it is not taken for this sweep's). A report written into a
+    run's own directory (`multiclass-report RUN_DIR`) joins nothing: its oof.csv is the run's."""
     records = [record for record in report.records if record.value(FOLDS) is not None]
-    if not records:
+    if not records or any(same_folder(record.path, out_dir) for record in report.records):
         return [], []
     varied = swept_keys(records, whole_config=True)
     groups = grouped(records, varied, (FOLD,), report.value)
@@ -56,6 +57,10 @@ def join_out_of_fold(report: SweepReport, out_dir: Path) -> tuple[list[Joined], 
             continue
         joined.append(Joined(path, len(predictions), int(group.records[0].value(FOLDS))))
     return joined, warnings
+
+
+def same_folder(one: Path, other: Path) -> bool:
+    return one.resolve() == other.resolve()
 
 
 def write_joined(path: Path, predictions: Predictions) -> None:
