@@ -60,7 +60,7 @@ def test_it_stops_once_the_smoothed_loss_passes_four_times_its_best(capsys, tmp_
         capsys, "optimizer=sgd", "--start", "1e-3", "--end", "1e6", f"hydra.run.dir={tmp_path}"
     )
     assert code == 0
-    assert "(stopped at the loss diverged)" in out.splitlines()[0]
+    assert "(stopped early: the loss diverged)" in out.splitlines()[0]
     with open(tmp_path / "lr_find.csv") as file:
         smoothed = [float(row["smoothed_loss"]) for row in csv.DictReader(file)]
     assert len(smoothed) < 100

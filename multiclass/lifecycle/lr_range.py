@@ -290,10 +290,10 @@ def loss_range(curve: Curve, valley: int) -> tuple[float, float]:
 def report_lines(suggestion: Suggestion, span: Span) -> list[str]:
     """What the command prints: how far the test went, and the two readings as overrides."""
     curve = suggestion.curve
-    why = "the loss diverged" if curve.diverged else "the last step"
+    why = "stopped early: the loss diverged" if curve.diverged else "stopped at the last step"
     return [
         f"lr range test: {len(curve.lrs)} steps, lr {span.start:.2g} to {curve.lrs[-1]:.2g}"
-        f" (stopped at {why})",
+        f" ({why})",
         f"suggested (valley): optimizer.lr={override_value(curve.lrs[suggestion.valley])}",
         f"steepest descent:   optimizer.lr={override_value(curve.lrs[suggestion.steep])}",
     ]
