@@ -63,11 +63,11 @@ def pool_source(official_test: bool) -> Source:
 @pytest.mark.parametrize("official_test", [False, True])
 def test_the_folds_partition_the_pool_and_leave_the_test_split_as_it_was(official_test):
     source = pool_source(official_test)
-    unfolded = make_splits(source, seed=3)
+    unfolded = make_splits(source, seed=3, limit=40)
     pool_x = sorted(torch.cat([unfolded.train.x, unfolded.val.x]).tolist())
     per_class = np.bincount(torch.cat([unfolded.train.y, unfolded.val.y]).numpy())
     pool = np.full(len(pool_x), -1)  # the pool's samples by position, as the folds place them
-    folds = [make_splits(source, seed=3, folds=5, fold=fold) for fold in range(5)]
+    folds = [make_splits(source, seed=3, limit=40, folds=5, fold=fold) for fold in range(5)]
     for splits in folds:
         assert torch.equal(splits.test.x, unfolded.test.x)  # the test split: held out as it was
         assert (pool[splits.val_rows] == -1).all()  # no sample validates twice
@@ -75,12 +75,15 @@ def test_the_folds_partition_the_pool_and_leave_the_test_split_as_it_was(officia
         counts = np.bincount(splits.val.y.numpy(), minlength=3)
         assert ((counts == per_class // 5) | (counts == -(-per_class // 5))).all()  # stratified
     assert sorted(pool.tolist()) == pool_x  # every sample of the pool validates once
+    # val_rows index the pool as the same data set without folds or validation split orders
+    # it (its training split): how error analysis finds an out-of-fold row's sample
+    assert pool.tolist() == make_splits(source, seed=3, limit=40, val_fraction=0).train.x.tolist()
     for splits in folds:  # and trains in every other fold
         rest = np.setdiff1d(np.arange(len(pool)), splits.val_rows)
         assert sorted(splits.train.x.tolist()) == sorted(pool[rest].tolist())
-    again = make_splits(source, seed=3, folds=5, fold=2)
+    again = make_splits(source, seed=3, limit=40, folds=5, fold=2)
     assert again.val_rows.tolist() == folds[2].val_rows.tolist()
-    other_seed = make_splits(source, seed=4, folds=5, fold=2)
+    other_seed = make_splits(source, seed=4, limit=40, folds=5, fold=2)
     assert other_seed.val_rows.tolist() != again.val_rows.tolist()  # seeded
 
 
