@@ -111,6 +111,22 @@ def test_a_loader_that_imports_multiclass_fails_the_check(digits_run, tmp_path, 
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
 
 
+def test_an_export_that_computes_otherwise_fails_its_check_and_is_not_kept(
+    digits_run, tmp_path, monkeypatch
+):
+    real = torchscript_format.outputs_elsewhere
+
+    def off_by_a_little(*args, **kwargs):
+        return real(*args, **kwargs) + 1e-3
+
+    monkeypatch.setattr(torchscript_format, "outputs_elsewhere", off_by_a_little)
+    out = tmp_path / "shipped"
+    failed = r"^torchscript check FAILED .* outputs (9\.99e-04|1\.00e-03)"
+    with pytest.raises(UserError, match=failed):
+        export_run(digits_run, "torchscript", out)
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("loss", [["loss=nll"], ["loss=bce", "dataset.classes=[0,1]"]])
 def test_a_calibrated_runs_probabilities_follow_from_the_bundles_rule(loss, tmp_path):
     onnx_extra()
@@ -130,6 +146,7 @@ def test_an_image_folder_run_says_how_to_decode_a_file(tmp_path, monkeypatch):
 
     folder = draw_folder(tmp_path / "colours")  # 12x10 PNGs, resized to 8x8
     image_data = ["dataset=image_folder", f"dataset.root={folder}", "dataset.image_size=8"]
+    image_data += ["dataset.storage=disk", f"dataset.cache_dir={tmp_path / 'cache'}"]
     run_dir = trained(tmp_path / "run", *image_data, "model=cnn", "dataset.progress=false")
     exported = export_run(run_dir, "onnx")
 
