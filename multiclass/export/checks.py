@@ -18,7 +18,7 @@ TOLERANCE = 1e-4  # the largest absolute difference of an output allowed
 
 
 @dataclass(frozen=True)
-class TestInputs:
+class HeldOut:
     """The run's test split as the model takes it (float32), and how it is stored."""
 
     x: torch.Tensor
@@ -26,7 +26,7 @@ class TestInputs:
     stored_dtype: str  # uint8 for pixels, float32 for features
 
 
-def test_inputs(run: TrainedRun) -> TestInputs:
+def held_out(run: TrainedRun) -> HeldOut:
     splits = build_splits(dataset_config(run.config, []), run)
     if splits.input_shape != run.input_shape:
         raise UserError(
@@ -35,7 +35,7 @@ def test_inputs(run: TrainedRun) -> TestInputs:
         )
     stored = gather(splits.test.x, slice(None))
     dtype = str(stored.dtype).removeprefix("torch.")
-    return TestInputs(as_float(stored).contiguous(), splits.evaluated_on, dtype)
+    return HeldOut(as_float(stored).contiguous(), splits.evaluated_on, dtype)
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,10 @@ class Reference:
 
     @classmethod
     def of(cls, run: TrainedRun, x: torch.Tensor) -> "Reference":
-        outputs = run.outputs(x)
-        return cls(outputs, run.head.predict(outputs).numpy(), run.predict_proba(x))
+        outputs = run.outputs(x)  # as predict_proba computes them, once
+        return cls(
+            outputs, run.head.predict(outputs).numpy(), run.task.probabilities(outputs).numpy()
+        )
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from multiclass.export.bundle import (
     bundle_json,
     readme,
 )
-from multiclass.export.checks import Agreement, Reference, TestInputs, agreement, test_inputs
+from multiclass.export.checks import Agreement, HeldOut, Reference, agreement, held_out
 from multiclass.inference.trained import CHECKPOINT, TrainedRun, load_run
 from multiclass.records.preprocess import PREPROCESS
 
@@ -47,7 +47,7 @@ def export_run(
     run = load_run(run_dir, checkpoint)
     out = out if out is not None else run.run_dir / EXPORT / fmt
     check_destination(out)
-    inputs = test_inputs(run)
+    inputs = held_out(run)
     reference = Reference.of(run, inputs.x)
     staging = existing_parent(out) / f".{out.name}.partial-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
@@ -66,7 +66,7 @@ def write_export(
     run: TrainedRun,
     fmt: str,
     folder: Path,
-    inputs: TestInputs,
+    inputs: HeldOut,
     reference: Reference,
     work: Path,
 ) -> Agreement:
