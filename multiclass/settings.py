@@ -349,7 +349,7 @@ class RunSettings:
     )
     plots: bool = setting(
         True,
-        "write curves.png, confusion_matrix.png and the data-specific pictures",
+        "write curves.png, confusion_matrix.png, reliability.png and the data-specific pictures",
         resumable=True,
     )
     reproduces: dict[str, Any] | None = setting(  # noqa: RUF009 (a field, as dataclasses.field)

@@ -31,13 +31,15 @@ def test_a_users_callback_from_their_config_folder_runs_with_the_defaults(tmp_pa
     monkeypatch.syspath_prepend(str(EXAMPLES))
     monkeypatch.delitem(sys.modules, "my_callbacks", raising=False)
     search = f"hydra.searchpath=[file://{EXAMPLES / 'conf'}]"
-    outcome = execute(compose_config(*TINY, search, "callbacks=with_predictions"), tmp_path)
+    outcome = execute(compose_config(*TINY, search, "callbacks=with_mistakes"), tmp_path)
     assert outcome.status == "completed"
-    with open(tmp_path / "test_predictions.csv") as file:
+    with open(tmp_path / "mistakes.csv") as file:
         rows = list(csv.DictReader(file))
-    assert len(rows) == outcome.summary["split_sizes"]["test"]
-    right = sum(row["label"] == row["predicted"] for row in rows)
-    assert right / len(rows) == pytest.approx(outcome.summary["test_acc"])
+    wrong = 1 - outcome.summary["test_acc"]
+    assert len(rows) == pytest.approx(wrong * outcome.summary["split_sizes"]["test"])
+    assert all(row["label"] != row["predicted"] for row in rows)
+    confidence = [float(row["confidence"]) for row in rows]
+    assert confidence == sorted(confidence, reverse=True)
     assert (tmp_path / "curves.png").exists()  # the default callbacks ran too
 
 

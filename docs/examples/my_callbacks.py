@@ -1,4 +1,5 @@
-"""A callback of your own: the test set's predictions as a CSV file in the run directory."""
+"""A callback of your own: the test samples the model got wrong, as a CSV file in the run
+directory, the most confident mistakes first."""
 
 import csv
 
@@ -6,15 +7,21 @@ from multiclass.callbacks import Callback, RunState
 from multiclass.engine import Evaluation
 
 
-class TestPredictions(Callback):
-    """test_predictions.csv: each test sample's true and predicted class, by name."""
+class Mistakes(Callback):
+    """mistakes.csv: each wrongly predicted test sample, its true and predicted class by name
+    and the probability the model gave its prediction."""
 
     def on_test_end(self, run: RunState, tested: Evaluation) -> None:
         names = run.built.splits.class_names
         labels = run.built.splits.test.y.tolist()
-        with open(run.run_dir / "test_predictions.csv", "w", newline="") as file:
+        predictions = tested.predictions.tolist()
+        confidence = tested.probabilities.max(dim=1).values.tolist()
+        wrong = [i for i, (y, p) in enumerate(zip(labels, predictions, strict=True)) if y != p]
+        wrong.sort(key=lambda i: -confidence[i])
+        with open(run.run_dir / "mistakes.csv", "w", newline="") as file:
             writer = csv.writer(file)
-            writer.writerow(["index", "label", "predicted"])
-            predictions = tested.predictions.tolist()
-            for index, (label, predicted) in enumerate(zip(labels, predictions, strict=True)):
-                writer.writerow([index, names[label], names[predicted]])
+            writer.writerow(["index", "label", "predicted", "confidence"])
+            for i in wrong:
+                writer.writerow(
+                    [i, names[labels[i]], names[predictions[i]], f"{confidence[i]:.4f}"]
+                )
