@@ -4,6 +4,7 @@ multiclass.heads); the bundle says how they become a class and probabilities, wi
 temperature."""
 
 import json
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from multiclass.records.artifacts import weights_sha256
 
 BUNDLE, README = "bundle.json", "README.txt"
 INPUT, OUTPUT = "input", "outputs"  # the exported graph's input and output names
-LINE = 96  # bundle.json's longest line of a list
+LINE = 96  # bundle.json's longest line of a list, README.txt's of a step
 
 
 # NumPy functions the output rules use, as README.txt's snippet defines them.
@@ -132,7 +133,10 @@ def readme(content: dict[str, Any], fmt: str) -> str:
     file runs as it is, `python README.txt`."""
     shape = content[INPUT]["shape"]
     out = content[OUTPUT]
-    steps = "\n".join(f"  - {step}" for step in content["preprocessing"]["steps"])
+    steps = "\n".join(
+        textwrap.fill(step, LINE, initial_indent="  - ", subsequent_indent="    ")
+        for step in content["preprocessing"]["steps"]
+    )
     importer, loader, runner = (
         line.format(model=content["model"], input=INPUT) for line in LOADERS[fmt]
     )

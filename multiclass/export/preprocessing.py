@@ -93,6 +93,7 @@ def table_steps(transform: Any) -> dict[str, Any]:
             text.append(
                 {"column": column, "categories": [str(c) for c in categories], "fill": fill}
             )
+    names = [str(entry["column"]) for entry in numeric + text]
     return {
         "kind": "table",
         "file": PREPROCESS,
@@ -100,10 +101,11 @@ def table_steps(transform: Any) -> dict[str, Any]:
         "text": text,
         "features": [str(name) for name in transform.get_feature_names_out()],
         "steps": [
-            f"{PREPROCESS} (scikit-learn's fitted ColumnTransformer, beside the model):"
-            " transform(DataFrame of the columns named below), as float32",
-            "or, without scikit-learn: each numeric column (value - mean) / scale, then each"
-            " text column one-hot over its categories (unknown: all zeros), in that order",
+            f"{PREPROCESS}, scikit-learn's fitted ColumnTransformer (a pickle: load only one you"
+            f" trust): transform(a DataFrame with columns {', '.join(names)}), as float32",
+            "or, without scikit-learn, by bundle.json's numbers: missing cells filled with each"
+            " column's fill (null: the run refused them), each numeric column (value - mean) /"
+            " scale, then each text column one-hot over its categories (unknown: all zeros)",
         ],
     }
 
