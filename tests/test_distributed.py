@@ -330,7 +330,7 @@ def test_a_rank_that_fails_is_the_runs_error_and_the_others_say_so_in_one_line(
     stopped: dict[str, Stopped | Path],
 ) -> None:
     lost = stopped["lost"]
-    assert lost.returncode == 1
+    assert lost.returncode == 1, lost.stderr[-3000:]
     summary = lost.summary
     assert (summary["status"], summary["error"]) == ("failed", distributed.PEER_FAILED)
     # Rank 1's own error, then rank 0's word for it: not gloo's ("Connection closed by peer",
