@@ -509,10 +509,16 @@ RULES: dict[str, Rule] = {
 }
 
 
-def check_folds(folds: int | None, fold: int | None) -> None:
-    """k-fold's two keys together: both set or neither, and `fold` one of 0..folds-1."""
+def check_folds(folds: int | None, fold: int | None, eval_on_train: bool = False) -> None:
+    """k-fold's two keys together: both set or neither, `fold` one of 0..folds-1, and a data
+    set with training samples to fold (xor and toy validate and test on theirs)."""
     if folds is None and fold is None:
         return
+    if eval_on_train:
+        raise UserError(
+            "dataset.folds: this data set evaluates on its training samples"
+            " (dataset.eval_on_train=true), which leaves nothing to fold"
+        )
     if folds is None or fold is None:
         given, missing = ("dataset.folds", "dataset.fold")[:: 1 if fold is None else -1]
         raise UserError(f"{given} needs {missing} too: e.g. dataset.folds=5 dataset.fold=0")

@@ -26,7 +26,7 @@ def check_config(cfg: DictConfig) -> None:
     for key, value in leaves(cfg):
         check_value(key, value)
     dataset = cfg.get("dataset") or {}
-    check_folds(dataset.get("folds"), dataset.get("fold"))
+    check_folds(dataset.get("folds"), dataset.get("fold"), dataset.get("eval_on_train", False))
     check_calibration(cfg)
 
 

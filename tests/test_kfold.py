@@ -250,6 +250,15 @@ def test_bad_folds_are_one_line_and_write_nothing(tmp_path, overrides, line):
     assert not (tmp_path / "run").exists()
 
 
+def test_folds_of_a_data_set_tested_on_its_training_samples_write_nothing(tmp_path):
+    outcome = execute(compose_config(*QUIET, "dataset=xor", *kfold(2, 0)), tmp_path / "run")
+    assert outcome.summary["error"] == (
+        "dataset.folds: this data set evaluates on its training samples"
+        " (dataset.eval_on_train=true), which leaves nothing to fold"
+    )
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     ("overrides", "line"),
     [
@@ -258,16 +267,14 @@ def test_bad_folds_are_one_line_and_write_nothing(tmp_path, overrides, line):
             "dataset.folds=25: class(es) '0', '1', '2', '3' have fewer than 25 training samples"
             " (20 the fewest); lower dataset.folds",
         ),
-        (
-            ["dataset=xor", *kfold(2, 0)],
-            "dataset.folds: this data set evaluates on its training samples"
-            " (dataset.eval_on_train=true), which leaves nothing to fold",
-        ),
     ],
 )
-def test_folds_the_data_cannot_give_are_one_line(tmp_path, overrides, line):
+def test_folds_the_data_cannot_give_are_one_line_and_the_run_records_it(tmp_path, overrides, line):
+    """Found once the data is built, after the run's config.yaml and summary.json are written:
+    the summary says the run failed and why, as a sweep's report counts it."""
     outcome = execute(compose_config(*QUIET, *overrides), tmp_path / "run")
     assert (outcome.status, outcome.summary["error"]) == ("failed", line)
+    assert read_summary(tmp_path / "run")["error"] == line
 
 
 def test_a_class_too_small_to_fold_is_named():
@@ -279,16 +286,6 @@ def test_a_class_too_small_to_fold_is_named():
         "dataset.folds=3: class(es) 'emu' have fewer than 3 training samples (2 the fewest);"
         " lower dataset.folds"
     )
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="Run.begin writes config.yaml and summary.json before the data is built, where a"
-    " class of fewer than K samples is found (lifecycle/run.py)",
-)
-def test_folds_the_data_cannot_give_write_nothing(tmp_path):
-    execute(compose_config(*QUIET, "dataset=blobs", *kfold(25, 0)), tmp_path / "run")
-    assert not (tmp_path / "run" / "summary.json").exists()
 
 
 def test_a_kfold_sweep_from_the_command_line_reports_its_folds_and_joins_them(tmp_path):

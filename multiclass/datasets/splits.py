@@ -114,12 +114,8 @@ def make_splits(
     origin = source.origin or f"dataset {source.name}"
     check_classes(names, origin if classes is None else f"dataset.classes={list(classes)}")
     x, y = keep_classes(source.x, source.y, wanted, len(source.class_names))
+    check_folds(folds, fold, eval_on_train)
     if eval_on_train:
-        if folds is not None:
-            raise UserError(
-                "dataset.folds: this data set evaluates on its training samples"
-                " (dataset.eval_on_train=true), which leaves nothing to fold"
-            )
         train = Split(x, y)
         return Splits(
             source.name, train, train, train, names, evaluated_on="train", sampler=sampler
