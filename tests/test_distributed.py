@@ -384,6 +384,11 @@ def test_the_launcher_blames_the_rank_a_signal_ended_in_whatever_order_torch_saw
         assert distributed.first_to_fail({rank: ends[rank] for rank in order})[0] == 1
     both_failed = {1: failure(1, 1), 0: failure(0, 1)}  # each logged its own error
     assert distributed.first_to_fail(both_failed)[0] == 1  # torch's first
+    # Rank 1 failed in its own code (1); rank 0, exiting after it recorded PEER_FAILED, was
+    # stopped by the launcher's SIGTERM before it ended: rank 1 ended the run.
+    for order in ((0, 1), (1, 0)):
+        ends = {0: failure(0, -signal.SIGTERM), 1: failure(1, 1)}
+        assert distributed.first_to_fail({rank: ends[rank] for rank in order})[0] == 1
 
 
 def test_the_launcher_records_a_killed_rank_only_in_a_summary_of_its_launch(

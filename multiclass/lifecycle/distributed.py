@@ -310,14 +310,16 @@ def not_torch_blame(record: logging.LogRecord) -> bool:
 
 
 def first_to_fail(failures: Mapping[int, "ProcessFailure"]) -> tuple[int, "ProcessFailure"]:
-    """The rank whose end ended the run, and how it ended: one that a signal ended, rather by
-    another than the SIGTERM with which the launcher stops the others (it could say nothing;
-    the others failed on its absence, or were stopped); where none did, the one torch saw fail
-    first (each logged its own error)."""
+    """The rank whose end ended the run, and how it ended: one that a signal other than SIGTERM
+    ended (it could say nothing; the others failed on its absence); else one that ended with
+    its own exit status (it logged its own error), the one torch saw fail first; else one that
+    SIGTERM ended. SIGTERM comes last because it is how torch's launcher stops the survivors
+    once a rank failed: a survivor still exiting (its record already written, its handlers
+    gone) dies of it, and is not the cause."""
 
     def order(item: tuple[int, "ProcessFailure"]) -> tuple[bool, bool, int]:
         exitcode = item[1].exitcode
-        return exitcode >= 0, exitcode == -signal.SIGTERM, item[1].timestamp
+        return exitcode == -signal.SIGTERM, exitcode >= 0, item[1].timestamp
 
     return min(failures.items(), key=order)
 
