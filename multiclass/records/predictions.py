@@ -2,13 +2,13 @@
 validation sample, by its position among the samples the folds were cut from; a k-fold
 sweep's report joins the folds' into one). One format, written and read here alone:
 
-    index,label,predicted,prob_<class name>,...
+    index,label,predicted,p_<class name>,... (as multiclass-predict names them)
 
-`label` and `predicted` are class names (a reader needs no other file to know the classes),
-the probabilities follow the data set's class order, in the head's rule (they sum to 1), each
-written with the fewest digits that read back the same float (float32: 9 significant digits;
-float64, as a file read back holds them: Python's shortest repr, so a joined file keeps the
-folds' text)."""
+`label` and `predicted` are class names (a reader needs no other file to know the classes), the
+probabilities follow the data set's class order, in the head's rule (a softmax head's sum to 1,
+the BCE heads' independent units need not), each written with the fewest digits that read back
+the same float (float32: 9 significant digits; float64, as a file read back holds them:
+Python's shortest repr, so a joined file keeps the folds' text)."""
 
 import csv
 import io
@@ -24,7 +24,7 @@ from multiclass.records.artifacts import shown_path, write_atomic
 TEST_PREDICTIONS = "test_predictions.csv"
 OOF = "oof.csv"
 COLUMNS = ("index", "label", "predicted")
-PROBABILITY = "prob_"  # the prefix of each class's probability column
+PROBABILITY = "p_"  # the prefix of each class's probability column
 
 
 @dataclass(frozen=True)
