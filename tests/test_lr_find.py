@@ -142,9 +142,8 @@ def test_the_readings_of_a_known_curve():
 
 def test_the_smoothed_loss_is_the_debiased_moving_average():
     losses = [3.0, 1.0, 2.0, 5.0]
-    smoothed: list[float] = []
-    for n in range(1, len(losses) + 1):
-        smoothed.append(lr_range.smoothed_next(losses[:n], smoothed))
+    smoothed = lr_range.smoothed(losses)
+    assert len(smoothed) == len(losses)
     beta = lr_range.SMOOTHING
     for n, value in enumerate(smoothed, start=1):
         weights = [beta ** (n - 1 - i) for i in range(n)]

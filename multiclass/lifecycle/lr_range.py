@@ -133,7 +133,7 @@ class Recorder:
         self.lrs.append(self.span.lr(len(self.lrs)))
         self.losses.append(self.loss_sum / self.samples)
         self.loss_sum, self.samples = 0.0, 0
-        self.smoothed.append(smoothed_next(self.losses, self.smoothed))
+        self.smoothed = smoothed(self.losses)
         best = min(self.smoothed)
         latest = self.smoothed[-1]
         self.diverged = not math.isfinite(latest) or latest > DIVERGED * best
@@ -144,15 +144,14 @@ class Recorder:
         return Curve(self.lrs, self.losses, self.smoothed, self.diverged)
 
 
-def smoothed_next(losses: list[float], smoothed: list[float]) -> float:
-    """The debiased exponential moving average of `losses` (SMOOTHING), given its values so
-    far: the mean of the losses with weights falling by SMOOTHING a step into the past."""
-    n = len(losses)
-    if n == 1:
-        return losses[0]
-    debias = 1 - SMOOTHING ** (n - 1)
-    average = smoothed[-1] * debias  # the biased average of the steps before
-    return (SMOOTHING * average + (1 - SMOOTHING) * losses[-1]) / (1 - SMOOTHING**n)
+def smoothed(losses: list[float]) -> list[float]:
+    """fastai's smoothing of the losses: an exponential moving average (SMOOTHING), debiased
+    (divided by the sum of its weights), so that its first value is the first loss."""
+    average, values = 0.0, []
+    for n, loss in enumerate(losses, start=1):
+        average = SMOOTHING * average + (1 - SMOOTHING) * loss
+        values.append(average / (1 - SMOOTHING**n))
+    return values
 
 
 def range_test(built: Built, settings: TrainerSettings, span: Span, seed: int) -> Curve:
