@@ -6,7 +6,6 @@ from pathlib import Path
 
 from multiclass.analysis.confusion import PAIR_COLUMNS
 from multiclass.analysis.findings import Analysis
-from multiclass.analysis.grid import image_grid
 from multiclass.analysis.losses import LOSS_NAME, TOP, Shown
 from multiclass.analysis.page import html, markdown
 from multiclass.analysis.samples import Samples
@@ -88,6 +87,6 @@ def pictures(analysis: Analysis, out_dir: Path) -> list[Path]:
     for shown, name, title in grids:
         given = "given" if name == ISSUES_PNG else "true"
         tiles = analysis.samples.take(shown.rows)
-        image_grid(tiles, shown.captions(given), title, out_dir / name)
+        plots.captioned_grid(tiles, shown.captions(given), title, out_dir / name, title_size=9)
         drawn.append(out_dir / name)
     return drawn

@@ -208,33 +208,46 @@ def prediction_grid(
     cols: int = 8,
 ) -> None:
     """The test images `tiles` (of the samples `grid_choice` chose) labelled with their
-    predicted class; mistakes in red, with the true class below. One mosaic image, so it draws
-    fast."""
+    predicted class; mistakes in red, with the true class below."""
+    mistaken = predictions[chosen] != labels[chosen]
+    captions = [
+        class_names[predictions[i]] + (f"\n(true {class_names[labels[i]]})" if wrong else "")
+        for i, wrong in zip(chosen, mistaken, strict=True)
+    ]
+    shown, wrong = int(mistaken.sum()), int((predictions != labels).sum())
+    title = f"test predictions: {shown} mistakes shown in red ({wrong} of {len(labels)} in all)"
+    colors = ["red" if wrong else "black" for wrong in mistaken]
+    captioned_grid(tiles, captions, title, path, colors, cols)
+
+
+def captioned_grid(
+    tiles: np.ndarray,
+    captions: list[str],
+    title: str,
+    path: Path,
+    colors: list[str] | None = None,
+    cols: int = 8,
+    title_size: float | None = None,
+) -> None:
+    """`tiles` (N, C, H, W; uint8, or floats in [0, 1]) row by row, `captions[i]` under tile
+    i (in `colors[i]`, else black) and `title` above. One mosaic image, so it draws fast."""
     tiles = tiles.astype(np.float32) / (255 if tiles.dtype == np.uint8 else 1)
-    _, channels, height, width = tiles.shape
-    rows = max(1, -(-len(chosen) // cols))
-    layout = ("predictions", rows, cols, channels, height, width)
-    figure, image, captions = kept(layout, lambda: grid_layout(rows, cols, channels, height, width))
+    count, channels, height, width = tiles.shape
+    rows = max(1, -(-count // cols))
+    layout = ("grid", rows, cols, channels, height, width)
+    figure, image, texts = kept(layout, lambda: grid_layout(rows, cols, channels, height, width))
     cell_h, cell_w = grid_cell(height, width)
     mosaic = np.ones((rows * cell_h, cols * cell_w, channels), dtype=np.float32)
-    for slot, caption in enumerate(captions):
-        if slot >= len(chosen):
-            caption.set_text("")
+    for slot, text in enumerate(texts):
+        if slot >= count:
+            text.set_text("")
             continue
         top, left = (slot // cols) * cell_h, (slot % cols) * cell_w
-        mosaic[top : top + height, left : left + width] = tiles[slot].transpose(1, 2, 0)
-        index = chosen[slot]
-        mistaken = predictions[index] != labels[index]
-        text = class_names[predictions[index]]
-        if mistaken:
-            text += f"\n(true {class_names[labels[index]]})"
-        caption.set_text(text)
-        caption.set_color("red" if mistaken else "black")
+        mosaic[top : top + height, left : left + width] = tiles[slot].transpose(1, 2, 0).clip(0, 1)
+        text.set_text(captions[slot])
+        text.set_color("black" if colors is None else colors[slot])
     image.set_data(mosaic.squeeze(-1) if channels == 1 else mosaic)
-    shown, wrong = (int((predictions[i] != labels[i]).sum()) for i in (chosen, slice(None)))
-    image.axes.set_title(
-        f"test predictions: {shown} mistakes shown in red ({wrong} of {len(labels)} in all)"
-    )
+    image.axes.set_title(title, **({} if title_size is None else {"fontsize": title_size}))
     save(figure, path)
 
 
