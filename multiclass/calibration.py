@@ -9,7 +9,6 @@ logits by one T > 0 that minimises the validation split's negative log-likelihoo
 prediction changes, only how sure the probabilities are."""
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,33 +86,18 @@ def negative_log_likelihood(head: Head, logits: torch.Tensor, labels: torch.Tens
 def fit_temperature(outputs: torch.Tensor, labels: torch.Tensor, head: Head) -> float:
     """The temperature T > 0 whose tempered outputs (Head.tempered) give `labels` the least
     negative log-likelihood, from the model's untempered `outputs` (N, head width) on a split
-    it was not trained on. The NLL is convex in 1/T, so unimodal in log T: a golden-section
-    search over LOG_T_RANGE finds its minimum, in float64 on the CPU, the same every time
-    for the same outputs (a rerun's temperature is bit-identical)."""
+    it was not trained on. The NLL is convex in 1/T, so unimodal in log T: SciPy's bounded
+    scalar minimiser (Brent's method) over LOG_T_RANGE finds its minimum, in float64 on the
+    CPU, the same every time for the same outputs (a rerun's temperature is bit-identical)."""
+    from scipy.optimize import minimize_scalar  # only for a run that calibrates
+
     logits = head.logits(outputs.detach().cpu().float()).double()
     labels = labels.detach().cpu()
 
     def loss(log_t: float) -> float:
         return negative_log_likelihood(head, logits / math.exp(log_t), labels)
 
-    return math.exp(golden_section(loss, *LOG_T_RANGE, LOG_T_TOLERANCE))
-
-
-def golden_section(
-    function: Callable[[float], float], low: float, high: float, tolerance: float
-) -> float:
-    """The minimum of a unimodal `function` on [low, high], to within `tolerance`."""
-    ratio = (math.sqrt(5) - 1) / 2
-    a, b = low, high
-    c, d = b - ratio * (b - a), a + ratio * (b - a)
-    fc, fd = function(c), function(d)
-    while b - a > tolerance:
-        if fc <= fd:
-            b, d, fd = d, c, fc
-            c = b - ratio * (b - a)
-            fc = function(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + ratio * (b - a)
-            fd = function(d)
-    return (a + b) / 2
+    found = minimize_scalar(
+        loss, bounds=LOG_T_RANGE, method="bounded", options={"xatol": LOG_T_TOLERANCE}
+    )
+    return math.exp(found.x)
