@@ -13,7 +13,7 @@ EXTRAS ?= dev,parallel,cluster,search,parquet,tensorboard,mlflow,timm,bench,brow
 # root where there is apt; elsewhere that test skips, in one line, and make goes on.
 BROWSER := $(VENV)/.browser
 
-.PHONY: run test lint reproduce bench gpu-check wheel docs-check
+.PHONY: run test test-cluster lint reproduce bench gpu-check wheel docs-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,7 +39,10 @@ TEST_WORKERS ?= logical --maxprocesses 4
 test: $(STAMP) $(BROWSER)  ## lint (imports: layers, no cycles), then the whole test suite, on every core
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not cluster"
+
+test-cluster: $(STAMP)  ## the tests on a real one-node Slurm (slurm-local, as root): minutes; CI runs them
+	$(BIN)/python -m pytest -p no:xdist -m cluster
 
 reproduce: $(STAMP)  ## rerun every seed experiment whose data is in DATA_ROOT (3 seeds each)
 	$(BIN)/multiclass-reproduce --data-root $(DATA_ROOT)

@@ -338,6 +338,25 @@ class DeviceSettings:
 
 
 @dataclass
+class SweepSettings:
+    """How a sweep (-m) treats jobs that end early: read by the launcher and by each job."""
+
+    retries: int = setting(
+        0,
+        "start a job that was killed or interrupted for a reason not its own (SIGKILL, node"
+        " failure, preemption) again from its last.pt, up to this many times",
+        low=0,
+        resumable=True,
+    )
+    fail_fast: bool = setting(
+        False,
+        "the first job that fails on its config or data stops the sweep: no new jobs start,"
+        " running ones end as interrupted",
+        resumable=True,
+    )
+
+
+@dataclass
 class RunSettings:
     """The top level of a run's config: the groups' options come beside these."""
 
@@ -362,6 +381,7 @@ class RunSettings:
     )
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
     finetune: Finetuning = field(default_factory=Finetuning)
+    sweep: SweepSettings = field(default_factory=SweepSettings)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ RESUMABLE = {
     "trainer.early_stopping.patience",
     "logger",
     "device.processes",
+    "sweep.retries",
+    "sweep.fail_fast",
 }
 
 

@@ -35,10 +35,13 @@ JOB += ["trainer.batch_size=8", "callbacks=minimal"]
 DDP = ["dataset=digits", "dataset.limit=80", "optimizer=sgd", "optimizer.lr=0.1"]
 DDP += ["trainer.epochs=3", "trainer.batch_size=71", "callbacks=minimal", *QUIET]
 
-pytestmark = pytest.mark.skipif(
-    find_spec("hydra_plugins.hydra_submitit_launcher") is None,
-    reason="needs the [cluster] extra (hydra-submitit-launcher)",
-)
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.skipif(
+        find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+        reason="needs the [cluster] extra (hydra-submitit-launcher)",
+    ),
+]
 
 
 def answers(conf: Path | None) -> bool:

@@ -41,6 +41,7 @@ MINIMIZED = ("loss", "error", "time_s")  # objectives whose best is the lowest
 NOT_THE_EXPERIMENT = (
     "hydra",
     "resume",
+    "sweep",
     "reproduces",
     "plots",
     "logger",
