@@ -45,6 +45,19 @@ class TrainingInterrupted(Exception):
         self.signum = signum
 
 
+class TrialPruned(Exception):
+    """A search's pruner stopped this trial after `epoch`, at the epoch's safe point (its
+    record whole): its `monitor` figure fell behind the study's other trials'. Not a failure:
+    the run ends as `pruned`."""
+
+    def __init__(self, epoch: int, monitor: str, value: float, pruner: str) -> None:
+        super().__init__(
+            f"pruned after epoch {epoch}: {monitor} {value:.4f} fell behind the other trials"
+            f" (hydra.sweeper.pruner={pruner})"
+        )
+        self.epoch = epoch
+
+
 class PeerLost(RuntimeError):
     """A collective of a data parallel run failed: another process of the run is gone (it
     failed, was killed, or ended first). Known by where it arose, a collective of the run,
@@ -95,7 +108,7 @@ def failures_named(where: str | Callable[[BaseException], str]) -> Iterator[None
     try:
         yield
     except Exception as error:
-        if says_where(error) or full_tracebacks():
+        if says_where(error) or full_tracebacks() or isinstance(error, TrialPruned):
             raise
         text = where if isinstance(where, str) else where(error)
         raise FailedIn(f"{text}: {one_line(built_by_hydra(error))}") from error

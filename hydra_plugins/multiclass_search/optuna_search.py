@@ -26,6 +26,11 @@ class OptunaSearchConf:
     n_trials: int = 20  # trials the study should have in all, counting earlier commands'
     n_jobs: int = 1  # trials handed to the launcher at a time
     sampler: Any = None  # a `_target_` node, e.g. optuna.samplers.TPESampler; null: optuna's
+    # Stops trials that fall behind, from each epoch's trainer.monitor figure: median,
+    # hyperband or none; needs `storage`, through which the jobs report their epochs.
+    pruner: str = "none"
+    # The pruner's arguments, e.g. {n_startup_trials: 2, n_warmup_steps: 1} for median.
+    pruner_options: Any = None
     params: dict[str, str] = field(default_factory=dict)
 
 

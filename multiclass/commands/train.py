@@ -46,6 +46,7 @@ def train(cfg: DictConfig) -> float | None:
     search records it as a failed trial)."""
     from multiclass.lifecycle import distributed  # torch: not for --help, --cfg or bad input
     from multiclass.lifecycle.run import execute
+    from multiclass.sweeps.pruning import trial_pruning  # a search trial's epochs reported
 
     logging.raiseExceptions = False  # a train.log on a full disk: the one line, no tracebacks
     job = Job.of_hydra()
@@ -53,7 +54,8 @@ def train(cfg: DictConfig) -> float | None:
     processes = job.processes(cfg)
     if processes > 1 and "WORLD_SIZE" not in os.environ:  # this process only starts those
         sys.exit(job.launch_processes(processes))  # that train the run, and waits for them
-    outcome = execute(cfg, job.run_dir, job.overrides)
+    pruning = trial_pruning(HydraConfig.get(), distributed.Processes.current().size)
+    outcome = execute(cfg, job.run_dir, job.overrides, pruning)
     tasks.leave(outcome.summary)
     return job.ended(outcome)
 
@@ -121,6 +123,9 @@ def main() -> None:
     environment) first joins the others of its run, which agree on one run directory: Hydra
     reads it from the command line, so it is appended there."""
     openmp.set_wait_policy()  # before torch loads OpenMP, which reads it once
+    from multiclass.sweeps.pruning import check_pruner_has_search
+
+    exit_on_error(check_pruner_has_search, sys.argv[1:])  # one line, not Hydra's several
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
         train()
         return
@@ -156,7 +161,7 @@ class SweepReport(Callback):
         report = report_sweep([sweep_dir], sweep_dir, plots=config.get("plots", True))
         if report is None:  # no job wrote under the sweep dir: nothing to show for the sweep
             sys.exit(1)
-        unfinished = [r for r in report.records if r.status != "completed"]
+        unfinished = [r for r in report.records if r.status not in ("completed", "pruned")]
         if unfinished and self.fail_on_unfinished:
             names = ", ".join(f"{r.path.relative_to(sweep_dir)} ({r.status})" for r in unfinished)
             log.error("error: %d job(s) did not complete: %s", len(unfinished), names)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from multiclass.callbacks import Callbacks, RunState, build_callbacks
+from multiclass.callbacks import Callback, Callbacks, RunState, build_callbacks
 from multiclass.callbacks.training import step_callbacks
 from multiclass.config import trainer_settings
 from multiclass.engine import (
@@ -32,6 +32,7 @@ from multiclass.errors import (
     PeerLost,
     TrainingDiverged,
     TrainingInterrupted,
+    TrialPruned,
     UserError,
     full_tracebacks,
     is_user_error,
@@ -60,11 +61,18 @@ from multiclass.validation import check_config
 log = logging.getLogger("multiclass")
 
 
-def execute(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Outcome:
+def execute(
+    cfg: DictConfig,
+    run_dir: Path,
+    overrides: Sequence[str] = (),
+    callbacks: Sequence[Callback] = (),
+) -> Outcome:
     """Run `cfg` into `run_dir` and always leave a summary.json that says how it ended. With
     `resume` set, continue what `run_dir` holds (`overrides`: the command line's, which may
-    change only how long it trains), or leave a completed run as it is."""
-    return Run(cfg, run_dir, overrides).execute()
+    change only how long it trains), or leave a completed run as it is. `callbacks`: those
+    the command adds to the config's, which its config.yaml does not name (a search trial's
+    pruning)."""
+    return Run(cfg, run_dir, overrides, callbacks).execute()
 
 
 class Run:
@@ -76,8 +84,15 @@ class Run:
     `stop` (a signal that asked it to stop, which training takes at its next safe point), and
     `state`, what its callbacks see."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        cfg: DictConfig,
+        run_dir: Path,
+        overrides: Sequence[str] = (),
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
         self.cfg, self.run_dir, self.overrides = cfg, run_dir, overrides
+        self.added = list(callbacks)
         self.processes = Processes.current()
         self.leader = self.processes.leader
         self.resuming = bool(cfg.get("resume")) and (run_dir / "config.yaml").exists()
@@ -133,6 +148,9 @@ class Run:
             signum = getattr(interrupt, "signum", signal.SIGINT)
             how = "by the user" if signum == signal.SIGINT else f"by {signal.Signals(signum).name}"
             status, error = "interrupted", f"interrupted {how}"
+        except TrialPruned as pruned:  # not a failure: the search tells its study so
+            status = "pruned"
+            log.info("%s", pruned)
         except Exception as failure:
             status, error = "failed", one_line(failure)
             if isinstance(raised(failure), PeerLost):  # another process of the run ended first
@@ -150,7 +168,7 @@ class Run:
         """What the callbacks see of the run, with the callbacks its config lists and those
         its step options ask for (on a rank > 0: those every rank needs)."""
         settings = trainer_settings(self.cfg)
-        callbacks = Callbacks(build_callbacks(self.cfg) + step_callbacks(settings))
+        callbacks = Callbacks(build_callbacks(self.cfg) + step_callbacks(settings) + self.added)
         if not self.leader:
             settings, callbacks = replace(settings, progress=False), callbacks.every_rank()
         return RunState(self.cfg, self.run_dir, settings, self.summary, callbacks)

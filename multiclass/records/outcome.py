@@ -12,7 +12,14 @@ from multiclass.records.artifacts import write_json
 
 log = logging.getLogger("multiclass")
 
-EXIT_CODES = {"completed": 0, "failed": 1, "diverged": 2, "interrupted": 128 + signal.SIGINT}
+# `pruned`: a search's pruner stopped the trial; its record is whole, and it is not a failure.
+EXIT_CODES = {
+    "completed": 0,
+    "pruned": 0,
+    "failed": 1,
+    "diverged": 2,
+    "interrupted": 128 + signal.SIGINT,
+}
 
 # summary.json's fields in the order a reader wants them; null until the run gets that far.
 SUMMARY_FIELDS = (

@@ -6,7 +6,9 @@ The study lives in `storage` and `n_trials` is the number of trials it should ha
 the same command again continues it. One command drives a study at a time: a trial that an
 earlier command left running was cut short (the command was killed), so it is marked failed and
 does not count toward `n_trials`. A trial whose job gives no finite objective is failed and the
-search goes on.
+search goes on. With a pruner (`pruner`, sweeps.pruning), each job reports its epochs to its
+trial through `storage`, and a job the pruner stopped is told back as pruned: it counts toward
+`n_trials`, as optuna counts it.
 """
 
 import logging
@@ -32,12 +34,15 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 from optuna.trial import Trial, TrialState
 from sqlalchemy.engine import make_url
 
 from multiclass.config import MONITORS
 from multiclass.errors import UserError
+from multiclass.records.artifacts import read_json
+from multiclass.sweeps.pruning import make_pruner
 
 log = logging.getLogger(__name__)
 
@@ -134,13 +139,16 @@ def check_direction(direction: str, config: DictConfig, space: SearchSpace) -> N
         )
 
 
-def open_study(name: str, storage: str | None, direction: str) -> optuna.Study:
+def open_study(
+    name: str, storage: str | None, direction: str, pruner: BasePruner | None = None
+) -> optuna.Study:
     """The study in `storage`, created on first use; one created to optimize the other way
-    is refused (optuna would silently keep its direction)."""
+    is refused (optuna would silently keep its direction). `pruner`: the study's, so that a
+    sampler that knows it (hyperband's brackets) samples with it."""
     if storage is not None:
         make_sqlite_folder(storage)
     study = optuna.create_study(
-        study_name=name, storage=storage, direction=direction, load_if_exists=True
+        study_name=name, storage=storage, direction=direction, load_if_exists=True, pruner=pruner
     )
     if study.direction.name.lower() != direction:
         raise SearchError(
@@ -165,6 +173,17 @@ def make_sampler(config: DictConfig | None, offset: int) -> BaseSampler | None:
         return None
     seed = config.get("seed")
     return instantiate(config, **({} if seed is None else {"seed": seed + offset}))
+
+
+def to_plain(options: DictConfig | dict | None) -> dict[str, Any]:
+    """hydra.sweeper.pruner_options as plain values (Hydra hands the sweeper a DictConfig)."""
+    if options is None:
+        return {}
+    if not OmegaConf.is_dict(options):
+        if isinstance(options, dict):
+            return options
+        raise SearchError(f"hydra.sweeper.pruner_options must be a mapping, got {options!r}")
+    return OmegaConf.to_container(options, resolve=True)
 
 
 def abandon(study: optuna.Study, numbers: Sequence[int]) -> None:
@@ -201,9 +220,27 @@ def objective(job: JobReturn) -> float:
     return number
 
 
+def pruned_after(job: JobReturn) -> int | None:
+    """The epoch after which the pruner stopped the job, from its summary.json; None for a
+    job it did not stop (or one that left no summary: killed, or run where it cannot be read)."""
+    hydra = getattr(job.hydra_cfg, "hydra", None) if job.hydra_cfg is not None else None
+    if hydra is None:
+        return None
+    summary = read_json(Path(hydra.runtime.output_dir) / "summary.json") or {}
+    return summary.get("epochs") if summary.get("status") == "pruned" else None
+
+
 def tell(study: optuna.Study, trial: Trial, job: JobReturn) -> None:
     """Record a trial's job and log one line for it; a job without an objective fails the
-    trial, never the search."""
+    trial, never the search; one its pruner stopped is pruned (optuna keeps its last reported
+    figure as its value)."""
+    epoch = pruned_after(job)
+    if epoch is not None:
+        study.tell(trial, state=TrialState.PRUNED)
+        log.info(
+            "trial %d pruned after epoch %s  (%s)", trial.number, epoch, describe(trial.params)
+        )
+        return
     try:
         value = objective(job)
     except TrialFailed as failure:
@@ -264,6 +301,8 @@ class OptunaSearch(Sweeper):
         n_jobs: int,
         sampler: DictConfig | None,
         params: DictConfig | None,
+        pruner: str = "none",
+        pruner_options: DictConfig | None = None,
     ) -> None:
         if direction not in DIRECTIONS:
             raise SearchError(
@@ -277,6 +316,12 @@ class OptunaSearch(Sweeper):
         self.n_trials, self.n_jobs = n_trials, n_jobs
         self.sampler = sampler
         self.params = [f"{key}={value}" for key, value in (params or {}).items()]
+        self.pruner = make_pruner(pruner, to_plain(pruner_options))
+        if self.pruner is not None and storage is None:
+            raise SearchError(
+                f"hydra.sweeper.pruner={pruner} needs hydra.sweeper.storage: the jobs report"
+                " their epochs to the study through it (e.g. sqlite:///outputs/search/study.db)"
+            )
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -307,7 +352,7 @@ class OptunaSearch(Sweeper):
 
     def start(self) -> optuna.Study:
         """Open the study, fail what a killed command left running, and say what is to do."""
-        study = open_study(self.study_name, self.storage, self.direction)
+        study = open_study(self.study_name, self.storage, self.direction, self.pruner)
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if running:
             log.warning(
