@@ -6,8 +6,8 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, NoReturn, Protocol
 
 import torch
 from torch import nn
@@ -65,6 +65,16 @@ class Shard:
             with peers_needed():
                 torch.distributed.all_reduce(value)
         return value
+
+    def gathered(self, value: torch.Tensor) -> torch.Tensor:
+        """A one-value tensor of every process, as a (size,) tensor on the CPU, by rank: the
+        sums of an epoch a stop interrupted, which each process continues from its own."""
+        if self.size == 1:
+            return value.detach().reshape(1).cpu()
+        values = [torch.empty_like(value) for _ in range(self.size)]
+        with peers_needed():
+            torch.distributed.all_gather(values, value)
+        return torch.stack(values).cpu()
 
     def average_gradients(
         self, state: object, bucket: torch.distributed.GradBucket
@@ -183,7 +193,8 @@ class Listener(Protocol):
     asks whether to stop, after each optimizer step. Events, with their arguments:
     on_epoch_start(epoch), on_train_batch_start(batch), on_before_backward(loss),
     on_after_backward, on_before_optimizer_step, on_after_optimizer_step,
-    on_train_batch_end(batch, loss), on_validation_start, on_validation_end(evaluation)."""
+    on_train_batch_end(batch, loss), on_validation_start, on_validation_end(evaluation),
+    on_train_interrupted (a signal stops training at a safe point: last.pt's moment)."""
 
     def fire(self, event: str, *args: Any) -> None: ...
 
@@ -225,16 +236,55 @@ class EpochMetrics:
     epoch_seconds: float
 
 
+@dataclass(frozen=True)
+class EpochInProgress:
+    """An epoch that a signal stopped after an optimizer step, as last.pt keeps it, so that a
+    resume trains the rest of it as if it had never stopped: its sample order, how many of
+    its batches were trained, each process's loss and correct sums over its samples so far
+    ((processes,) tensors on the CPU), the lr of its last step and its seconds of training.
+    The `order` generator's state at the stop, which draws the rest's augmentation seeds, is
+    last.pt's own, with every weight and random state."""
+
+    permutation: torch.Tensor
+    batches: int
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    lr: float
+    epoch: int = 0  # set by `fit`, which knows it
+    seconds: float = 0.0
+
+    def sums(self, shard: Shard, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """This process's sums to go on from; a resume in another number of processes than
+        saved them (device.processes) starts their totals on rank 0."""
+        if len(self.loss_sum) == shard.size:
+            loss_sum, correct = self.loss_sum[shard.rank], self.correct[shard.rank]
+        elif shard.rank == 0:
+            loss_sum, correct = self.loss_sum.sum(), self.correct.sum()
+        else:
+            loss_sum, correct = self.loss_sum[0] * 0, self.correct[0] * 0
+        return loss_sum.clone().to(device), correct.clone().to(device)
+
+
+class EpochStopped(TrainingInterrupted):
+    """A signal stopped `train_epoch` after an optimizer step: the epoch as far as it went."""
+
+    def __init__(self, signum: int, partial: EpochInProgress) -> None:
+        super().__init__(signum)
+        self.partial = partial
+
+
 @dataclass
 class Progress:
-    """Where training stands after `epoch` epochs: what last.pt saves and a resume restores,
-    so that a resumed run draws the same batches and ends with the same weights."""
+    """Where training stands after `epoch` epochs, and as far as a stop left the next
+    (`partial`): what last.pt saves and a resume restores, so that a resumed run draws the
+    same batches and ends with the same weights."""
 
     order: torch.Generator  # the batch order; its state moves on with every epoch
     history: list[EpochMetrics] = field(default_factory=list)
     best_epoch: int | None = None
     stopped_early: bool = False
     monitor: str = "val_acc"  # the row's figure that makes an epoch the best (MONITORS)
+    partial: EpochInProgress | None = None  # epoch + 1 as far as a stop left it
 
     @property
     def epoch(self) -> int:
@@ -303,24 +353,33 @@ def fit(
     `on_epoch_end` the row and whether it is the best; stops early when that sets
     `progress.stopped_early`, with TrainingDiverged when the loss is no longer finite or
     passes `divergence_bound`, and with TrainingInterrupted after the optimizer step or the
-    epoch's record at which the listener asks it to stop."""
+    epoch's record at which the listener asks it to stop (telling it on_train_interrupted
+    first; stopped mid-epoch, with the epoch as far as it went in `progress.partial`). A
+    `progress.partial` to begin with is trained on from where it stopped."""
     train = Examples.of(splits.train, task.head, splits.sampler)
     val = None if splits.val is None else Examples.of(splits.val, task.head)
     bound = divergence_bound(task.criterion, task.head, train.targets, settings.divergence_factor)
     steps = batches_per_epoch(len(train), settings)
+    done = 0 if progress.partial is None else progress.partial.batches
     bar = tqdm(
-        total=max(0, settings.epochs - progress.epoch) * steps,
+        total=max(0, (settings.epochs - progress.epoch) * steps - done),
         unit="step",
         desc="train",
         disable=None if settings.progress else True,
     )
     with bar, logging_redirect_tqdm():
         for epoch in range(progress.epoch + 1, settings.epochs + 1):
-            started = time.perf_counter()
-            listener.fire("on_epoch_start", epoch)
-            train_loss, train_acc, lr = train_epoch(
-                task, train, settings, progress.order, bar.update, listener
-            )
+            listener.fire("on_epoch_start", epoch)  # progress.partial: a resumed epoch's start
+            resumed, progress.partial = progress.partial, None
+            started = time.perf_counter() - (0.0 if resumed is None else resumed.seconds)
+            try:
+                train_loss, train_acc, lr = train_epoch(
+                    task, train, settings, progress.order, bar.update, listener, resumed
+                )
+            except EpochStopped as stopped:
+                seconds = time.perf_counter() - started
+                progress.partial = replace(stopped.partial, epoch=epoch, seconds=seconds)
+                interrupted(listener, stopped.signum)
             task.step_schedule("epoch")
             trained = time.perf_counter()
             checked = None if val is None else validate(task, val, settings, listener)
@@ -346,7 +405,9 @@ def fit(
                 raise TrainingDiverged(epoch, train_loss, bound)
             if progress.stopped_early:
                 break
-            stop_if_asked(listener)
+            signum = listener.stop_requested()
+            if signum is not None:
+                interrupted(listener, signum)
 
 
 def stop_if_asked(listener: Listener) -> None:
@@ -354,6 +415,12 @@ def stop_if_asked(listener: Listener) -> None:
     signum = listener.stop_requested()
     if signum is not None:
         raise TrainingInterrupted(signum)
+
+
+def interrupted(listener: Listener, signum: int) -> NoReturn:
+    """A stop during training: the listener is told (last.pt is written), then it ends."""
+    listener.fire("on_train_interrupted")
+    raise TrainingInterrupted(signum)
 
 
 def validate(
@@ -418,6 +485,7 @@ def train_epoch(
     order: torch.Generator,
     advance: Callable[[], object],
     listener: Listener,
+    resumed: EpochInProgress | None = None,
 ) -> tuple[float, float, float]:
     """One pass over a seeded order (a permutation, or dataset.sampler=balanced's draws of as
     many samples: datasets.balance); returns mean loss and accuracy over the samples seen
@@ -425,26 +493,38 @@ def train_epoch(
     images it takes a tenth of the time of `x[batch]`. An
     augmented batch's seed is drawn from `order` too, so that last.pt's state resumes it. With
     trainer.accumulate_grad_batches=k, each k batches (and those left at the end) make one
-    optimizer step on the gradient of their mean loss."""
+    optimizer step on the gradient of their mean loss.
+
+    The listener is asked after each optimizer step whether to stop: EpochStopped, with the
+    epoch as far as it went, which `resumed` then continues (`order` as it was at the stop)."""
     task.model.train()
     for module in task.frozen:
         module.eval()
-    device = data.labels.device
-    permutation = epoch_order(data.labels, data.sampler, order).to(device)
+    device, shard = data.labels.device, task.shard
+    if resumed is None:
+        permutation = epoch_order(data.labels, data.sampler, order).to(device)
+        start, lr = 0, task.optimizer.param_groups[0]["lr"]
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+    else:
+        permutation = resumed.permutation.to(device)
+        start, lr = resumed.batches, resumed.lr
+        loss_sum, correct = resumed.sums(shard, device)
     seen = samples_per_epoch(len(data), settings)
     batches = [
-        permutation[start : start + settings.batch_size]
-        for start in range(0, seen, settings.batch_size)
+        permutation[offset : offset + settings.batch_size]
+        for offset in range(0, seen, settings.batch_size)
     ]
-    groups = step_groups(batches, settings.accumulate_grad_batches)
-    shard = task.shard
+    groups = step_groups(batches, settings.accumulate_grad_batches)[start:]
+    batches = batches[start:]
     # An augmented batch is augmented whole, then shared: the same samples as in one process.
     read = batches if task.augment is not None else [shard.part(batch) for batch in batches]
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    lr = task.optimizer.param_groups[0]["lr"]
-    for batch, inputs, (first, final, whole) in zip(
-        batches, training_batches(data.x, read, device), groups, strict=True
+    for done, batch, inputs, (first, final, whole) in zip(
+        range(start + 1, start + len(batches) + 1),
+        batches,
+        training_batches(data.x, read, device),
+        groups,
+        strict=True,
     ):
         listener.fire("on_train_batch_start", batch)
         if task.augment is not None:
@@ -468,8 +548,9 @@ def train_epoch(
         correct += (task.head.predict(outputs.detach()) == data.labels.index_select(0, mine)).sum()
         listener.fire("on_train_batch_end", batch, loss)
         advance()
-        if final:
-            stop_if_asked(listener)
+        if final and (signum := listener.stop_requested()) is not None:
+            gathered = shard.gathered(loss_sum), shard.gathered(correct)
+            raise EpochStopped(signum, EpochInProgress(permutation.cpu(), done, *gathered, lr))
     loss_sum, correct = shard.total(loss_sum), shard.total(correct)
     return loss_sum.item() / seen, correct.item() / seen, lr
 

@@ -318,7 +318,8 @@ def test_a_signal_as_an_epoch_is_recorded_ends_the_run_once_its_record_is_whole(
     assert stopped.status == "interrupted"
     assert [m for m in caplog.messages if m.startswith("epoch ")][-1].startswith("epoch 2/4")
     assert stopped.summary["epochs"] == 2
-    assert torch.load(run_dir / "last.pt", weights_only=True)["epoch"] == 2
+    saved = torch.load(run_dir / "last.pt", weights_only=True)
+    assert (saved["epoch"], saved["in_progress"]) == (2, None)  # no epoch begun
     assert len(metrics_without_times(run_dir)) == 2
     resumed = resume(run_dir).summary  # its saved config signals at epoch 2: done by then
     assert (resumed["status"], resumed["resumed_at"]) == ("completed", [2])
@@ -363,3 +364,108 @@ def test_a_fine_tuned_run_resumes_without_its_weights_file(train, tmp_path, stop
     outcome = resume(run_dir, *longer)
     assert (outcome.status, outcome.summary["resumed_at"]) == ("completed", [2])
     assert outcome.summary["weights_sha256"] == straight.summary["weights_sha256"]
+
+
+class SignalAtBatch(Callback):
+    """Sends its own process SIGTERM after each (epoch, batch) of `at`, the batch counted from
+    the epoch's start (a resumed epoch's too), as a time limit's warning would land; the run
+    stops at the next optimizer step."""
+
+    def __init__(self, at: list) -> None:
+        self.at = [tuple(point) for point in at]
+
+    def on_epoch_start(self, run, epoch) -> None:
+        partial = run.progress.partial
+        self.epoch, self.batch = epoch, 0 if partial is None else partial.batches
+
+    def on_train_batch_end(self, run, batch, loss) -> None:
+        self.batch += 1
+        if (self.epoch, self.batch) in self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+# 270 training samples in 17 batches of 16 an epoch (the last of 14).
+MID = ["dataset.limit=300", "trainer.batch_size=16", "trainer.epochs=3", "model.dropout=0.2"]
+
+
+def signal_at(*points: tuple[int, int]) -> list[str]:
+    at = ",".join(f"[{epoch},{batch}]" for epoch, batch in points)
+    return [f"+callbacks.signal._target_={__name__}.SignalAtBatch", f"+callbacks.signal.at=[{at}]"]
+
+
+@pytest.mark.parametrize(
+    ("options", "stops", "saved_at"),
+    [
+        ([], [(2, 5)], [5]),
+        (["trainer.accumulate_grad_batches=3"], [(2, 5)], [6]),  # at the group's step
+        (["scheduler=onecycle", "augment=flip_crop"], [(2, 5), (2, 11)], [5, 11]),
+        (["dataset.sampler=balanced", "trainer.ema=0.9"], [(3, 1)], [1]),
+        (["trainer.checkpoint_every_s=3600", "scheduler=onecycle"], [(2, 17)], [17]),  # last step
+    ],
+    ids=["plain", "accumulated", "onecycle-augmented-twice", "balanced-ema", "last-step"],
+)
+def test_a_run_stopped_mid_epoch_resumes_at_that_step_to_the_uninterrupted_weights(
+    train, tmp_path, caplog, options, stops, saved_at
+):
+    straight = train(*MID, *options, run_dir=tmp_path / "straight")
+    run_dir = tmp_path / "run"
+    with caplog.at_level(logging.INFO, logger="multiclass"):
+        first = train(*MID, *options, *signal_at(*stops), run_dir=run_dir)
+        assert first.status == "interrupted"
+        for batch in saved_at:
+            epoch = stops[0][0]
+            saved = torch.load(run_dir / "last.pt", weights_only=True)
+            assert (saved["epoch"], saved["in_progress"]["batches"]) == (epoch - 1, batch)
+            assert len(metrics_without_times(run_dir)) == epoch - 1
+            assert f"saved {run_dir / 'last.pt'} at batch {batch}/17 of epoch {epoch}" in (
+                caplog.text
+            )
+            outcome = resume(run_dir)
+            assert f"resuming after batch {batch} of epoch {epoch} from" in caplog.text
+            assert outcome.summary["resumed_at"] == [epoch - 1]
+    assert outcome.status == "completed"
+    assert outcome.summary["weights_sha256"] == straight.summary["weights_sha256"]
+    assert metrics_without_times(run_dir) == metrics_without_times(tmp_path / "straight")
+    assert torch.load(run_dir / "last.pt", weights_only=True)["in_progress"] is None
+
+
+def test_a_stop_after_an_epoch_saves_it_when_checkpoint_every_s_had_not(train, tmp_path, caplog):
+    signal_at = [
+        f"+callbacks.signal._target_={__name__}.SignalAtEpoch",
+        "+callbacks.signal.epoch=2",
+    ]
+    sent = f"+callbacks.signal.signum={int(signal.SIGTERM)}"
+    run_dir, rarely = tmp_path / "run", "trainer.checkpoint_every_s=3600"
+    with caplog.at_level(logging.INFO, logger="multiclass"):
+        stopped = train(
+            "dataset=blobs", "trainer.epochs=4", rarely, *signal_at, sent, run_dir=run_dir
+        )
+    assert stopped.status == "interrupted"
+    assert f"saved {run_dir / 'last.pt'} after epoch 2" in caplog.text
+    saved = torch.load(run_dir / "last.pt", weights_only=True)
+    assert (saved["epoch"], saved["in_progress"]) == (2, None)
+
+
+@pytest.mark.parametrize(
+    ("damage", "error"),
+    [
+        ({"permutation": torch.arange(100)}, "its epoch in progress draws from 100 samples, not"),
+        ({"epoch": 3}, "its epoch in progress is epoch 3, not the one after the 1 completed"),
+        ({"extra": 1}, "its epoch in progress TypeError: EpochInProgress.__init__() got an"),
+    ],
+    ids=["other-data", "other-epoch", "damaged"],
+)
+def test_an_epoch_in_progress_that_does_not_fit_is_one_line_and_changes_nothing(
+    train, tmp_path, damage, error
+):
+    run_dir = tmp_path / "run"
+    assert train(*MID, *signal_at((2, 5)), run_dir=run_dir).status == "interrupted"
+    saved = torch.load(run_dir / "last.pt", weights_only=True)
+    saved["in_progress"].update(damage)
+    torch.save(saved, run_dir / "last.pt")
+    before = files_of(run_dir)
+    outcome = resume(run_dir)
+    assert outcome.status == "failed"
+    assert outcome.summary["error"].startswith(f"cannot resume from {run_dir / 'last.pt'}: {error}")
+    assert "\n" not in outcome.summary["error"]
+    assert files_of(run_dir) == before

@@ -6,7 +6,8 @@ and layer statistics, and a user's own class joins the list from their `--config
 Events, in the order a run fires them (each gets the run's `RunState` first):
 - `on_run_start`: config.yaml written, nothing built yet;
 - `on_fit_start`: data, model and optimizer built, `progress` restored on a resume;
-- `on_epoch_start(epoch)`;
+- `on_epoch_start(epoch)`: in an epoch a resume goes on with, `run.progress.partial` says how
+  far it had gone (its `batches`);
 - `on_train_batch_start(batch)`: `batch`, the indices of the batch's samples;
 - `on_before_backward(loss)`, `on_after_backward`: around a batch's backward pass;
 - `on_before_optimizer_step`: the step's gradients are final (unscaled under fp16): where
@@ -18,6 +19,9 @@ Events, in the order a run fires them (each gets the run's `RunState` first):
   (val_acc by default) is the best yet;
   setting `run.progress.stopped_early` ends training after this epoch;
 - `on_layer_stats(epoch, rows)`: the layer statistics of an epoch were measured;
+- `on_train_interrupted`: a signal stops training at a safe point (after an optimizer step,
+  the epoch as far as it went in `run.progress.partial`; or after an epoch's record), before
+  the run records how it ended: where the checkpoints write last.pt;
 - `on_fit_end`: training ended (not on a failure or an interruption);
 - `on_test_start`, `on_test_end(tested)`: the test figures are in the summary and model.pt is
   saved;
@@ -115,6 +119,9 @@ class Callback:
         pass
 
     def on_layer_stats(self, run: RunState, epoch: int, rows: list) -> None:
+        pass
+
+    def on_train_interrupted(self, run: RunState) -> None:
         pass
 
     def on_fit_end(self, run: RunState) -> None:

@@ -1,7 +1,8 @@
 """last.pt: what a killed run needs to go on as if it had never stopped (model, optimizer, lr
 scheduler, loss scaler, the weights' moving average, every random generator, the batch order
 and the progress so far), written whole after every epoch and read back with
-`weights_only=True`."""
+`weights_only=True`. A run a signal stops mid-epoch writes it at that step, with the epoch as
+far as it went (`in_progress`: engine.EpochInProgress), which a resume trains on from there."""
 
 import dataclasses
 import io
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from multiclass.engine import EpochMetrics, Progress, Task
+from multiclass.engine import EpochInProgress, EpochMetrics, Progress, Task
 from multiclass.errors import UserError
 from multiclass.records.artifacts import read_csv_rows, shown_path, write_atomic
 
@@ -33,17 +34,22 @@ def save_last(path: Path, model: nn.Module, task: Task, progress: Progress) -> N
         "best_epoch": progress.best_epoch,  # its figures are in metrics.csv's rows
         "stopped_early": progress.stopped_early,
         "monitor": progress.monitor,
+        "in_progress": None if progress.partial is None else dataclasses.asdict(progress.partial),
     }
     buffer = io.BytesIO()
     torch.save(content, buffer)
     write_atomic(path, buffer.getvalue())
 
 
-def restore(path: Path, model: nn.Module, task: Task, monitor: str = "val_acc") -> Progress:
+def restore(
+    path: Path, model: nn.Module, task: Task, monitor: str = "val_acc", samples: int | None = None
+) -> Progress:
     """Load last.pt into `model`, the optimizer and the scheduler of `task`, reset every
     generator; the progress saved, with the epochs' rows from metrics.csv (written before
     last.pt, so it has them all). `monitor`: the config's trainer.monitor, which must be the
-    one last.pt's best epoch was chosen by (a last.pt from before trainer.monitor: val_acc)."""
+    one last.pt's best epoch was chosen by (a last.pt from before trainer.monitor: val_acc).
+    `samples`: the training split's size, which an epoch in progress must have been drawn
+    from."""
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated, overwritten, or not a checkpoint at all
@@ -70,6 +76,7 @@ def restore(path: Path, model: nn.Module, task: Task, monitor: str = "val_acc") 
             f"cannot resume from {shown_path(path)}: its best epoch was chosen by"
             f" {saved_monitor}, not by trainer.monitor={monitor}"
         )
+    partial = epoch_in_progress(path, content, samples)
     set_random_states(content["random"])
     order = torch.Generator()
     order.set_state(content["order"])
@@ -79,7 +86,41 @@ def restore(path: Path, model: nn.Module, task: Task, monitor: str = "val_acc") 
         best_epoch=content["best_epoch"],
         stopped_early=content["stopped_early"],
         monitor=monitor,
+        partial=partial,
     )
+
+
+def epoch_in_progress(
+    path: Path, content: dict[str, Any], samples: int | None
+) -> EpochInProgress | None:
+    """last.pt's epoch in progress (None in one written at an epoch's end, or before there
+    was one), checked against the epochs completed and the training split's size."""
+    saved = content.get("in_progress")
+    if saved is None:
+        return None
+    try:
+        partial = EpochInProgress(**saved)
+        problem = misfit(partial, content["epoch"], samples)
+    except Exception as error:  # not the fields, or not of their types
+        problem = f"{type(error).__name__}: {' '.join(str(error).split())[:120]}"
+    if problem:
+        raise UserError(f"cannot resume from {shown_path(path)}: its epoch in progress {problem}")
+    return partial
+
+
+def misfit(partial: EpochInProgress, completed: int, samples: int | None) -> str | None:
+    """What keeps an epoch in progress from going on after `completed` epochs on `samples`
+    training samples, or None."""
+    order = partial.permutation
+    if partial.epoch != completed + 1:
+        return f"is epoch {partial.epoch}, not the one after the {completed} completed"
+    if order.dim() != 1 or order.dtype != torch.int64 or partial.batches < 1:
+        return "is damaged: no order of samples"
+    if samples is not None and (len(order) != samples or int(order.max()) >= samples):
+        return f"draws from {len(order)} samples, not from this run's {samples}"
+    if partial.loss_sum.dim() != 1 or partial.loss_sum.shape != partial.correct.shape:
+        return "is damaged: no sums of its processes"
+    return None
 
 
 def read_history(path: Path, epochs: int) -> list[EpochMetrics]:
