@@ -202,13 +202,12 @@ class Run:
         last = self.run_dir / LAST
         status = (read_json(self.run_dir / "summary.json") or {}).get("status")  # how it stopped
         if last.exists():
-            progress = restore(last, state.built.model, state.built.task, monitor)
-            self.summary["resumed_at"] = [progress.epoch]
+            built = state.built
+            samples = len(built.splits.train)
+            progress = restore(last, built.model, built.task, monitor, samples)
+            self.summary["resumed_at"] = [progress.epoch]  # the epochs completed
             log.info(
-                "resuming after epoch %d from %s%s",
-                progress.epoch,
-                shown_path(last),
-                killed(status),
+                "resuming %s from %s%s", resumed_where(progress), shown_path(last), killed(status)
             )
         else:
             progress = fresh
@@ -323,6 +322,14 @@ class RunListener:
 
     def stop_requested(self) -> int | None:
         return self.stop.agreed()
+
+
+def resumed_where(progress: Progress) -> str:
+    """Where a resume goes on: after an epoch, or in one that a stop left part-way."""
+    partial = progress.partial
+    if partial is None:
+        return f"after epoch {progress.epoch}"
+    return f"after batch {partial.batches} of epoch {partial.epoch}"
 
 
 def killed(status: str | None) -> str:
