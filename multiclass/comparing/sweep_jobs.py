@@ -29,8 +29,11 @@ FIGURES = (
     "num_params",
     "train_time_s",
     "samples_per_s",
+    "tries",
+    "requeues",
 )
 MONITOR_FIGURES = ("monitor", "best_score")  # left out where every run monitors val_acc
+TRY_FIGURES = ("tries", "requeues")  # left out where every run was started once
 # What multiclass-train returns to a sweeper: best_val_acc under the default trainer.monitor,
 # best_score (the best of the figure monitored) under another; the report ranks by the same.
 DEFAULT_OBJECTIVE = "best_val_acc"
@@ -83,10 +86,14 @@ class SweepReport:
     @cached_property
     def figures(self) -> tuple[str, ...]:
         """The summary's figures a row shows: the monitor's only where some run has another
-        than val_acc, whose best_score would repeat best_val_acc."""
+        than val_acc, whose best_score would repeat best_val_acc; tries and requeues only
+        where some run was started more than once (resumed, requeued, retried)."""
+        left_out = set()
         if all(record.monitor == "val_acc" for record in self.records):
-            return tuple(name for name in FIGURES if name not in MONITOR_FIGURES)
-        return FIGURES
+            left_out.update(MONITOR_FIGURES)
+        if all((record.summary.get("tries") or 1) == 1 for record in self.records):
+            left_out.update(TRY_FIGURES)
+        return tuple(name for name in FIGURES if name not in left_out)
 
     @cached_property
     def kind(self) -> str:

@@ -6,7 +6,7 @@ rank 0 alone writes, tests and calls the callbacks but those every rank needs.""
 
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from pathlib import Path
@@ -43,7 +43,7 @@ from multiclass.lifecycle.build import build
 from multiclass.lifecycle.calibrate import calibrated, check_calibratable, record_calibration
 from multiclass.lifecycle.distributed import Processes
 from multiclass.lifecycle.resume import already_complete, resumed_config
-from multiclass.lifecycle.stopping import StopSignals
+from multiclass.lifecycle.stopping import StopSignals, stopped_how
 from multiclass.records.artifacts import (
     lock_run_dir,
     read_csv_rows,
@@ -56,6 +56,7 @@ from multiclass.records.artifacts import (
 from multiclass.records.last_checkpoint import LAST, restore
 from multiclass.records.outcome import Outcome, new_summary, write_summary
 from multiclass.records.provenance import command_line, git_state, versions
+from multiclass.records.tries import started
 from multiclass.validation import check_config
 
 log = logging.getLogger("multiclass")
@@ -66,13 +67,15 @@ def execute(
     run_dir: Path,
     overrides: Sequence[str] = (),
     callbacks: Sequence[Callback] = (),
+    stop_asked: Callable[[], str | None] | None = None,
 ) -> Outcome:
     """Run `cfg` into `run_dir` and always leave a summary.json that says how it ended. With
     `resume` set, continue what `run_dir` holds (`overrides`: the command line's, which may
     change only how long it trains), or leave a completed run as it is. `callbacks`: those
     the command adds to the config's, which its config.yaml does not name (a search trial's
-    pruning)."""
-    return Run(cfg, run_dir, overrides, callbacks).execute()
+    pruning). `stop_asked`: why the run should stop at its next safe point, without a signal
+    (a sweep's fail-fast record), or None."""
+    return Run(cfg, run_dir, overrides, callbacks, stop_asked).execute()
 
 
 class Run:
@@ -90,6 +93,7 @@ class Run:
         run_dir: Path,
         overrides: Sequence[str] = (),
         callbacks: Sequence[Callback] = (),
+        stop_asked: Callable[[], str | None] | None = None,
     ) -> None:
         self.cfg, self.run_dir, self.overrides = cfg, run_dir, overrides
         self.added = list(callbacks)
@@ -97,7 +101,7 @@ class Run:
         self.leader = self.processes.leader
         self.resuming = bool(cfg.get("resume")) and (run_dir / "config.yaml").exists()
         self.recording = not self.resuming
-        self.stop = StopSignals(self.processes)
+        self.stop = StopSignals(self.processes, stop_asked)
         self.summary = new_summary()
         self.state: RunState | None = None
 
@@ -146,8 +150,9 @@ class Run:
             status, error = "diverged", str(diverged)
         except (TrainingInterrupted, KeyboardInterrupt) as interrupt:  # the second: Ctrl-C twice
             signum = getattr(interrupt, "signum", signal.SIGINT)
-            how = "by the user" if signum == signal.SIGINT else f"by {signal.Signals(signum).name}"
-            status, error = "interrupted", f"interrupted {how}"
+            status, error = "interrupted", f"interrupted {stopped_how(signum)}"
+            if self.stop.reason:  # no signal: e.g. another job's failure stopped the sweep
+                signum, error = None, f"interrupted as {self.stop.reason}"
         except TrialPruned as pruned:  # not a failure: the search tells its study so
             status = "pruned"
             log.info("%s", pruned)
@@ -175,7 +180,10 @@ class Run:
 
     def begin(self) -> None:
         """config.yaml, and a summary.json that says `running`: a run killed without a chance
-        to write its own (SIGKILL, the out-of-memory killer) is still known for what it was."""
+        to write its own (SIGKILL, the out-of-memory killer) is still known for what it was;
+        with this start counted (tries, and requeues: records.tries)."""
+        previous = (read_json(self.run_dir / "summary.json") or {}) if self.resuming else None
+        self.summary.update(started(previous))
         write_atomic(self.run_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
         write_json(self.run_dir / "summary.json", {**self.summary, "status": "running"})
         self.recording = True

@@ -38,6 +38,9 @@ SUMMARY_FIELDS = (
     "tested",
     "tested_epoch",
     "resumed_at",
+    "tries",  # starts of the run: 1, and one more at each resume (records.tries)
+    "requeues",  # of those restarts, Slurm requeues after a time limit or a preemption
+    "slurm_job",  # the Slurm job (id, restarts) that started it last
     "train_loss",
     "train_acc",
     "num_params",
