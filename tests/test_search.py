@@ -1,22 +1,27 @@
 """Hyperparameter search (hydra/sweeper=optuna_search): Hydra's sweep syntax as optuna
-distributions, the study's bookkeeping in-process, and a search continued across commands."""
+distributions, the study's bookkeeping in-process, a search continued across commands, and
+pruning (hydra.sweeper.pruner)."""
 
+import csv
 import json
 import logging
 import math
+import sys
 from types import SimpleNamespace
 
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
-from multiclass.commands.train import SweepReport
+from multiclass.commands.train import SweepReport, main
 from multiclass.config import CONFIG_DIR
 from multiclass.datasets.synthetic import write_idx_dataset
-from tests.conftest import run_cli
+from multiclass.errors import UserError
+from tests.conftest import QUIET, run_cli
 
 optuna = pytest.importorskip("optuna")
 
@@ -42,8 +47,10 @@ def space(*overrides):
     return parse_search_space(overrides, PARSER)
 
 
-def searcher(storage, direction="maximize", sampler=None):
-    return OptunaSearch(direction, "s", storage, n_trials=3, n_jobs=1, sampler=sampler, params=None)
+def searcher(storage, direction="maximize", sampler=None, pruner="none"):
+    return OptunaSearch(
+        direction, "s", storage, n_trials=3, n_jobs=1, sampler=sampler, params=None, pruner=pruner
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,13 +127,15 @@ def test_a_job_without_a_finite_objective_fails_its_trial_and_no_other():
     assert trials_done(study) == 4 and study.best_value == 0.9
 
 
-def test_trials_a_killed_command_left_running_are_failed_and_not_counted(tmp_path):
+@pytest.mark.parametrize("pruner", ["none", "median"])
+def test_trials_a_killed_command_left_running_are_failed_and_not_counted(tmp_path, pruner):
     storage = f"sqlite:///{tmp_path}/new/folder/study.db"
-    killed = searcher(storage).start()  # creates the folder and the study
+    killed = searcher(storage, pruner=pruner).start()  # creates the folder and the study
     killed.tell(killed.ask(), 0.5)
-    killed.ask()  # the command dies here: trial 1 stays RUNNING
+    running = killed.ask()  # the command dies here: trial 1 stays RUNNING
+    running.report(0.1, 1)  # with a pruner, its job had reported an epoch
 
-    study = searcher(storage).start()
+    study = searcher(storage, pruner=pruner).start()
     assert [trial.state for trial in study.trials] == [TrialState.COMPLETE, TrialState.FAIL]
     assert trials_done(study) == 1
     with pytest.raises(SearchError, match="created to maximize"):
@@ -216,3 +225,90 @@ def test_the_same_command_continues_the_study_and_failed_trials_do_not_stop_it(s
     assert all((sweep_dir / str(n) / "summary.json").read_text() == first[n] for n in range(3))
     assert len({json.dumps(trial.params) for trial in study.trials}) == 6  # no repeats
     # The same command once more says the study is complete (in-process: the test above).
+
+
+# A search over a deliberately bad learning rate (1e-5: chance level after 3 epochs on digits)
+# and a good one, its trials drawn by a seeded random sampler, run in-process (the basic
+# launcher), as a command line would run it.
+LR_SEARCH = ["-m", "hydra/sweeper=optuna_search", "hydra.sweeper.n_trials=5"]
+LR_SEARCH += ["+hydra.sweeper.sampler={_target_:optuna.samplers.RandomSampler,seed:0}"]
+LR_SEARCH += ["optimizer.lr=choice(0.00001,0.01)", "dataset=digits", "trainer.epochs=3"]
+LR_SEARCH += ["callbacks=minimal", *QUIET]
+BAD_LR = 1e-5
+
+
+def search_in_process(tmp_path, monkeypatch, name, *overrides):
+    """The search as `multiclass-train` runs it, in this process, into tmp_path/name; the
+    study it left."""
+    storage = f"sqlite:///{tmp_path}/{name}/study.db"
+    args = [*LR_SEARCH, f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={name}"]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["multiclass-train", *args, *overrides])
+    GlobalHydra.instance().clear()
+    main()  # the sweep report's sys.exit(1) would fail the test: a pruned job is no failure
+    return optuna.load_study(study_name="search", storage=storage)
+
+
+def test_a_median_pruner_prunes_the_bad_learning_rate_and_finds_the_same_best_trial(
+    tmp_path, monkeypatch
+):
+    plain = search_in_process(tmp_path, monkeypatch, "plain")
+    pruning = ["hydra.sweeper.pruner=median", "hydra.sweeper.pruner_options={n_startup_trials:1}"]
+    pruned = search_in_process(tmp_path, monkeypatch, "pruned", *pruning)
+
+    assert {trial.state for trial in plain.trials} == {TrialState.COMPLETE}
+    assert len(pruned.trials) == 5  # pruned trials count toward n_trials
+    assert [t.params for t in pruned.trials] == [t.params for t in plain.trials]
+    bad = [t.number for t in plain.trials if t.params["optimizer.lr"] == BAD_LR]
+    assert bad and bad[0] > 0  # the first trial completes: the median needs one
+    assert [t.number for t in pruned.trials if t.state == TrialState.PRUNED] == bad
+    best = (plain.best_trial.number, plain.best_trial.params, plain.best_value)
+    assert (pruned.best_trial.number, pruned.best_trial.params, pruned.best_value) == best
+
+    sweep = tmp_path / "pruned"
+    with open(sweep / "sweep.csv") as table:
+        statuses = {int(row["job"]): row["status"] for row in csv.DictReader(table)}
+    assert statuses == {n: "pruned" if n in bad else "completed" for n in range(5)}
+    for number in bad:  # stopped after epoch 1, its record whole: the epoch, last.pt, config
+        summary = json.loads((sweep / str(number) / "summary.json").read_text())
+        assert summary["status"] == "pruned" and summary["epochs"] == 1
+        assert pruned.trials[number].intermediate_values == {1: summary["best_score"]}
+        assert len((sweep / str(number) / "metrics.csv").read_text().splitlines()) == 2
+        assert (sweep / str(number) / "last.pt").is_file()
+        assert (sweep / str(number) / "config.yaml").is_file()
+        assert not (sweep / str(number) / "model.pt").exists()  # not tested
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        (
+            ["hydra.sweeper.pruner=median"],
+            "error: hydra.sweeper.pruner=median: pruning stops a search's trials, and this command"
+            " runs no search: add hydra/sweeper=optuna_search (or an hparams_search config) and -m",
+        ),
+        (
+            ["hydra/sweeper=optuna_search", "hydra.sweeper.pruner=mean"],
+            "error: hydra.sweeper.pruner must be one of median, hyperband, none, got 'mean'",
+        ),
+        (
+            ["hydra/sweeper=optuna_search", "hydra.sweeper.pruner=median"],
+            "error: hydra.sweeper.pruner=median needs hydra.sweeper.storage: the jobs report their"
+            " epochs to the study through it (e.g. sqlite:///outputs/search/study.db)",
+        ),
+    ],
+)
+def test_bad_pruning_is_one_line_and_exit_status_1_before_any_trial(tmp_path, overrides, error):
+    """Hydra itself refused a pruner without the search in five lines and its HYDRA_FULL_ERROR
+    hint: the key its basic sweeper does not have."""
+    result = run_cli("-m", *overrides, "model.depth=1,2", "hydra.sweep.dir=sweep", cwd=tmp_path)
+    assert (result.returncode, result.stderr.strip()) == (1, error)
+    assert not any((tmp_path / "sweep").rglob("*"))
+
+
+def test_pruner_options_optuna_does_not_take_are_named_before_any_trial(tmp_path):
+    with pytest.raises(UserError, match=r"pruner_options \(n_startup=1\) for .*=median: "):
+        OptunaSearch(
+            "maximize", "s", f"sqlite:///{tmp_path}/s.db", n_trials=3, n_jobs=1, sampler=None,
+            params=None, pruner="median", pruner_options={"n_startup": 1},
+        )  # fmt: skip
