@@ -264,3 +264,26 @@ def test_a_data_parallel_job_of_two_slurm_tasks_trains_torchruns_weights(
         err = out.with_name(out.name.replace("_log.out", "_log.err")).read_text()
         assert out.read_text().count("Job completed successfully") == 1
         assert "Job completed" not in err
+
+
+def test_a_search_on_slurm_prunes_a_trial_through_its_sqlite_study(
+    cluster: dict[str, str], tmp_path: Path
+) -> None:
+    """hydra.sweeper.pruner=median with hydra/launcher=slurm: each job reports its epochs to
+    the study in SQLite (a file system the job and the search share), and the bad learning
+    rate's trial, second after a good one (the median needs one complete), ends pruned."""
+    optuna = pytest.importorskip("optuna")
+    storage = f"sqlite:///{tmp_path}/study.db"
+    search = ["-m", "hydra/launcher=slurm", "hydra/sweeper=optuna_search", *JOB]
+    search += ["hydra.sweeper.pruner=median", "hydra.sweeper.pruner_options={n_startup_trials:1}"]
+    search += [f"hydra.sweeper.storage={storage}", "hydra.sweeper.n_trials=2"]
+    search += ["+hydra.sweeper.sampler={_target_:optuna.samplers.RandomSampler,seed:0}"]
+    search += ["optimizer.lr=choice(0.00001,0.01)", "trainer.epochs=3", "hydra.sweep.dir=sweep"]
+    result = ended(submit(tmp_path, cluster, *search), tmp_path)
+    assert result.code == 0, result.err
+    study = optuna.load_study(study_name="search", storage=storage)
+    states = [(trial.params["optimizer.lr"], trial.state.name) for trial in study.trials]
+    assert states == [(0.01, "COMPLETE"), (1e-5, "PRUNED")], result.err
+    summary = read_summary(tmp_path / "sweep" / "1")
+    assert (summary["status"], summary["epochs"]) == ("pruned", 1)
+    assert "1 complete, 1 pruned" in result.err
