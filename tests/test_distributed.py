@@ -419,8 +419,12 @@ def test_sigterm_to_the_launcher_ends_every_rank_as_one_interrupted_run(
     errors = [line for line in sigterm.stderr.splitlines() if "[ERROR]" in line]
     assert [line.split("[ERROR] ")[1] for line in errors] == ["error: interrupted by SIGTERM"]
     assert "Traceback" not in sigterm.stderr
-    # multiclass-resume continued it, in two processes again (then it was killed: below).
-    assert f"resuming after epoch {sigterm.saved_epoch} from" in stopped["sigkill"].stderr
+    # multiclass-resume continued it, in two processes again (then it was killed: below), where
+    # the stop left it: after the epoch last.pt holds, or part-way into the next.
+    resumed, saved = stopped["sigkill"].stderr, sigterm.saved_epoch
+    assert f"resuming after epoch {saved} from" in resumed or (
+        f"of epoch {saved + 1} from" in resumed and "resuming after batch " in resumed
+    )
 
 
 def test_a_launcher_killed_outright_takes_its_ranks_with_it(
@@ -484,3 +488,54 @@ def test_data_parallel_runs_are_reported_as_any_run(runs: dict[str, Path], tmp_p
     assert [row["best_val_acc"] for row in rows] == [
         str(read_summary(Path(row["run_dir"]))["best_val_acc"]) for row in rows
     ]
+
+
+# A callback that sends its own process SIGTERM after batch 1 of epoch 2 (rank 0's alone: a
+# callback runs there), counted from the epoch's start, a resumed epoch's too.
+SIGNAL_AT_BATCH = """
+    import os
+    import signal
+
+    from multiclass.callbacks import Callback
+
+
+    class SignalAtBatch(Callback):
+        def on_epoch_start(self, run, epoch):
+            partial = run.progress.partial
+            self.epoch, self.batch = epoch, 0 if partial is None else partial.batches
+
+        def on_train_batch_end(self, run, batch, loss):
+            self.batch += 1
+            if (self.epoch, self.batch) == (2, 1):
+                os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+def test_a_data_parallel_run_stopped_mid_epoch_resumes_at_that_step_to_the_same_weights(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Both processes stop at the step after the signal (batch 2 of 3: a group of two), rank 0
+    saves both processes' sums, and the resume in two processes ends as `runs`' run of the
+    same config, which never stopped."""
+    (tmp_path / "signal_at.py").write_text(textwrap.dedent(SIGNAL_AT_BATCH))
+    signal_at = "+callbacks.signal._target_=signal_at.SignalAtBatch"
+    launched = ["-m", "multiclass", "device.processes=2", *STOPS_EARLY, "hydra.run.dir=run"]
+    first = python(*launched, signal_at, cwd=tmp_path, PYTHONPATH=str(tmp_path))
+    _, stderr = first.communicate(timeout=TIMEOUT)
+    run_dir = tmp_path / "run"
+    assert first.returncode == 128 + signal.SIGTERM, stderr
+    assert read_summary(run_dir)["status"] == "interrupted"
+    partial = torch.load(run_dir / "last.pt", weights_only=True)["in_progress"]
+    assert (partial["epoch"], partial["batches"], len(partial["loss_sum"])) == (2, 2, 2)
+    resume = ["-m", "multiclass.commands.resume", str(run_dir)]
+    succeeds(python(*resume, cwd=tmp_path, PYTHONPATH=str(tmp_path)))
+    straight = runs["processes"] / "run"
+    summary = read_summary(run_dir)
+    assert (summary["status"], summary["processes"]) == ("completed", 2)
+    assert summary["weights_sha256"] == read_summary(straight)["weights_sha256"]
+    timed = ("train_seconds", "epoch_seconds")
+    untimed = [
+        [{k: v for k, v in r.items() if k not in timed} for r in metrics(d)]
+        for d in (run_dir, straight)
+    ]
+    assert untimed[0] == untimed[1]
