@@ -28,6 +28,8 @@ ConfigStore.instance().store(
 OmegaConf.register_new_resolver("first_set", lambda *values: next((v for v in values if v), None))
 # `${unless_resuming:${resume},.hydra}`: a resume leaves the run's .hydra/ as the run wrote it.
 OmegaConf.register_new_resolver("unless_resuming", lambda resume, value: None if resume else value)
+# `${job_subdir:...}`, a sweep job's directory, is registered by multiclass.sweeps.numbering (it
+# claims directories in the sweep folder, a layer above this one), which commands.train imports.
 
 
 # The configs: conf/ at the top of a checkout (run in place or installed editable); an
