@@ -82,9 +82,8 @@ def trial_pruning(hydra: DictConfig, processes: int = 1) -> list[Callback]:
     pruner, else none. `hydra`: the job's Hydra config (HydraConfig.get()). A data parallel
     job is not pruned (its ranks would have to agree on the pruner's answer): said in a line."""
     sweeper = hydra.get("sweeper")
-    if hydra.mode != RunMode.MULTIRUN:
-        return []
-    if sweeper is None or sweeper.get("_target_") != SEARCH_SWEEPER:
+    searched = hydra.mode == RunMode.MULTIRUN and sweeper is not None
+    if not searched or sweeper.get("_target_") != SEARCH_SWEEPER:
         return []
     name = sweeper.get("pruner") or "none"
     if name == "none":
