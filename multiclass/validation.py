@@ -19,6 +19,18 @@ __all__ = ["RULES", "Rule", "check_config", "check_sweep", "leaves", "shown"]
 NOT_CHECKED = ("hydra", "callbacks", *(item.key for item in DECLARED.values() if item.rule is None))
 MARKERS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 NULL_GROUPS = ("scheduler", "augment")  # groups whose `none` option is null
+SLURM = "hydra_plugins.multiclass_slurm.slurm_queue_launcher.SlurmQueueLauncher"
+# Launchers (by _target_) whose sweeps sweep.fail_fast can stop: jobs run in order, or as
+# workers free up (joblib, Ray), and each reads the record (sweeps.fail_fast); our Slurm
+# launcher cancels what is pending. Hydra's stock submitit_slurm and submitit_local start
+# every job at once and cancel none.
+LAUNCHERS_THAT_STOP = (
+    "hydra._internal.core_plugins.basic_launcher.BasicLauncher",
+    "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+    "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher",  # ray_local's (and ray's)
+    SLURM,  # slurm's and slurm_ddp's
+)
+LAUNCHERS_THAT_RETRY = (SLURM,)
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -54,26 +66,53 @@ def check_sweep(config: DictConfig) -> None:
     """What no job of a sweep (-m) can run, refused as the sweep starts, before Hydra writes
     its folder or any job's: data parallel (device.processes > 1, set or swept) trains a
     single run; a sweep's jobs train so on Slurm's tasks (hydra/launcher=slurm_ddp), with
-    device.processes 1. A job's bad values are check_config's, as that job starts."""
-    for processes in processes_asked(config):
+    device.processes 1. Every `sweep.*` value (what the launcher reads too), and what its
+    launcher cannot do: fail fast, retry. A job's other bad values are check_config's, as
+    that job starts."""
+    for processes in asked(config, "device.processes", default=1):
         if isinstance(processes, int) and processes > 1:
             raise UserError(
                 f"device.processes={processes} trains a single run, not a sweep (-m): run it"
                 " without -m, or leave device.processes at 1 (hydra/launcher=slurm_ddp trains"
                 " each job of a sweep in data parallel)"
             )
+    for key, _ in leaves(config.get("sweep") or DictConfig({}), "sweep."):
+        for value in asked(config, key):
+            check_value(key, value)
+    check_launcher(config)
 
 
-def processes_asked(config: DictConfig) -> list[Any]:
-    """device.processes as the sweep's config has it, then each value that the command line
-    sweeps it over (Hydra composes that config without the sweeps: each job gets its own)."""
-    asked = [OmegaConf.select(config, "device.processes", default=1)]
+def check_launcher(config: DictConfig) -> None:
+    """sweep.fail_fast needs a launcher whose jobs read the sweep's fail-fast record before
+    they start and as they train, and that starts no job ahead of that (LAUNCHERS_THAT_STOP);
+    sweep.retries > 0 one that starts a job again (ours for Slurm)."""
+    target = OmegaConf.select(config, "hydra.launcher._target_", default=None)
+    choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
+    launcher = f"hydra/launcher={choices.get('hydra/launcher') or target}"
+    if target not in LAUNCHERS_THAT_STOP and True in asked(config, "sweep.fail_fast"):
+        raise UserError(
+            f"sweep.fail_fast=true needs a launcher that can stop a sweep's jobs: {launcher}"
+            " cannot; use hydra/launcher=basic (the default), joblib, ray_local, slurm or"
+            " slurm_ddp"
+        )
+    retries = [n for n in asked(config, "sweep.retries") if isinstance(n, int) and n > 0]
+    if retries and target not in LAUNCHERS_THAT_RETRY:
+        raise UserError(
+            f"sweep.retries={retries[0]} needs a launcher that starts a job again: {launcher}"
+            " does not; use hydra/launcher=slurm or slurm_ddp, or leave sweep.retries at 0"
+        )
+
+
+def asked(config: DictConfig, key: str, default: Any = None) -> list[Any]:
+    """`key` as the sweep's config has it, then each value that the command line sweeps it
+    over (Hydra composes that config without the sweeps: each job gets its own)."""
+    values = [OmegaConf.select(config, key, default=default)]
     typed = OmegaConf.select(config, "hydra.overrides.task", default=None) or []
     for override in OverridesParser.create().parse_overrides(list(typed)):
         swept = override.is_sweep_override() and not override.is_interval_sweep()
-        if swept and override.key_or_group == "device.processes":
-            asked += override.sweep_iterator()
-    return asked
+        if swept and override.key_or_group == key:
+            values += override.sweep_iterator()
+    return values
 
 
 def leaves(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, Any]]:

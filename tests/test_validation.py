@@ -40,6 +40,7 @@ def every_config() -> tuple[DictConfig, ...]:
 BOUNDS = {
     "seed": "an integer >= 0 and <= 4294967295",
     "trainer.epochs": "an integer >= 1",
+    "sweep.retries": "an integer >= 0",
     "trainer.batch_size": "an integer >= 1",
     "trainer.eval_batch_size": "an integer >= 1",
     "trainer.log_every": "an integer >= 1",

@@ -17,7 +17,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from multiclass.commands.exits import exit_on_error
 from multiclass.config import CONFIG_DIR  # importing it stores `settings` and two resolvers
@@ -30,7 +30,7 @@ from multiclass.records.artifacts import (
     shown_path,
     writable_folder,
 )
-from multiclass.sweeps import numbering  # noqa: F401  # the resolver of hydra.sweep.subdir
+from multiclass.sweeps.fail_fast import SweepJob, forget, stop_account, stop_record
 from multiclass.validation import check_config, check_sweep
 
 if TYPE_CHECKING:
@@ -51,31 +51,50 @@ def train(cfg: DictConfig) -> float | None:
 
     logging.raiseExceptions = False  # a train.log on a full disk: the one line, no tracebacks
     job = Job.of_hydra()
+    sweep = job.in_sweep(cfg)
+    why_not = sweep.why_not_start() if sweep and one_task() else None
+    if why_not:  # another job failed, with sweep.fail_fast: its .hydra/ and this line alone
+        log.warning("not started: %s", why_not)
+        return None
     tasks = distributed.SlurmTasks.join()  # a Slurm job's task trains its share of the run
     processes = job.processes(cfg)
     if processes > 1 and "WORLD_SIZE" not in os.environ:  # this process only starts those
         sys.exit(job.launch_processes(processes))  # that train the run, and waits for them
     pruning = trial_pruning(HydraConfig.get(), distributed.Processes.current().size)
-    outcome = execute(cfg, job.run_dir, job.overrides, pruning)
+    stop_asked = sweep.stop_source() if sweep else None
+    leader = distributed.Processes.current().leader  # before the tasks leave their group
+    outcome = execute(cfg, job.run_dir, job.overrides, pruning, stop_asked)
     tasks.leave(outcome.summary)
+    if sweep and leader:
+        sweep.ended(outcome.status, outcome.summary.get("error"))
     return job.ended(outcome)
 
 
 @dataclass(frozen=True)
 class Job:
-    """Hydra's job: its run directory, the command line's overrides, and whether it is one of
-    a sweep."""
+    """Hydra's job: its run directory, the command line's overrides, whether it is one of a
+    sweep, and that sweep's root."""
 
     run_dir: Path
     overrides: list[str]
     sweeping: bool
+    sweep_dir: Path | None = None
 
     @classmethod
     def of_hydra(cls) -> "Job":
         hydra_cfg = HydraConfig.get()
         overrides = list(hydra_cfg.overrides.task)
         sweeping = hydra_cfg.mode != RunMode.RUN
-        return cls(Path(hydra_cfg.runtime.output_dir), overrides, sweeping)
+        sweep_dir = Path(hydra_cfg.sweep.dir) if sweeping else None
+        return cls(Path(hydra_cfg.runtime.output_dir), overrides, sweeping, sweep_dir)
+
+    def in_sweep(self, cfg: DictConfig) -> SweepJob | None:
+        """This job as one of its sweep's (sweep.fail_fast, the line of its failure); None for
+        a single run."""
+        if self.sweep_dir is None:
+            return None
+        fail_fast = bool(OmegaConf.select(cfg, "sweep.fail_fast", default=False))
+        return SweepJob.of(self.sweep_dir, self.run_dir, fail_fast)
 
     def processes(self, cfg: DictConfig) -> int:
         """How many processes train the run: `device.processes`, which a resume takes from
@@ -103,7 +122,7 @@ class Job:
     def ended(self, outcome: "Outcome") -> float | None:
         """A single run exits with its status's code; a sweep goes on to its next job (a
         failed one is in the sweep's report), unless this one was interrupted here."""
-        if (not self.sweeping or stops_the_sweep(outcome.status)) and outcome.exit_code:
+        if (not self.sweeping or stops_the_sweep(outcome)) and outcome.exit_code:
             sys.exit(outcome.exit_code)
         if outcome.status != "completed":
             return None
@@ -111,12 +130,21 @@ class Job:
         return summary["best_score"] if "best_score" in summary else summary.get("best_val_acc")
 
 
-def stops_the_sweep(status: str) -> bool:
+def stops_the_sweep(outcome: "Outcome") -> bool:
     """A sweep in this process stops at Ctrl-C or SIGTERM. A job that a cluster's launcher
     (submitit: Slurm, or local) runs on its own ends as interrupted, and the sweep goes on to
     report it: `scancel` (or a time limit) stopped that job alone. Submitit records what the
-    job returned, and waits for that record (without Slurm's accounting, for it alone)."""
-    return status == "interrupted" and "SUBMITIT_EXECUTOR" not in os.environ
+    job returned, and waits for that record (without Slurm's accounting, for it alone). A job
+    that another's failure stopped (sweep.fail_fast: no signal) is reported with the rest."""
+    interrupted = outcome.status == "interrupted" and outcome.signal is not None
+    return interrupted and "SUBMITIT_EXECUTOR" not in os.environ
+
+
+def one_task() -> bool:
+    """Whether this job is one process: the tasks of a Slurm job (hydra/launcher=slurm_ddp)
+    would not all see the fail-fast record at once, so they train, and stop together at
+    their first safe point."""
+    return "SUBMITIT_EXECUTOR" not in os.environ or os.environ.get("SLURM_NTASKS", "1") == "1"
 
 
 def main() -> None:
@@ -151,6 +179,10 @@ class SweepReport(Callback):
     def __init__(self, fail_on_unfinished: bool = True) -> None:
         self.fail_on_unfinished = fail_on_unfinished
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """An earlier sweep's fail-fast record in the same folder is not this sweep's."""
+        forget(Path(config.hydra.sweep.dir))
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from multiclass.commands.report import report_sweep
         from multiclass.comparing.runs import find_runs
@@ -161,6 +193,11 @@ class SweepReport(Callback):
             return
         report = report_sweep([sweep_dir], sweep_dir, plots=config.get("plots", True))
         if report is None:  # no job wrote under the sweep dir: nothing to show for the sweep
+            sys.exit(1)
+        stopped = stop_record(sweep_dir)
+        if stopped:  # sweep.fail_fast: the job that failed, why, and the jobs it stopped
+            jobs = [(str(r.path.relative_to(sweep_dir)), r.status) for r in report.records]
+            log.error("error: %s", stop_account(stopped, jobs))
             sys.exit(1)
         unfinished = [r for r in report.records if r.status not in ("completed", "pruned")]
         if unfinished and self.fail_on_unfinished:

@@ -24,6 +24,8 @@ from multiclass.records.artifacts import lock_run_dir, read_csv_rows, read_json
 RUN_MARKERS = ("config.yaml", "summary.json", ".hydra/overrides.yaml")
 # A line the run logged as its error, whatever prefix the log format puts before it.
 ERROR_LINE = re.compile(r"^(?:\[[^\]]*\])*\s*error: (.+)$")
+# The one line of a job that sweep.fail_fast kept from training (commands.train): `not started`.
+NOT_STARTED_LINE = re.compile(r"^(?:\[[^\]]*\])*\s*not started: (.+)$")
 
 
 @dataclass(frozen=True)
@@ -119,11 +121,13 @@ def read_summary(
     """summary.json; for a run it says is `running`, what metrics.csv says so far, and whether
     it still runs (a process holds its lock) or was killed without a word (SIGKILL, as the
     out-of-memory killer sends). A run without one that logged an error (a job the config
-    checks refused) `failed` with that error."""
+    checks refused) `failed` with that error; one kept from training `not started`, with why."""
     summary = read_json(run_dir / "summary.json")
     if summary is None:
         error = logged_error(log_file)
         so_far = summary_so_far(rows, monitor)
+        if not error and (why := logged_error(log_file, NOT_STARTED_LINE)):
+            return {**so_far, "status": "not started", "error": why}
         return {**so_far, "status": "failed", "error": error} if error else so_far
     if summary.get("status") == "running":
         so_far = summary_so_far(rows, monitor)
@@ -131,14 +135,14 @@ def read_summary(
     return summary
 
 
-def logged_error(log_file: Path) -> str | None:
+def logged_error(log_file: Path, said: re.Pattern = ERROR_LINE) -> str | None:
     """The last error line of a run's log (`error: model.width must be ...`), without its
-    prefix; None where it logged none or has no log."""
+    prefix (or the last line that matches `said`); None where it logged none or has no log."""
     try:
         lines = log_file.read_text(errors="replace").splitlines()
     except OSError:
         return None
-    errors = [match[1] for line in lines if (match := ERROR_LINE.match(line))]
+    errors = [match[1] for line in lines if (match := said.match(line))]
     return errors[-1].strip() if errors else None
 
 
@@ -155,12 +159,10 @@ def in_use(run_dir: Path) -> bool:
 
 
 def job_number(run_dir: Path, hydra: dict[str, Any]) -> int | None:
-    """A job directory's own number, which is Hydra's job number unless that directory held
-    another job's run (sweeps.numbering); else Hydra's (a subdir of another name)."""
-    if run_dir.name.isdigit():
-        return int(run_dir.name)
     number = (hydra.get("job") or {}).get("num")
-    return number if isinstance(number, int) else None
+    if isinstance(number, int):
+        return number
+    return int(run_dir.name) if run_dir.name.isdigit() else None
 
 
 def group_choices(hydra: dict[str, Any]) -> dict[str, str]:

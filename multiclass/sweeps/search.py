@@ -42,6 +42,7 @@ from sqlalchemy.engine import make_url
 from multiclass.config import MONITORS
 from multiclass.errors import UserError
 from multiclass.records.artifacts import read_json
+from multiclass.sweeps.fail_fast import stop_record
 from multiclass.sweeps.pruning import make_pruner
 
 log = logging.getLogger(__name__)
@@ -346,9 +347,13 @@ class OptunaSearch(Sweeper):
             sweep_dir = Path(self.config.hydra.sweep.dir)
             sweep_dir.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        while (left := self.n_trials - trials_done(study)) > 0:
+        while (left := self.n_trials - trials_done(study)) > 0 and not self.stopped():
             self.run_batch(study, space, min(left, self.n_jobs))
         log_summary(study)
+
+    def stopped(self) -> bool:
+        """A trial failed with sweep.fail_fast (its record at the sweep root): ask no more."""
+        return stop_record(Path(self.config.hydra.sweep.dir)) is not None
 
     def start(self) -> optuna.Study:
         """Open the study, fail what a killed command left running, and say what is to do."""
