@@ -30,6 +30,7 @@ from multiclass.records.artifacts import (
     shown_path,
     writable_folder,
 )
+from multiclass.sweeps import numbering  # noqa: F401  # the resolver of hydra.sweep.subdir
 from multiclass.sweeps.fail_fast import SweepJob, forget, stop_account, stop_record
 from multiclass.validation import check_config, check_sweep
 

@@ -159,10 +159,12 @@ def in_use(run_dir: Path) -> bool:
 
 
 def job_number(run_dir: Path, hydra: dict[str, Any]) -> int | None:
+    """A job directory's own number, which is Hydra's job number unless that directory held
+    another job's run (sweeps.numbering); else Hydra's (a subdir of another name)."""
+    if run_dir.name.isdigit():
+        return int(run_dir.name)
     number = (hydra.get("job") or {}).get("num")
-    if isinstance(number, int):
-        return number
-    return int(run_dir.name) if run_dir.name.isdigit() else None
+    return number if isinstance(number, int) else None
 
 
 def group_choices(hydra: dict[str, Any]) -> dict[str, str]:
