@@ -69,12 +69,13 @@ class Shard:
     def gathered(self, value: torch.Tensor) -> torch.Tensor:
         """A one-value tensor of every process, as a (size,) tensor on the CPU, by rank: the
         sums of an epoch a stop interrupted, which each process continues from its own."""
+        value = value.detach().reshape(1)
         if self.size == 1:
-            return value.detach().reshape(1).cpu()
+            return value.cpu()
         values = [torch.empty_like(value) for _ in range(self.size)]
         with peers_needed():
             torch.distributed.all_gather(values, value)
-        return torch.stack(values).cpu()
+        return torch.cat(values).cpu()
 
     def average_gradients(
         self, state: object, bucket: torch.distributed.GradBucket
