@@ -29,7 +29,8 @@ class OptunaSearchConf:
     # Stops trials that fall behind, from each epoch's trainer.monitor figure: median,
     # hyperband or none; needs `storage`, through which the jobs report their epochs.
     pruner: str = "none"
-    # The pruner's arguments, e.g. {n_startup_trials: 2, n_warmup_steps: 1} for median.
+    # The pruner's arguments, e.g. {n_startup_trials: 2, n_warmup_steps: 1} for median; typed
+    # Any, not a dict: Hydra takes `hydra.sweeper.pruner_options={...}` then without a `+`.
     pruner_options: Any = None
     params: dict[str, str] = field(default_factory=dict)
 
