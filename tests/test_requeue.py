@@ -3,15 +3,22 @@
 handler runs once the run's record is whole; each start of a run counted in its summary
 (tries, requeues). The real thing, on slurm-local: tests/test_slurm.py."""
 
+import json
+import logging
 import signal
 from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from omegaconf import OmegaConf
 
 from multiclass.comparing.sweep_jobs import build_report
 from multiclass.lifecycle.stopping import StopSignals, watched
 from multiclass.records.artifacts import read_json
 from multiclass.records.tries import started
+from multiclass.sweeps.slurm_jobs import SweepWatch, resumed
+from tests.test_launchers import fake_commands, finished
 from tests.test_resume import SignalAtEpoch, resume
 
 
@@ -91,3 +98,55 @@ def test_stop_signals_take_sigusr2_only_under_a_handler(requeue_handler) -> None
         assert requeue_handler == []  # noted, not passed on while the run trains
         assert stop.agreed() == signal.SIGUSR2
     assert requeue_handler == ["called"]
+
+
+def sweep_job(sweep_dir: Path, name: str, summary: dict | None) -> SimpleNamespace:
+    """A job's result as Hydra returns it (its run directory in hydra_cfg), with its
+    summary.json written there (None: none)."""
+    run_dir = sweep_dir / name
+    run_dir.mkdir(parents=True)
+    if summary is not None:
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+    hydra_cfg = OmegaConf.create({"hydra": {"runtime": {"output_dir": str(run_dir)}}})
+    return SimpleNamespace(hydra_cfg=hydra_cfg)
+
+
+def test_fail_fast_cancels_the_jobs_still_waiting_and_retries_none(
+    tmp_path, monkeypatch, caplog
+) -> None:
+    """The launcher's wait, on commands of the test's own: job 0's result says it failed on
+    its config; jobs 1 (running) and 2 (pending) are cancelled, listed no more after scancel."""
+    slurm_queue = pytest.importorskip("multiclass.sweeps.slurm_queue")
+    from submitit import SlurmJob
+
+    cancelled = tmp_path / "cancelled"
+    fake_commands(
+        tmp_path / "bin",
+        monkeypatch,
+        scancel=f'echo "$@" > {cancelled}',
+        squeue=f"[ -e {cancelled} ] || echo '90_1|RUNNING|vm\n90_2|PENDING|'",
+    )
+    jobs = [SlurmJob(folder=tmp_path / "%j", job_id=f"90_{task}") for task in range(3)]
+    failed = sweep_job(tmp_path / "sweep", "0", {"status": "failed", "error": "no batch"})
+    finished(jobs[0], failed)
+    watch = SweepWatch(tmp_path / "sweep", fail_fast=True)
+    returned = slurm_queue.results(jobs, grace_s=0, watch=watch, accounted=False)
+    assert [type(result) for result in returned] == [SimpleNamespace, type(None), type(None)]
+    assert cancelled.read_text().split() == ["90_1", "90_2"]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "error: job 0 failed: no batch (sweep.fail_fast): cancelling job(s) 90_1, 90_2"
+    ]  # and no "ended without a result" for the jobs it cancelled
+    assert watch.to_retry(returned) == {}
+
+
+def test_retries_take_the_jobs_that_ended_for_a_reason_not_their_own(tmp_path, caplog) -> None:
+    sweep_dir = tmp_path / "sweep"
+    statuses = ["completed", "pruned", "failed", "diverged", "interrupted", "running"]
+    returned = [sweep_job(sweep_dir, str(i), {"status": s}) for i, s in enumerate(statuses)]
+    returned += [None]  # killed outright: no result
+    watch = SweepWatch(sweep_dir, fail_fast=False)
+    assert list(watch.to_retry(returned)) == [4, 5, 6]
+    assert resumed(["model.depth=2", "resume=old"], sweep_dir) == [
+        "model.depth=2",
+        f"resume={sweep_dir}",
+    ]

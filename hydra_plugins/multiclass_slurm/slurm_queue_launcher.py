@@ -4,9 +4,17 @@ squeue where sacct fails. Hydra instantiates launchers only from `hydra_plugins`
 this module at every start: it imports nothing heavy, and defines the launcher only where the
 [cluster] extra is installed.
 
+A job that Slurm is about to end at its time limit, or preempts, gets SIGUSR2 ahead of it
+(`signal_delay_s`); the run stops at its next safe point with its record whole
+(multiclass.lifecycle.stopping), then submitit's handler calls `checkpoint` here and requeues
+the job, whose new start resumes the run (`resume=<sweep dir>`). After the array's results:
+`sweep.retries` submits again the jobs that ended for a reason not their own, and
+`sweep.fail_fast` cancels the sweep's other jobs once one failed on its config or data
+(multiclass.sweeps.slurm_jobs).
+
 It builds on Hydra's public Launcher API (`launch`) and on the plugin's public parts: its
-`params` and `config`, and its `__call__`, which runs a job on the node (the argument order is
-pinned by tests/test_dependencies.py)."""
+`params` and `config`, its `__call__`, which runs a job on the node (the argument order is
+pinned by tests/test_dependencies.py), and submitit's checkpoint protocol (`checkpoint`)."""
 
 import logging
 import os
@@ -34,6 +42,7 @@ if find_spec("hydra_plugins.hydra_submitit_launcher") is not None:
             self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
         ) -> Sequence[JobReturn]:
             from multiclass.sweeps import slurm_queue
+            from multiclass.sweeps.slurm_jobs import SweepWatch
 
             executor = self.executor()
             sweep_dir = self.sweep_dir()
@@ -43,13 +52,45 @@ if find_spec("hydra_plugins.hydra_submitit_launcher") is not None:
                 log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
                 state = Singleton.get_state()
                 calls.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", state))
-            returned = slurm_queue.results(executor.map_array(self, *zip(*calls, strict=True)))
+            fail_fast = OmegaConf.select(self.config, "sweep.fail_fast", default=False)
+            watch = SweepWatch(sweep_dir, bool(fail_fast))
+            jobs = executor.map_array(self, *zip(*calls, strict=True))
+            accounted = slurm_queue.accounting(jobs)
+            returned = slurm_queue.results(jobs, watch=watch, accounted=accounted)
+            retries = OmegaConf.select(self.config, "sweep.retries", default=0) or 0
+            for attempt in range(1, retries + 1):
+                again = watch.to_retry(returned)
+                for i, why in again.items():
+                    log.warning("retry %d of %d: job %d, as %s", attempt, retries, calls[i][2], why)
+                if not again:
+                    break
+                resumed = [self.resumed(calls[i], sweep_dir) for i in again]
+                jobs = executor.map_array(self, *zip(*resumed, strict=True))
+                results = slurm_queue.results(jobs, watch=watch, accounted=accounted)
+                for i, result in zip(again, results, strict=True):
+                    returned[i] = result
             return [
                 JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED)
                 if result is None
                 else result
                 for result, overrides in zip(returned, job_overrides, strict=True)
             ]
+
+        def checkpoint(self, *args: Any) -> Any:
+            """What submitit requeues once SIGUSR2 stopped the run (a time limit, a
+            preemption): this job again, resuming its run directory rather than starting over
+            (the plugin's own resubmits the same overrides)."""
+            from submitit.helpers import DelayedSubmission
+
+            return DelayedSubmission(self, *self.resumed(args, self.config.hydra.sweep.dir))
+
+        @staticmethod
+        def resumed(call: Sequence[Any], sweep_dir: Any) -> tuple[Any, ...]:
+            """A job's call (`__call__`'s arguments) that resumes its run in `sweep_dir`."""
+            from multiclass.sweeps.slurm_jobs import resumed
+
+            overrides, *rest = call
+            return (resumed(overrides, Path(str(sweep_dir)).absolute()), *rest)
 
         def executor(self) -> Any:
             """submitit's Slurm executor with the config's parameters: its generic ones by

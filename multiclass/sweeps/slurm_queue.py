@@ -9,6 +9,11 @@ once; where it fails, that is said in one line and the jobs' states come from sq
 job the queue no longer lists has ended. A job that ended without a result gives None, said in
 a line, so that the sweep goes on, waits for the others and reports it.
 
+While it waits, a `Watch` (the launcher's: multiclass.sweeps.slurm_jobs) hears of each job whose
+result came, and may stop the sweep (sweep.fail_fast): the jobs still waiting are then cancelled
+with scancel (a running one gets SIGTERM and ends `interrupted`), and the wait goes on until
+each has ended.
+
 Only submitit's public API: a job's `job_id`, `paths` and `results()`, and the Slurm watcher's
 `read_info` as the parser of sacct's table (squeue's columns are named as sacct's)."""
 
@@ -16,7 +21,7 @@ import logging
 import subprocess
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from submitit import SlurmJob
 from submitit.core.utils import UncompletedJobError
@@ -51,13 +56,34 @@ POLL_MAX_S = 60.0  # squeue is asked 0, 2, 4, 8 ... s after the submission, then
 GRACE_S = 15.0
 
 
-def results(jobs: Sequence[SlurmJob], grace_s: float = GRACE_S) -> list[Any]:
+class Watch(Protocol):
+    """What the launcher makes of its jobs while it waits for them."""
+
+    def ended(self, job: SlurmJob) -> None:
+        """`job`'s result file is there."""
+
+    def stop(self) -> str | None:
+        """Why the sweep's other jobs are to be cancelled now, or None."""
+
+
+def results(
+    jobs: Sequence[SlurmJob],
+    grace_s: float = GRACE_S,
+    watch: Watch | None = None,
+    accounted: bool | None = None,
+) -> list[Any]:
     """Each job's result, as `job.results()[0]`; None, said in a line, for a job that ended
-    without one."""
-    if accounting(jobs):
+    without one (not said for one the `watch` had cancelled before it started). `accounted`:
+    whether sacct answers, where the caller asked already."""
+    accounted = accounting(jobs) if accounted is None else accounted
+    if accounted and watch is None:
         return [result_of(job, None) for job in jobs]
-    states = QueueWatch(jobs, grace_s).wait()
-    return [result_of(job, states.get(job.job_id, NOT_LISTED)) for job in jobs]
+    waited = QueueWatch(jobs, grace_s, watch)
+    states = waited.wait()
+    return [
+        result_of(job, None if accounted else states.get(job.job_id, NOT_LISTED), waited.cancelled)
+        for job in jobs
+    ]
 
 
 def accounting(jobs: Sequence[SlurmJob]) -> bool:
@@ -73,7 +99,7 @@ def accounting(jobs: Sequence[SlurmJob]) -> bool:
     return answers
 
 
-def result_of(job: SlurmJob, state: str | None) -> Any:
+def result_of(job: SlurmJob, state: str | None, cancelled: Sequence[str] = ()) -> Any:
     """The job's result, or None for one that ended without it. `state` is how squeue last
     showed the job; None where sacct answers, and submitit's own wait then tells."""
     if state is None or job.paths.result_pickle.exists():
@@ -81,6 +107,8 @@ def result_of(job: SlurmJob, state: str | None) -> Any:
             return job.results()[0]
         except UncompletedJobError:
             state = state or job.state
+    if job.job_id in cancelled:  # said as the sweep cancelled it
+        return None
     log.error(
         "error: Slurm job %s ended (%s) without a result: it was killed outright, or its node"
         " failed; its log: %s",
@@ -95,9 +123,10 @@ class QueueWatch:
     """Waits for jobs, each until its result file is there or squeue shows that it ended
     (`grace_s` before, for a result file that is late to show)."""
 
-    def __init__(self, jobs: Sequence[SlurmJob], grace_s: float) -> None:
+    def __init__(self, jobs: Sequence[SlurmJob], grace_s: float, watch: Watch | None = None):
         self.waiting = {job.job_id: job for job in jobs}
-        self.grace_s = grace_s
+        self.grace_s, self.watch = grace_s, watch
+        self.cancelled: list[str] = []  # the jobs the watch stopped, cancelled while waiting
         self.states: dict[str, str] = {}  # each job's as squeue last showed it
         self.ended_at: dict[str, float] = {}
         self.start = self.next_poll = time.monotonic()
@@ -108,12 +137,26 @@ class QueueWatch:
             now = time.monotonic()
             if now >= self.next_poll:
                 self.poll(now)
-            self.waiting = {
-                job_id: job for job_id, job in self.waiting.items() if not self.done(job, now)
-            }
+            for job in [job for job in self.waiting.values() if self.done(job, now)]:
+                del self.waiting[job.job_id]
+                if self.watch is not None and job.paths.result_pickle.exists():
+                    self.watch.ended(job)
+            self.stop_if_asked()
             if self.waiting:
                 time.sleep(1)
         return self.states
+
+    def stop_if_asked(self) -> None:
+        """Cancel the jobs still waiting, once, where the watch says why."""
+        if self.cancelled or not self.waiting or self.watch is None:
+            return
+        reason = self.watch.stop()
+        if reason is None:
+            return
+        self.cancelled = list(self.waiting)
+        log.error("error: %s: cancelling job(s) %s", reason, ", ".join(self.cancelled))
+        subprocess.run(["scancel", *self.cancelled], capture_output=True)
+        self.next_poll = time.monotonic()  # the queue shows them ended soon
 
     def done(self, job: SlurmJob, now: float) -> bool:
         if job.paths.result_pickle.exists():
