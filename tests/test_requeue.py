@@ -100,6 +100,13 @@ def test_stop_signals_take_sigusr2_only_under_a_handler(requeue_handler) -> None
     assert requeue_handler == ["called"]
 
 
+def test_sigusr2_after_training_ended_is_not_passed_on(requeue_handler) -> None:
+    """No safe point took it: the run ends on its own, and its job needs no requeue."""
+    with StopSignals().installed():
+        signal.raise_signal(signal.SIGUSR2)
+    assert requeue_handler == []
+
+
 def sweep_job(sweep_dir: Path, name: str, summary: dict | None) -> SimpleNamespace:
     """A job's result as Hydra returns it (its run directory in hydra_cfg), with its
     summary.json written there (None: none)."""

@@ -13,7 +13,9 @@ job's time limit, and at a preemption where PreemptParameters=send_user_signal: 
 installs its handler for it before the run (it calls the launcher's `checkpoint` and requeues
 the job). While the run trains, SIGUSR2 is a stop like SIGTERM; once the run's record is whole
 (summary.json `interrupted`, last.pt), the handler it replaced runs and requeues the job, which
-then resumes the run. Where no handler was installed before the run, SIGUSR2 is left alone."""
+then resumes the run (one that comes once training has ended is not passed on: the run ends
+on its own, before the limit). Where no handler was installed before the run, SIGUSR2 is left
+alone."""
 
 import logging
 import signal
@@ -65,8 +67,14 @@ class StopSignals:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        if self.signum is not None and (not self.taken or self.signum == REQUEUE):
+        if self.signum is not None and self.passed_on():
             signal.raise_signal(self.signum)  # as it would have been, now that the record is whole
+
+    def passed_on(self) -> bool:
+        """Whether the signal goes on to the handler the block replaced: one that no safe point
+        took; SIGUSR2 only where training stopped on it (the requeued job resumes the run),
+        for one that came once training had ended finds the run ending on its own."""
+        return self.taken if self.signum == REQUEUE else not self.taken
 
     def agreed(self) -> int | None:
         """At a safe point: the signal that asked any process of the run to stop, or None. A
