@@ -100,11 +100,12 @@ def job_number(sweep_dir: Path, number: int, overrides: list[str]) -> int:
     identity = job_identity(overrides)
     if held_job(sweep_dir / str(number)) == identity:
         return number
-    found = directory_of(sweep_dir, identity)
-    if found is not None and "resume" in map(override_key, overrides):
+    resuming = "resume" in map(override_key, overrides)
+    if resuming and (found := directory_of(sweep_dir, identity)) is not None:
         return found
-    if claim(sweep_dir, number, overrides):
+    if claim(sweep_dir, number, overrides):  # a first sweep's jobs read no other directory
         return number
+    found = directory_of(sweep_dir, identity)
     return found if found is not None else claim_next(sweep_dir, overrides)
 
 
