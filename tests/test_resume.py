@@ -447,24 +447,26 @@ def test_a_stop_after_an_epoch_saves_it_when_checkpoint_every_s_had_not(train, t
 
 
 @pytest.mark.parametrize(
-    ("damage", "error"),
+    ("change", "error"),
     [
         ({"permutation": torch.arange(100)}, "its epoch in progress draws from 100 samples, not"),
         ({"epoch": 3}, "its epoch in progress is epoch 3, not the one after the 1 completed"),
         ({"extra": 1}, "its epoch in progress TypeError: EpochInProgress.__init__() got an"),
+        ("trainer.epochs=1", "its epoch in progress is epoch 2, past trainer.epochs=1"),
     ],
-    ids=["other-data", "other-epoch", "damaged"],
+    ids=["other-data", "other-epoch", "damaged", "fewer-epochs"],
 )
 def test_an_epoch_in_progress_that_does_not_fit_is_one_line_and_changes_nothing(
-    train, tmp_path, damage, error
+    train, tmp_path, change, error
 ):
     run_dir = tmp_path / "run"
     assert train(*MID, *signal_at((2, 5)), run_dir=run_dir).status == "interrupted"
     saved = torch.load(run_dir / "last.pt", weights_only=True)
-    saved["in_progress"].update(damage)
-    torch.save(saved, run_dir / "last.pt")
+    if isinstance(change, dict):  # last.pt's entry, or else the resume's command line
+        saved["in_progress"].update(change)
+        torch.save(saved, run_dir / "last.pt")
     before = files_of(run_dir)
-    outcome = resume(run_dir)
+    outcome = resume(run_dir, *([] if isinstance(change, dict) else [change]))
     assert outcome.status == "failed"
     assert outcome.summary["error"].startswith(f"cannot resume from {run_dir / 'last.pt'}: {error}")
     assert "\n" not in outcome.summary["error"]

@@ -212,7 +212,8 @@ class Run:
         if last.exists():
             built = state.built
             samples = len(built.splits.train)
-            progress = restore(last, built.model, built.task, monitor, samples)
+            epochs = state.settings.epochs
+            progress = restore(last, built.model, built.task, monitor, samples, epochs)
             self.summary["resumed_at"] = [progress.epoch]  # the epochs completed
             log.info(
                 "resuming %s from %s%s", resumed_where(progress), shown_path(last), killed(status)

@@ -42,14 +42,19 @@ def save_last(path: Path, model: nn.Module, task: Task, progress: Progress) -> N
 
 
 def restore(
-    path: Path, model: nn.Module, task: Task, monitor: str = "val_acc", samples: int | None = None
+    path: Path,
+    model: nn.Module,
+    task: Task,
+    monitor: str = "val_acc",
+    samples: int | None = None,
+    epochs: int | None = None,
 ) -> Progress:
     """Load last.pt into `model`, the optimizer and the scheduler of `task`, reset every
     generator; the progress saved, with the epochs' rows from metrics.csv (written before
     last.pt, so it has them all). `monitor`: the config's trainer.monitor, which must be the
     one last.pt's best epoch was chosen by (a last.pt from before trainer.monitor: val_acc).
     `samples`: the training split's size, which an epoch in progress must have been drawn
-    from."""
+    from; `epochs`: trainer.epochs, which it must not be past."""
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated, overwritten, or not a checkpoint at all
@@ -76,7 +81,7 @@ def restore(
             f"cannot resume from {shown_path(path)}: its best epoch was chosen by"
             f" {saved_monitor}, not by trainer.monitor={monitor}"
         )
-    partial = epoch_in_progress(path, content, samples)
+    partial = epoch_in_progress(path, content, samples, epochs)
     set_random_states(content["random"])
     order = torch.Generator()
     order.set_state(content["order"])
@@ -91,7 +96,7 @@ def restore(
 
 
 def epoch_in_progress(
-    path: Path, content: dict[str, Any], samples: int | None
+    path: Path, content: dict[str, Any], samples: int | None, epochs: int | None
 ) -> EpochInProgress | None:
     """last.pt's epoch in progress (None in one written at an epoch's end, or before there
     was one), checked against the epochs completed and the training split's size."""
@@ -100,7 +105,7 @@ def epoch_in_progress(
         return None
     try:
         partial = EpochInProgress(**saved)
-        problem = misfit(partial, content["epoch"], samples)
+        problem = misfit(partial, content["epoch"], samples, epochs)
     except Exception as error:  # not the fields, or not of their types
         problem = f"{type(error).__name__}: {' '.join(str(error).split())[:120]}"
     if problem:
@@ -108,14 +113,18 @@ def epoch_in_progress(
     return partial
 
 
-def misfit(partial: EpochInProgress, completed: int, samples: int | None) -> str | None:
+def misfit(
+    partial: EpochInProgress, completed: int, samples: int | None, epochs: int | None
+) -> str | None:
     """What keeps an epoch in progress from going on after `completed` epochs on `samples`
-    training samples, or None."""
+    training samples in a run of `epochs`, or None."""
     order = partial.permutation
     if partial.epoch != completed + 1:
         return f"is epoch {partial.epoch}, not the one after the {completed} completed"
     if order.dim() != 1 or order.dtype != torch.int64 or partial.batches < 1:
         return "is damaged: no order of samples"
+    if epochs is not None and partial.epoch > epochs:
+        return f"is epoch {partial.epoch}, past trainer.epochs={epochs}"
     if samples is not None and (len(order) != samples or int(order.max()) >= samples):
         return f"draws from {len(order)} samples, not from this run's {samples}"
     if partial.loss_sum.dim() != 1 or partial.loss_sum.shape != partial.correct.shape:
