@@ -98,11 +98,19 @@ def test_the_report_lists_every_job_of_the_folder(folder):
     ]
 
 
-def test_a_job_is_its_overrides_less_where_and_how_it_runs():
+def test_a_job_is_its_overrides_less_where_it_runs_and_a_resume_what_a_resume_may_change():
     launched = ["model.depth=2", "+extra=1", "trainer.epochs=3", "hydra.launcher.n_jobs=2"]
     resumed = ["resume=out/s", "logger.tracking_uri=x", "+extra=1", "model.depth=2", "plots=false"]
-    assert job_identity(launched) == job_identity(resumed) == ("+extra=1", "model.depth=2")
+    identity = ("+extra=1", "model.depth=2")
+    assert job_identity(launched, resuming=True) == job_identity(resumed, resuming=True) == identity
+    assert job_identity(launched) == ("+extra=1", "model.depth=2", "trainer.epochs=3")
     assert job_identity(["model.depth=3", "+extra=1"]) != job_identity(launched)
+
+
+def test_a_sweep_that_differs_in_a_resumable_key_alone_is_another_sweep(tmp_path):
+    claimed(tmp_path, 0, ["a=1", "trainer.epochs=3"])
+    assert job_number(tmp_path, 0, ["a=1", "trainer.epochs=6"]) == 1  # not retrained in 0
+    assert job_number(tmp_path, 0, ["a=1", "trainer.epochs=6", f"resume={tmp_path}"]) == 0
 
 
 def claimed(sweep_dir: Path, number: int, overrides: list[str]) -> Path:

@@ -5,9 +5,10 @@ the job's own process (hydra.core.utils.run_job, under every launcher: basic, jo
 and the search's trials, numbered by trial). conf/train.yaml sets the subdir to the resolver
 this module registers, `${job_subdir:${hydra.sweep.dir},${hydra.job.num},${hydra.overrides.task}}`:
 
-- a job is its overrides, less the keys that say where or how it is launched or resumed
-  (`hydra.*`, and the keys a resume may change, `resume` among them: RESUMABLE_KEYS), as
-  a job directory's .hydra/overrides.yaml has them;
+- a job is its overrides, less the keys that say where it is launched (`hydra.*`, `resume`),
+  as a job directory's .hydra/overrides.yaml has them; a resuming job (`resume=` among its
+  overrides) is also the same job with other values of the keys a resume may change
+  (RESUMABLE_KEYS: `trainer.epochs=N` trains it longer), and no other;
 - job N goes into directory N if N holds the same job (the same sweep again, a requeue or a
   retry of it), else, if it resumes (`resume=` among its overrides: multiclass-resume, a
   requeue), into the directory that holds it, else into N if N is free, else into the
@@ -37,25 +38,33 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def says_how(key: str) -> bool:
-    """A key that says where or how a job is launched or resumed, not what it trains."""
-    launch = key.startswith(("hydra.", "hydra/"))
-    return launch or any(key == k or key.startswith(f"{k}.") for k in RESUMABLE_KEYS)
+def says_where(key: str, resuming: bool) -> bool:
+    """A key that says where a job is launched (or, for a resume, one a resume may change),
+    not what it trains: a sweep that differs in trainer.epochs alone is another sweep, whose
+    jobs must not retrain the earlier ones in place."""
+    if key.startswith(("hydra.", "hydra/")) or key == "resume":
+        return True
+    return resuming and any(key == k or key.startswith(f"{k}.") for k in RESUMABLE_KEYS)
 
 
-def job_identity(overrides: Iterable[str]) -> tuple[str, ...]:
-    """What makes a job the job it is: its overrides but the ones that say how it runs, in
+def resumes(overrides: Iterable[str]) -> bool:
+    return "resume" in map(override_key, overrides)
+
+
+def job_identity(overrides: Iterable[str], resuming: bool = False) -> tuple[str, ...]:
+    """What makes a job the job it is: its overrides but the ones that say where it runs, in
     any order."""
-    return tuple(sorted(o for o in map(str, overrides) if not says_how(override_key(o))))
+    kept = (o for o in map(str, overrides) if not says_where(override_key(o), resuming))
+    return tuple(sorted(kept))
 
 
-def held_job(job_dir: Path) -> tuple[str, ...] | None:
+def held_job(job_dir: Path, resuming: bool = False) -> tuple[str, ...] | None:
     """The job a directory holds; None where it holds none that can be read."""
     try:
         overrides = yaml.safe_load((job_dir / OVERRIDES).read_text())
     except (OSError, yaml.YAMLError):
         return None
-    return job_identity(overrides) if isinstance(overrides, list) else None
+    return job_identity(overrides, resuming) if isinstance(overrides, list) else None
 
 
 def numbered_dirs(sweep_dir: Path) -> list[int]:
@@ -67,11 +76,12 @@ def numbered_dirs(sweep_dir: Path) -> list[int]:
     return sorted(int(name) for name in names if name.isdigit() and str(int(name)) == name)
 
 
-def directory_of(sweep_dir: Path, identity: tuple[str, ...]) -> int | None:
+def directory_of(sweep_dir: Path, identity: tuple[str, ...], resuming: bool) -> int | None:
     """The lowest-numbered directory that holds the job."""
-    return next(
-        (n for n in numbered_dirs(sweep_dir) if held_job(sweep_dir / str(n)) == identity), None
+    held = (
+        n for n in numbered_dirs(sweep_dir) if held_job(sweep_dir / str(n), resuming) == identity
     )
+    return next(held, None)
 
 
 def claim(sweep_dir: Path, number: int, overrides: list[str]) -> bool:
@@ -97,15 +107,15 @@ def claim_next(sweep_dir: Path, overrides: list[str]) -> int:
 
 def job_number(sweep_dir: Path, number: int, overrides: list[str]) -> int:
     """The directory number of job `number` with these overrides (see the module's doc)."""
-    identity = job_identity(overrides)
-    if held_job(sweep_dir / str(number)) == identity:
+    resuming = resumes(overrides)
+    identity = job_identity(overrides, resuming)
+    if held_job(sweep_dir / str(number), resuming) == identity:
         return number
-    resuming = "resume" in map(override_key, overrides)
-    if resuming and (found := directory_of(sweep_dir, identity)) is not None:
+    if resuming and (found := directory_of(sweep_dir, identity, resuming)) is not None:
         return found
     if claim(sweep_dir, number, overrides):  # a first sweep's jobs read no other directory
         return number
-    found = directory_of(sweep_dir, identity)
+    found = directory_of(sweep_dir, identity, resuming)
     return found if found is not None else claim_next(sweep_dir, overrides)
 
 
