@@ -58,6 +58,17 @@ def test_the_first_failure_is_recorded_once_and_whole(tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == [RECORD]  # no temporary left
 
 
+def test_without_hard_links_the_record_is_still_written_once(tmp_path, monkeypatch):
+    def no_links(source, target):
+        raise PermissionError(f"{target}: this file system has no hard links")
+
+    monkeypatch.setattr("os.link", no_links)
+    assert record_failure(tmp_path, "3", "bad data")
+    assert not record_failure(tmp_path, "5", "worse")
+    assert stop_record(tmp_path) == {"job": "3", "error": "bad data"}
+    assert [path.name for path in tmp_path.iterdir()] == [RECORD]
+
+
 def test_a_running_job_looks_for_the_record_at_most_once_a_second(tmp_path):
     watch = RecordWatch(tmp_path, every_s=3600)
     assert watch() is None  # looked: nothing yet

@@ -10,6 +10,7 @@ record as it starts (commands.train.SweepReport).
 Without fail_fast, a job that fails still says so in one line as it ends, naming itself: the
 sweep goes on, and its report comes at the end."""
 
+import contextlib
 import json
 import logging
 import os
@@ -39,6 +40,11 @@ def record_failure(sweep_dir: Path, job: str, error: str) -> bool:
     try:
         os.link(temporary, sweep_dir / RECORD)
     except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: created only where there is none
+        with contextlib.suppress(FileExistsError), open(sweep_dir / RECORD, "x") as file:
+            file.write(content)
+            return True
         return False
     finally:
         temporary.unlink(missing_ok=True)
