@@ -137,11 +137,12 @@ def test_fail_fast_cancels_the_jobs_still_waiting_and_retries_none(
     failed = sweep_job(tmp_path / "sweep", "0", {"status": "failed", "error": "no batch"})
     finished(jobs[0], failed)
     watch = SweepWatch(tmp_path / "sweep", fail_fast=True)
+    watch.submitted(jobs, [0, 1, 2])
     returned = slurm_queue.results(jobs, grace_s=0, watch=watch, accounted=False)
     assert [type(result) for result in returned] == [SimpleNamespace, type(None), type(None)]
     assert cancelled.read_text().split() == ["90_1", "90_2"]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
-        "error: job 0 failed: no batch (sweep.fail_fast): cancelling job(s) 90_1, 90_2"
+        "error: job 0 failed: no batch (sweep.fail_fast): cancelling job(s) 1, 2 (Slurm 90_1, 90_2)"
     ]  # and no "ended without a result" for the jobs it cancelled
     assert watch.to_retry(returned) == {}
 

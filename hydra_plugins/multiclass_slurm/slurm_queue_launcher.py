@@ -55,6 +55,7 @@ if find_spec("hydra_plugins.hydra_submitit_launcher") is not None:
             fail_fast = OmegaConf.select(self.config, "sweep.fail_fast", default=False)
             watch = SweepWatch(sweep_dir, bool(fail_fast))
             jobs = executor.map_array(self, *zip(*calls, strict=True))
+            watch.submitted(jobs, [call[2] for call in calls])
             accounted = slurm_queue.accounting(jobs)
             returned = slurm_queue.results(jobs, watch=watch, accounted=accounted)
             retries = OmegaConf.select(self.config, "sweep.retries", default=0) or 0
@@ -66,6 +67,7 @@ if find_spec("hydra_plugins.hydra_submitit_launcher") is not None:
                     break
                 resumed = [self.resumed(calls[i], sweep_dir) for i in again]
                 jobs = executor.map_array(self, *zip(*resumed, strict=True))
+                watch.submitted(jobs, [call[2] for call in resumed])
                 results = slurm_queue.results(jobs, watch=watch, accounted=accounted)
                 for i, result in zip(again, results, strict=True):
                     returned[i] = result

@@ -61,6 +61,7 @@ class SweepWatch:
 
     def __init__(self, sweep_dir: Path, fail_fast: bool) -> None:
         self.sweep_dir, self.fail_fast = sweep_dir, fail_fast
+        self.numbers: dict[str, int] = {}  # each Slurm job's number in the sweep
         self.failure: str | None = None  # the first job seen to fail on its config or data
         self.stopped = False  # fail-fast stopped the sweep: nothing is retried
 
@@ -88,6 +89,14 @@ class SweepWatch:
         self.failure = self.failure or line
         if not self.fail_fast:
             log.error("error: %s (Slurm job %s); the sweep goes on", line, job.job_id)
+
+    def submitted(self, jobs: Sequence[Any], numbers: Sequence[int]) -> None:
+        """The Slurm jobs of these sweep jobs, for the lines that name them."""
+        self.numbers.update({job.job_id: n for job, n in zip(jobs, numbers, strict=True)})
+
+    def named(self, job_ids: Sequence[str]) -> str:
+        numbers = ", ".join(str(self.numbers.get(job_id, "?")) for job_id in job_ids)
+        return f"job(s) {numbers} (Slurm {', '.join(job_ids)})"
 
     def stop(self) -> str | None:
         if not self.fail_fast:

@@ -65,6 +65,9 @@ class Watch(Protocol):
     def stop(self) -> str | None:
         """Why the sweep's other jobs are to be cancelled now, or None."""
 
+    def named(self, job_ids: Sequence[str]) -> str:
+        """Slurm jobs as the sweep names them."""
+
 
 def results(
     jobs: Sequence[SlurmJob],
@@ -154,7 +157,7 @@ class QueueWatch:
         if reason is None:
             return
         self.cancelled = list(self.waiting)
-        log.error("error: %s: cancelling job(s) %s", reason, ", ".join(self.cancelled))
+        log.error("error: %s: cancelling %s", reason, self.watch.named(self.cancelled))
         subprocess.run(["scancel", *self.cancelled], capture_output=True)
         self.next_poll = time.monotonic()  # the queue shows them ended soon
 
