@@ -111,26 +111,32 @@ def test_without_fail_fast_a_failed_job_says_so_as_it_ends_and_the_sweep_goes_on
     assert not (sweep_dir / RECORD).exists()
 
 
+NO_BEST = "trainer.test_on=best needs best.pt: keep callbacks.checkpoints"
+
+
 def test_with_joblib_a_running_job_is_interrupted_and_no_new_job_trains(tmp_path):
-    """Two workers: job 0 would train for minutes, job 1 fails beside it at its first epoch;
-    job 0 stops within a second or so, and jobs 2 and 3, which start only as a worker frees,
-    do not train. Deterministic: job 2 can start only once job 1 has written its record."""
+    """Two workers: job 1 trains 200 epochs (seconds), then fails as it tests (no best.pt);
+    job 0, started beside it, would train 2000 (a minute more): it stops at its next safe
+    point, and jobs 2 and 3, which start only as a worker frees, do not train. Deterministic
+    but for a worker that starts seconds after the other: a job starts only once a worker is
+    free, and job 1 fails only after its epochs."""
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    jobs = ["model.depth=1,2", "trainer.batch_size=8,4096", "trainer.drop_last=true"]
+    jobs = ["model.depth=1,2", "trainer.epochs=2000,200"]
     launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "sweep.fail_fast=true"]
-    config = ["dataset.limit=200", "trainer.epochs=2000", "callbacks=minimal", *QUIET]
+    fails = ["trainer.test_on=best", "callbacks.checkpoints=null", "trainer.log_every=1000"]
+    config = ["dataset.limit=200", "trainer.batch_size=8", "callbacks=minimal", *fails, *QUIET]
     done = run_cli("-m", *launcher, *jobs, *config, "hydra.sweep.dir=sweep", cwd=tmp_path)
     sweep_dir = tmp_path / "sweep"
     assert done.returncode == 1, done.stderr[-3000:]
     assert statuses(sweep_dir) == {
         "0": ("interrupted", f"interrupted as {STOPPED}"),
-        "1": ("failed", NO_BATCH),
+        "1": ("failed", NO_BEST),
         "2": ("not started", STOPPED),
         "3": ("not started", STOPPED),
     }
-    assert read_summary(sweep_dir / "0")["epochs"] < 2000  # where the record stopped it
+    assert 0 < read_summary(sweep_dir / "0")["epochs"] < 2000  # where the record stopped it
     assert done.stderr.rstrip().endswith(
-        f"error: sweep.fail_fast stopped the sweep: job 1 failed: {NO_BATCH};"
+        f"error: sweep.fail_fast stopped the sweep: job 1 failed: {NO_BEST};"
         " 2 not started (2, 3), 1 interrupted (0)"
     )
     assert "Traceback" not in done.stderr
