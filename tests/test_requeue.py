@@ -17,6 +17,7 @@ from multiclass.comparing.sweep_jobs import build_report
 from multiclass.lifecycle.stopping import StopSignals, watched
 from multiclass.records.artifacts import read_json
 from multiclass.records.tries import started
+from multiclass.sweeps.fail_fast import record_failure
 from multiclass.sweeps.slurm_jobs import SweepWatch, resumed
 from tests.test_launchers import fake_commands, finished
 from tests.test_resume import SignalAtEpoch, resume
@@ -145,6 +146,15 @@ def test_fail_fast_cancels_the_jobs_still_waiting_and_retries_none(
         "error: job 0 failed: no batch (sweep.fail_fast): cancelling job(s) 1, 2 (Slurm 90_1, 90_2)"
     ]  # and no "ended without a result" for the jobs it cancelled
     assert watch.to_retry(returned) == {}
+
+
+def test_fail_fast_spares_the_job_whose_record_stopped_the_sweep(tmp_path) -> None:
+    """Its fail_fast.json comes before its result: it is not cancelled as it writes that."""
+    record_failure(tmp_path, "1", "no batch")
+    watch = SweepWatch(tmp_path, fail_fast=True)
+    watch.submitted([SimpleNamespace(job_id=f"91_{task}") for task in range(3)], [0, 1, 2])
+    assert watch.stop() == "job 1 failed (sweep.fail_fast): no batch"
+    assert watch.to_cancel(["91_0", "91_1", "91_2"]) == ["91_0", "91_2"]
 
 
 def test_retries_take_the_jobs_that_ended_for_a_reason_not_their_own(tmp_path, caplog) -> None:

@@ -63,6 +63,7 @@ class SweepWatch:
         self.sweep_dir, self.fail_fast = sweep_dir, fail_fast
         self.numbers: dict[str, int] = {}  # each Slurm job's number in the sweep
         self.failure: str | None = None  # the first job seen to fail on its config or data
+        self.failed: str | None = None  # its name (its directory below the sweep's)
         self.stopped = False  # fail-fast stopped the sweep: nothing is retried
 
     def name(self, result: Any) -> str:
@@ -86,7 +87,8 @@ class SweepWatch:
             return
         error = " ".join(str(summary.get("error") or status).split())
         line = f"job {self.name(result)} {status}: {error}"
-        self.failure = self.failure or line
+        if self.failure is None:
+            self.failure, self.failed = line, self.name(result)
         if not self.fail_fast:
             log.error("error: %s (Slurm job %s); the sweep goes on", line, job.job_id)
 
@@ -98,12 +100,16 @@ class SweepWatch:
         numbers = ", ".join(str(self.numbers.get(job_id, "?")) for job_id in job_ids)
         return f"job(s) {numbers} (Slurm {', '.join(job_ids)})"
 
+    def to_cancel(self, job_ids: Sequence[str]) -> list[str]:
+        return [job_id for job_id in job_ids if str(self.numbers.get(job_id)) != self.failed]
+
     def stop(self) -> str | None:
         if not self.fail_fast:
             return None
         record = stop_record(self.sweep_dir)
         if record is not None:
             reason = f"{stopped_by(record)}: {record.get('error')}"
+            self.failed = str(record.get("job"))
         elif self.failure is not None:
             reason = f"{self.failure} (sweep.fail_fast)"
         else:

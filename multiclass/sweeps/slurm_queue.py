@@ -68,6 +68,10 @@ class Watch(Protocol):
     def named(self, job_ids: Sequence[str]) -> str:
         """Slurm jobs as the sweep names them."""
 
+    def to_cancel(self, job_ids: Sequence[str]) -> list[str]:
+        """Of the jobs still waiting, those to cancel once `stop` said why: not the one that
+        failed, which is writing its result."""
+
 
 def results(
     jobs: Sequence[SlurmJob],
@@ -156,7 +160,9 @@ class QueueWatch:
         reason = self.watch.stop()
         if reason is None:
             return
-        self.cancelled = list(self.waiting)
+        self.cancelled = self.watch.to_cancel(list(self.waiting))
+        if not self.cancelled:
+            return
         log.error("error: %s: cancelling %s", reason, self.watch.named(self.cancelled))
         subprocess.run(["scancel", *self.cancelled], capture_output=True)
         self.next_poll = time.monotonic()  # the queue shows them ended soon
