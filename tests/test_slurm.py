@@ -106,8 +106,8 @@ def submit(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
         )  # fmt: skip
 
 
-def ended(process: subprocess.Popen, cwd: Path) -> SimpleNamespace:
-    code = process.wait(timeout=TIMEOUT)
+def ended(process: subprocess.Popen, cwd: Path, timeout: float = TIMEOUT) -> SimpleNamespace:
+    code = process.wait(timeout=timeout)
     out, err = ((cwd / name).read_text() for name in ("out.txt", "err.txt"))
     return SimpleNamespace(code=code, out=out, err=err)
 
@@ -287,3 +287,153 @@ def test_a_search_on_slurm_prunes_a_trial_through_its_sqlite_study(
     summary = read_summary(tmp_path / "sweep" / "1")
     assert (summary["status"], summary["epochs"]) == ("pruned", 1)
     assert "1 complete, 1 pruned" in result.err
+
+
+# Issue 34: jobs that survive the cluster. The full digits (1293 training samples) in batches of
+# 8, the last 5 samples dropped, on one thread: REQUEUED's 400 epochs train for 1 minute on an
+# idle machine (2.5 on ours, busy with other work: 900 epochs took 337 s), SHORT's 100 for 15
+# to 25 s; a job starts in about 15 s.
+DIGITS = ["trainer.drop_last=true", "callbacks=minimal", "device.num_threads=1", *QUIET]
+BATCH = "trainer.batch_size=8"
+REQUEUED, SHORT = "trainer.epochs=400", "trainer.epochs=100"
+# Slurm holds a requeued job 2 minutes (slurm.conf's cred_expire, 120 s by default) before it
+# starts again. It sends a job's --signal=USR2@S at the first tick of its 30 s clock with at
+# most S + 30 s left: with S = 1, 29 to 59 s into the minute, and the time limit's SIGTERM
+# comes a tick later. Each requeue costs about 2.5 minutes, for 15 to 45 s of training.
+REQUEUE_TIMEOUT = 1800
+ONE_CPU = ["hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "hydra.sweep.dir=sweep"]
+
+
+def single_job_saved(sweep_dir: Path, sweep: subprocess.Popen) -> str:
+    """The Slurm job id of a sweep of one job (not an array), once its job saved last.pt."""
+    deadline = time.monotonic() + TIMEOUT
+    while not (sweep_dir / "0" / "last.pt").exists():
+        assert sweep.poll() is None and time.monotonic() < deadline, "the job never saved"
+        time.sleep(0.05)
+    (job,) = (folder for folder in (sweep_dir / ".submitit").iterdir() if folder.is_dir())
+    return job.name
+
+
+@pytest.fixture(scope="module")
+def survivors(cluster: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """Side by side on the cluster: "requeue", one job that trains longer than its 1-minute
+    time limit (signalled 1 to 31 s ahead); "preempt", one job sent what a preemption sends it
+    where PreemptParameters=send_user_signal: `scancel --signal=USR2` to its steps, as
+    slurm-local has no preemption configured; "retry", a sweep with sweep.retries=1 whose job
+    0 is SIGKILLed once it saved an epoch and whose job 1 fails on its config (a batch of 4096
+    with drop_last: no batch);
+    "fail_fast", a sweep with sweep.fail_fast=true (and sweep.retries=1) whose job 0 fails on
+    its config while jobs 1 and 2 would train for minutes; and on this machine, the
+    uninterrupted runs of the first three's configs ("reference": job 0 REQUEUED's, job 1
+    SHORT's), one after the other."""
+    root = tmp_path_factory.mktemp("survivors")
+    launcher = ["-m", "hydra/launcher=slurm", *ONE_CPU]
+    start = time.monotonic()
+    limit = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=1"]
+    limit += ["hydra.launcher.max_num_timeout=30"]  # requeues enough on a busy machine
+    requeue = submit(root / "requeue", cluster, *launcher, *limit, *DIGITS, BATCH, REQUEUED)
+    preempt = submit(root / "preempt", cluster, *launcher, *DIGITS, BATCH, SHORT)
+    batches = "trainer.batch_size=8,4096"  # job 1 fails as it trains
+    retry = submit(root / "retry", cluster, *launcher, "sweep.retries=1", *DIGITS, SHORT, batches)
+    fails = ["sweep.fail_fast=true", "sweep.retries=1", *DIGITS, "dataset.limit=200"]
+    fails += ["trainer.batch_size=4096,8,16", "trainer.epochs=3000"]
+    fail_fast = submit(root / "fail_fast", cluster, *launcher, *fails)
+    both = ["-m", *DIGITS, BATCH, f"{REQUEUED},100", "hydra.sweep.dir=sweep"]
+    reference = submit(root / "reference", cluster, *both)
+    started = {"requeue": requeue, "preempt": preempt, "retry": retry, "fail_fast": fail_fast}
+    try:
+        preempted = single_job_saved(root / "preempt" / "sweep", preempt)
+        subprocess.run(["scancel", "--signal=USR2", preempted], env=cluster, check=True)
+        retried = root / "retry" / "sweep" / "0"
+        once_saved(retried / "last.pt", retry)
+        os.kill(holder(retried / ".lock"), signal.SIGKILL)  # as the OOM killer would
+        results = {name: ended(process, root / name, REQUEUE_TIMEOUT)
+                   for name, process in {**started, "reference": reference}.items()}  # fmt: skip
+        seconds = time.monotonic() - start  # the requeue job's, the last to end
+    finally:
+        for process in (*started.values(), reference):
+            if process.poll() is None:
+                process.kill()
+    return SimpleNamespace(root=root, requeue_s=seconds, **results)
+
+
+def sweep_rows(sweep_dir: Path) -> dict[str, dict[str, str]]:
+    with open(sweep_dir / "sweep.csv", newline="") as file:
+        return {row["job"]: row for row in csv.DictReader(file)}
+
+
+def test_a_job_past_its_time_limit_is_requeued_and_resumes_to_the_uninterrupted_weights(
+    survivors: SimpleNamespace,
+) -> None:
+    requeue = survivors.requeue
+    assert requeue.code == 0, requeue.err
+    job = survivors.root / "requeue" / "sweep" / "0"
+    summary = read_summary(job)
+    reference = read_summary(survivors.root / "reference" / "sweep" / "0")
+    assert summary["status"] == "completed" and summary["epochs"] == 400
+    assert summary["weights_sha256"] == reference["weights_sha256"]
+    # Requeued at least once, each start of it the same Slurm job restarted.
+    requeues = summary["requeues"]
+    assert requeues >= 1 and summary["tries"] == requeues + 1
+    assert summary["slurm_job"]["restarts"] == requeues
+    log = (job / "train.log").read_text()
+    stopped = "error: interrupted by SIGUSR2 (Slurm's time limit is near, or the job was preempted)"
+    assert log.count(stopped) == log.count("resuming after") == requeues
+    row = sweep_rows(job.parent)["0"]
+    assert (row["tries"], row["requeues"]) == (str(requeues + 1), str(requeues))
+    print(f"requeue: {survivors.requeue_s:.0f} s, {requeues} requeues, weights as uninterrupted")
+
+
+def test_a_preempted_job_is_requeued_and_resumes_to_the_uninterrupted_weights(
+    survivors: SimpleNamespace,
+) -> None:
+    preempt = survivors.preempt
+    assert preempt.code == 0, preempt.err
+    summary = read_summary(survivors.root / "preempt" / "sweep" / "0")
+    reference = read_summary(survivors.root / "reference" / "sweep" / "1")
+    assert (summary["status"], summary["tries"], summary["requeues"]) == ("completed", 2, 1)
+    assert summary["weights_sha256"] == reference["weights_sha256"]
+    assert summary["resumed_at"][0] >= 1
+
+
+def test_a_killed_job_is_retried_and_one_that_failed_on_its_config_is_not(
+    survivors: SimpleNamespace,
+) -> None:
+    retry = survivors.retry
+    assert retry.code == 1, retry.err  # job 1 failed
+    sweep_dir = survivors.root / "retry" / "sweep"
+    killed, failed = read_summary(sweep_dir / "0"), read_summary(sweep_dir / "1")
+    reference = read_summary(survivors.root / "reference" / "sweep" / "1")
+    assert (killed["status"], killed["tries"], killed["requeues"]) == ("completed", 2, 0)
+    assert killed["weights_sha256"] == reference["weights_sha256"]
+    assert (failed["status"], failed["tries"]) == ("failed", 1)
+    retries = [line for line in retry.err.splitlines() if "retry " in line]
+    assert len(retries) == 1 and "retry 1 of 1: job 0, as it ended without a result" in retries[0]
+    # Job 1's failure was said as the launcher saw it, before the retry; and in the report.
+    said = [i for i, line in enumerate(retry.err.splitlines()) if "job 1 failed: " in line]
+    assert said and said[0] < retry.err.splitlines().index(retries[0]), retry.err
+    assert "the sweep goes on" in retry.err.splitlines()[said[0]]
+    rows = sweep_rows(sweep_dir)
+    assert [(rows[j]["status"], rows[j]["tries"]) for j in "01"] == [
+        ("completed", "2"),
+        ("failed", "1"),
+    ]
+
+
+def test_fail_fast_cancels_the_sweep_at_its_first_failure_and_retries_nothing(
+    survivors: SimpleNamespace,
+) -> None:
+    fail_fast = survivors.fail_fast
+    assert fail_fast.code == 1, fail_fast.err
+    sweep_dir = survivors.root / "fail_fast" / "sweep"
+    assert read_summary(sweep_dir / "0")["status"] == "failed"
+    cancelled = [line for line in fail_fast.err.splitlines() if "cancelling job(s)" in line]
+    assert len(cancelled) == 1 and "job 0 failed (sweep.fail_fast): " in cancelled[0]
+    assert re.search(r"cancelling job\(s\) 1, 2 \(Slurm \d+_1, \d+_2\)$", cancelled[0])
+    assert "retry " not in fail_fast.err
+    others = [
+        read_summary(job)
+        for job in (sweep_dir / "1", sweep_dir / "2")
+        if (job / "summary.json").exists()
+    ]
+    assert all(summary["status"] == "interrupted" for summary in others), others
