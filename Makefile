@@ -41,7 +41,7 @@ test: $(STAMP) $(BROWSER)  ## lint (imports: layers, no cycles), then the whole 
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not cluster"
 
-test-cluster: $(STAMP)  ## the tests on a real one-node Slurm (slurm-local, as root): minutes; CI runs them
+test-cluster: $(STAMP)  ## the tests on a real one-node Slurm (slurm-local, as root) and Ray: minutes; CI runs them
 	$(BIN)/python -m pytest -p no:xdist -m cluster
 
 reproduce: $(STAMP)  ## rerun every seed experiment whose data is in DATA_ROOT (3 seeds each)

@@ -97,6 +97,7 @@ def test_submitit_local_runs_each_job_in_its_own_process(tmp_path):
         assert "Job completed" not in (run_dir / "train.log").read_text()
 
 
+@pytest.mark.cluster  # it starts a Ray cluster (head, raylet, workers): make test-cluster
 def test_ray_local_starts_a_ray_and_runs_each_job_in_a_ray_worker(tmp_path, monkeypatch):
     pytest.importorskip("hydra_plugins.hydra_ray_launcher")
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
