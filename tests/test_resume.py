@@ -1,8 +1,10 @@
 """Resume after a crash (a real kill -9), best.pt and early stopping, and what a resume refuses."""
 
 import csv
+import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,21 +41,118 @@ def resume(run_dir, *overrides):
     return execute(cfg, run_dir, [f"resume={run_dir}", *overrides])
 
 
-def kill_after_epochs(run_dir, epochs, *overrides):
-    """Start `multiclass-train` in a subprocess and SIGKILL it once `epochs` rows exist."""
+# One completed run of 2 epochs, trained once for the module: the tests that damage or resume a
+# finished run each take a copy (`copy_of`), and its weights are also what the same config
+# trained straight through gives (the runs are deterministic, as every test here relies on).
+COMPLETED = ["dataset.limit=300", "trainer.epochs=2"]
+
+
+@pytest.fixture(scope="module")
+def completed(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("completed") / "run"
+    outcome = execute(compose_config(*QUIET, *COMPLETED), run_dir)
+    assert outcome.status == "completed"
+    return run_dir, outcome.summary
+
+
+def copy_of(run_dir, to):
+    """A copy of the run in `run_dir` at `to`, for a test to change or resume."""
+    shutil.copytree(run_dir, to)
+    return to
+
+
+# Commands started by a fork, not a new interpreter: the launcher imported the app once (and
+# the compiler's config, which torch.use_deterministic_algorithms imports: 2 s more), and has
+# run no torch operation, so each child starts where a new process would, seconds sooner. The
+# child, a process of its own, runs the command as `python -m multiclass` or the installed
+# script would (its file), in its own folder, its stdout and stderr to a file or nowhere.
+LAUNCHER = """
+import json, os, runpy, sys, traceback
+import multiclass.commands.resume, multiclass.commands.train, multiclass.callbacks.pictures
+import torch._inductor.config
+for line in sys.stdin:
+    cwd, output, program, *args = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        out = os.open(output or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        for fd, to in ((0, null), (1, out), (2, out)):
+            os.dup2(to, fd)
+        try:
+            if program == "-m multiclass":
+                sys.argv = ["multiclass", *args]
+                runpy.run_module("multiclass", run_name="__main__", alter_sys=True)
+            else:
+                sys.argv = [program, *args]
+                runpy.run_path(program, run_name="__main__")
+            code = 0
+        except SystemExit as end:
+            code = 0 if end.code is None else end.code if isinstance(end.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush(), sys.stderr.flush()
+        os._exit(code)
+    print(pid, flush=True)
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def launcher():
+    """A process that starts a command for each line it reads (see `start`), and says the pid
+    it started and then how it ended (a negative signal number for a signal)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    yield process
+    process.kill()  # it runs no child now: each test read its child's end
+    process.wait(timeout=60)
+
+
+def start(launcher, program, *args, cwd=".", output=None):
+    """Start `program` (`-m multiclass`, or a script's path) with `args` in `cwd`, its stdout
+    and stderr into the file `output` (or nowhere); its pid."""
+    launcher.stdin.write(json.dumps([str(cwd), output and str(output), program, *args]) + "\n")
+    launcher.stdin.flush()
+    return int(launcher.stdout.readline())
+
+
+def end_of(launcher):
+    """How the last process `launcher` started ended: its exit code, or minus its signal."""
+    return int(launcher.stdout.readline())
+
+
+def kill_after_epochs(launcher, run_dir, epochs, *overrides):
+    """Start `multiclass-train` in a process of its own and SIGKILL it once `epochs` rows exist."""
     # pictures on: a run draws them in its own process, with no helper process to outlive it
     quiet = ["trainer.progress=false", CPU]
-    command = [sys.executable, "-m", "multiclass", *quiet, f"hydra.run.dir={run_dir}", *overrides]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        metrics = run_dir / "metrics.csv"
-        if metrics.exists() and len(metrics.read_text().splitlines()) > epochs:
-            assert family(process.pid) == []  # it trains in the process that was started
-            process.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.01)
-    assert process.wait(timeout=60) == -signal.SIGKILL, "the run ended before it was killed"
+    pid = start(launcher, "-m multiclass", *quiet, f"hydra.run.dir={run_dir}", *overrides)
+    deadline, killed = time.monotonic() + 120, False
+    try:
+        while time.monotonic() < deadline and running(pid):
+            metrics = run_dir / "metrics.csv"
+            if metrics.exists() and len(metrics.read_text().splitlines()) > epochs:
+                assert family(pid) == []  # it trains in the process that was started
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+                break
+            time.sleep(0.01)
+    finally:  # the child ended, and its end read, whatever failed: the next test's is next
+        if not killed and running(pid):
+            os.kill(pid, signal.SIGKILL)
+        ended = end_of(launcher)
+    assert killed and ended == -signal.SIGKILL, "the run ended before it was killed"
+
+
+def running(pid):
+    """Whether process `pid` still runs: a zombie (ended, not yet reaped) does not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 # Each draws from the generators or keeps state that last.pt must hold: augmentation's seeds,
@@ -67,12 +166,12 @@ STEP_OPTIONS = [
 
 @pytest.mark.parametrize("options", [["augment=none"], ["augment=flip_crop"], STEP_OPTIONS])
 def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_runs_weights(
-    train, tmp_path, caplog, options
+    train, tmp_path, caplog, launcher, options
 ):
     slow = [*SLOW, *options]
     straight = train(*slow, run_dir=tmp_path / "straight")
     killed = tmp_path / "killed"
-    kill_after_epochs(killed, 2, *slow)
+    kill_after_epochs(launcher, killed, 2, *slow)
     assert read_summary(killed)["status"] == "running"  # written first: the kill left it so
     assert read_run(killed).status == "killed"  # no process holds its lock
     with lock_run_dir(killed):
@@ -90,8 +189,8 @@ def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_runs_weights(
     assert read_summary(killed)["test_acc"] == straight.summary["test_acc"]
 
 
-def test_a_resume_can_train_longer_and_a_finished_run_is_left_alone(train, tmp_path):
-    train("dataset.limit=300", "trainer.epochs=2", run_dir=tmp_path / "short")
+def test_a_resume_can_train_longer_and_a_finished_run_is_left_alone(train, tmp_path, completed):
+    copy_of(completed[0], tmp_path / "short")  # dataset.limit=300, trainer.epochs=2
     longer = train("dataset.limit=300", "trainer.epochs=4", run_dir=tmp_path / "long")
     outcome = resume(tmp_path / "short", "trainer.epochs=4")
     assert outcome.summary["weights_sha256"] == longer.summary["weights_sha256"]
@@ -103,9 +202,8 @@ def test_a_resume_can_train_longer_and_a_finished_run_is_left_alone(train, tmp_p
     assert (tmp_path / "short" / "summary.json").read_text() == before
 
 
-def test_a_resume_that_would_change_the_run_is_refused_and_writes_nothing(train, tmp_path):
-    run_dir = tmp_path / "run"
-    train("dataset.limit=300", "trainer.epochs=2", run_dir=run_dir)
+def test_a_resume_that_would_change_the_run_is_refused_and_writes_nothing(tmp_path, completed):
+    run_dir = copy_of(completed[0], tmp_path / "run")
     files = {path.name: path.read_bytes() for path in run_dir.iterdir()}
     outcome = resume(run_dir, "model.depth=3", "trainer.epochs=3")
     assert outcome.status == "failed" and outcome.exit_code == 1
@@ -158,9 +256,10 @@ def test_resuming_a_folder_with_no_run_is_one_line_and_creates_nothing(tmp_path)
     assert not missing.exists()
 
 
-def test_a_resume_that_fails_before_it_restored_leaves_a_completed_run_as_it_was(train, tmp_path):
-    run_dir = tmp_path / "run"
-    train("dataset.limit=300", "trainer.epochs=2", run_dir=run_dir)
+def test_a_resume_that_fails_before_it_restored_leaves_a_completed_run_as_it_was(
+    tmp_path, completed
+):
+    run_dir = copy_of(completed[0], tmp_path / "run")
     (run_dir / "last.pt").write_bytes(b"damaged")
     before = files_of(run_dir)
     outcome = resume(run_dir, "trainer.epochs=4")
@@ -171,9 +270,8 @@ def test_a_resume_that_fails_before_it_restored_leaves_a_completed_run_as_it_was
     assert files_of(run_dir) == before  # summary.json still says completed, config.yaml 2 epochs
 
 
-def test_a_completed_run_without_last_pt_is_not_started_again_over_its_results(train, tmp_path):
-    run_dir = tmp_path / "run"
-    train("dataset.limit=300", "trainer.epochs=2", run_dir=run_dir)
+def test_a_completed_run_without_last_pt_is_not_started_again_over_its_results(tmp_path, completed):
+    run_dir = copy_of(completed[0], tmp_path / "run")
     (run_dir / "last.pt").unlink()
     before = files_of(run_dir)
     outcome = resume(run_dir, "trainer.epochs=4")
@@ -185,10 +283,11 @@ def test_a_completed_run_without_last_pt_is_not_started_again_over_its_results(t
     assert files_of(run_dir) == before
 
 
-def test_a_run_killed_before_its_first_last_pt_starts_again_and_says_so(train, tmp_path, caplog):
-    run_dir = tmp_path / "run"
-    straight = train("dataset.limit=300", "trainer.epochs=2", run_dir=tmp_path / "straight")
-    train("dataset.limit=300", "trainer.epochs=2", run_dir=run_dir)
+def test_a_run_killed_before_its_first_last_pt_starts_again_and_says_so(
+    tmp_path, caplog, completed
+):
+    straight_dir, straight = completed  # the same config trained straight through
+    run_dir = copy_of(straight_dir, tmp_path / "run")
     (run_dir / "last.pt").unlink()  # as if killed while writing it the first time
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     (run_dir / "metrics.csv").write_text("\n".join(rows[:2]) + "\n")
@@ -199,13 +298,12 @@ def test_a_run_killed_before_its_first_last_pt_starts_again_and_says_so(train, t
         f"warning: {run_dir} stopped before it saved its first last.pt: the 1 epoch(s) in"
         " metrics.csv are trained again from epoch 1"
     ) in caplog.messages
-    assert outcome.summary["weights_sha256"] == straight.summary["weights_sha256"]
+    assert outcome.summary["weights_sha256"] == straight["weights_sha256"]
 
 
-def test_a_run_that_finished_no_epoch_starts_again_and_says_so(train, tmp_path, caplog):
-    run_dir = tmp_path / "run"
-    straight = train("dataset.limit=300", "trainer.epochs=2", run_dir=tmp_path / "straight")
-    train("dataset.limit=300", "trainer.epochs=2", run_dir=run_dir)
+def test_a_run_that_finished_no_epoch_starts_again_and_says_so(tmp_path, caplog, completed):
+    straight_dir, straight = completed  # the same config trained straight through
+    run_dir = copy_of(straight_dir, tmp_path / "run")
     for name in ("last.pt", "metrics.csv", "summary.json"):  # as if killed before epoch 1 ended
         (run_dir / name).unlink()
     with caplog.at_level("INFO", logger="multiclass"):
@@ -213,7 +311,7 @@ def test_a_run_that_finished_no_epoch_starts_again_and_says_so(train, tmp_path, 
     assert f"{run_dir} finished no epoch before it stopped: starting it from epoch 1" in (
         caplog.messages
     )
-    assert outcome.summary["weights_sha256"] == straight.summary["weights_sha256"]
+    assert outcome.summary["weights_sha256"] == straight["weights_sha256"]
 
 
 def interrupt_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
@@ -230,7 +328,7 @@ def interrupt_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
 
 
 def test_multiclass_resume_continues_an_interrupted_run_and_keeps_its_hydra_record(
-    train, tmp_path, monkeypatch
+    train, tmp_path, monkeypatch, launcher
 ):
     """The installed command on one run: it trains the epochs left to the uninterrupted run's
     weights; .hydra/ still describes the run as it was launched (a CNN with SGD), not the
@@ -246,11 +344,9 @@ def test_multiclass_resume_continues_an_interrupted_run_and_keeps_its_hydra_reco
     (run_dir / ".hydra" / "config.yaml").write_text((run_dir / "config.yaml").read_text())
     hydra_files = {k: v for k, v in files_of(run_dir).items() if k.startswith(".hydra")}
 
-    command = Path(sys.executable).parent / "multiclass-resume"
-    resumed = subprocess.run(
-        [command, str(run_dir)], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert resumed.returncode == 0, resumed.stderr
+    command, stderr = Path(sys.executable).parent / "multiclass-resume", tmp_path / "stderr"
+    start(launcher, str(command), str(run_dir), cwd=tmp_path, output=stderr)
+    assert end_of(launcher) == 0, stderr.read_text()
     summary = read_summary(run_dir)
     assert (summary["status"], summary["epochs"], summary["resumed_at"]) == ("completed", 3, [1])
     assert summary["weights_sha256"] == straight.summary["weights_sha256"]
@@ -325,13 +421,12 @@ def test_a_signal_as_an_epoch_is_recorded_ends_the_run_once_its_record_is_whole(
     assert (resumed["status"], resumed["resumed_at"]) == ("completed", [2])
 
 
-def test_a_resume_of_a_damaged_config_is_one_line_and_changes_nothing(train, tmp_path):
+def test_a_resume_of_a_damaged_config_is_one_line_and_changes_nothing(tmp_path, completed):
     """The check is where every resume reads the saved config (a sweep's jobs too)."""
-    run_dir = tmp_path / "run"
-    train("dataset.limit=300", "trainer.epochs=1", run_dir=run_dir)
+    run_dir = copy_of(completed[0], tmp_path / "run")  # 2 epochs
     (run_dir / "config.yaml").write_text("dataset: [1, 2\nmodel: {")
     before = files_of(run_dir)
-    outcome = resume(run_dir, "trainer.epochs=2")
+    outcome = resume(run_dir, "trainer.epochs=3")
     assert outcome.status == "failed"
     assert outcome.summary["error"] == (
         f"{run_dir / 'config.yaml'}: not a readable config (ParserError at line 2, column 6)"
@@ -446,6 +541,17 @@ def test_a_stop_after_an_epoch_saves_it_when_checkpoint_every_s_had_not(train, t
     assert (saved["epoch"], saved["in_progress"]) == (2, None)
 
 
+@pytest.fixture(scope="module")
+def stopped_at_batch_5(tmp_path_factory):
+    """A run of MID stopped by SIGTERM after batch 5 of epoch 2, trained once for the module:
+    each test below changes a copy."""
+    run_dir = tmp_path_factory.mktemp("stopped") / "run"
+    outcome = execute(compose_config(*QUIET, *MID, *signal_at((2, 5))), run_dir)
+    assert outcome.status == "interrupted"
+    assert torch.load(run_dir / "last.pt", weights_only=True)["in_progress"]["batches"] == 5
+    return run_dir
+
+
 @pytest.mark.parametrize(
     ("change", "error"),
     [
@@ -457,10 +563,9 @@ def test_a_stop_after_an_epoch_saves_it_when_checkpoint_every_s_had_not(train, t
     ids=["other-data", "other-epoch", "damaged", "fewer-epochs"],
 )
 def test_an_epoch_in_progress_that_does_not_fit_is_one_line_and_changes_nothing(
-    train, tmp_path, change, error
+    tmp_path, stopped_at_batch_5, change, error
 ):
-    run_dir = tmp_path / "run"
-    assert train(*MID, *signal_at((2, 5)), run_dir=run_dir).status == "interrupted"
+    run_dir = copy_of(stopped_at_batch_5, tmp_path / "run")
     saved = torch.load(run_dir / "last.pt", weights_only=True)
     if isinstance(change, dict):  # last.pt's entry, or else the resume's command line
         saved["in_progress"].update(change)
