@@ -15,12 +15,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
-from multiclass.commands.train import train
+from multiclass.commands.train import main, train
 from multiclass.config import CONFIG_DIR
 from multiclass.errors import UserError
 from multiclass.sweeps.fail_fast import RECORD, RecordWatch, record_failure, stop_record
 from multiclass.validation import check_sweep
-from tests.conftest import QUIET, read_summary, run_cli
+from tests.conftest import CPU, QUIET, read_summary, run_cli
 
 # 180 training digits: batch 4096 with drop_last leaves no batch, so that job fails as it
 # trains (as in tests/test_slurm.py); batch 64 trains.
@@ -114,18 +114,29 @@ def test_without_fail_fast_a_failed_job_says_so_as_it_ends_and_the_sweep_goes_on
 NO_BEST = "trainer.test_on=best needs best.pt: keep callbacks.checkpoints"
 
 
-def test_with_joblib_a_running_job_is_interrupted_and_no_new_job_trains(tmp_path):
+def test_with_joblib_a_running_job_is_interrupted_and_no_new_job_trains(
+    tmp_path, capfd, monkeypatch
+):
     """Two workers: job 1 trains 200 epochs (seconds), then fails as it tests (no best.pt);
     job 0, started beside it, would train 2000 (a minute more): it stops at its next safe
     point, and jobs 2 and 3, which start only as a worker frees, do not train. Deterministic
     but for a worker that starts seconds after the other: a job starts only once a worker is
-    free, and job 1 fails only after its epochs."""
+    free, and job 1 fails only after its epochs. The command (`python -m multiclass -m ...`,
+    in run_cli's environment) runs in this process, its joblib workers in their own; capfd
+    holds what both wrote on stderr."""
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     jobs = ["model.depth=1,2", "trainer.epochs=2000,200"]
     launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "sweep.fail_fast=true"]
     fails = ["trainer.test_on=best", "callbacks.checkpoints=null", "trainer.log_every=1000"]
     config = ["dataset.limit=200", "trainer.batch_size=8", "callbacks=minimal", *fails, *QUIET]
-    done = run_cli("-m", *launcher, *jobs, *config, "hydra.sweep.dir=sweep", cwd=tmp_path)
+    args = ["-m", *launcher, *jobs, *config, "hydra.sweep.dir=sweep", CPU]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONWARNINGS", "ignore")  # as run_cli's, for the workers
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.setattr(sys, "argv", ["multiclass-train", *args])
+    with pytest.raises(SystemExit) as ended:
+        main()
+    done = SimpleNamespace(returncode=ended.value.code, stderr=capfd.readouterr().err)
     sweep_dir = tmp_path / "sweep"
     assert done.returncode == 1, done.stderr[-3000:]
     assert statuses(sweep_dir) == {
