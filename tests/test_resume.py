@@ -1,7 +1,6 @@
 """Resume after a crash (a real kill -9), best.pt and early stopping, and what a resume refuses."""
 
 import csv
-import json
 import logging
 import os
 import shutil
@@ -61,98 +60,21 @@ def copy_of(run_dir, to):
     return to
 
 
-# Commands started by a fork, not a new interpreter: the launcher imported the app once (and
-# the compiler's config, which torch.use_deterministic_algorithms imports: 2 s more), and has
-# run no torch operation, so each child starts where a new process would, seconds sooner. The
-# child, a process of its own, runs the command as `python -m multiclass` or the installed
-# script would (its file), in its own folder, its stdout and stderr to a file or nowhere.
-LAUNCHER = """
-import json, os, runpy, sys, traceback
-import multiclass.commands.resume, multiclass.commands.train, multiclass.callbacks.pictures
-import torch._inductor.config
-for line in sys.stdin:
-    cwd, output, program, *args = json.loads(line)
-    pid = os.fork()
-    if pid == 0:
-        os.chdir(cwd)
-        null = os.open(os.devnull, os.O_RDONLY)
-        out = os.open(output or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        for fd, to in ((0, null), (1, out), (2, out)):
-            os.dup2(to, fd)
-        try:
-            if program == "-m multiclass":
-                sys.argv = ["multiclass", *args]
-                runpy.run_module("multiclass", run_name="__main__", alter_sys=True)
-            else:
-                sys.argv = [program, *args]
-                runpy.run_path(program, run_name="__main__")
-            code = 0
-        except SystemExit as end:
-            code = 0 if end.code is None else end.code if isinstance(end.code, int) else 1
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-        sys.stdout.flush(), sys.stderr.flush()
-        os._exit(code)
-    print(pid, flush=True)
-    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
-"""
-
-
-@pytest.fixture(scope="module")
-def launcher():
-    """A process that starts a command for each line it reads (see `start`), and says the pid
-    it started and then how it ended (a negative signal number for a signal)."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    yield process
-    process.kill()  # it runs no child now: each test read its child's end
-    process.wait(timeout=60)
-
-
-def start(launcher, program, *args, cwd=".", output=None):
-    """Start `program` (`-m multiclass`, or a script's path) with `args` in `cwd`, its stdout
-    and stderr into the file `output` (or nowhere); its pid."""
-    launcher.stdin.write(json.dumps([str(cwd), output and str(output), program, *args]) + "\n")
-    launcher.stdin.flush()
-    return int(launcher.stdout.readline())
-
-
-def end_of(launcher):
-    """How the last process `launcher` started ended: its exit code, or minus its signal."""
-    return int(launcher.stdout.readline())
-
-
-def kill_after_epochs(launcher, run_dir, epochs, *overrides):
-    """Start `multiclass-train` in a process of its own and SIGKILL it once `epochs` rows exist."""
+def kill_after_epochs(run_dir, epochs, *overrides):
+    """Start `multiclass-train` in a subprocess and SIGKILL it once `epochs` rows exist."""
     # pictures on: a run draws them in its own process, with no helper process to outlive it
     quiet = ["trainer.progress=false", CPU]
-    pid = start(launcher, "-m multiclass", *quiet, f"hydra.run.dir={run_dir}", *overrides)
-    deadline, killed = time.monotonic() + 120, False
-    try:
-        while time.monotonic() < deadline and running(pid):
-            metrics = run_dir / "metrics.csv"
-            if metrics.exists() and len(metrics.read_text().splitlines()) > epochs:
-                assert family(pid) == []  # it trains in the process that was started
-                os.kill(pid, signal.SIGKILL)
-                killed = True
-                break
-            time.sleep(0.01)
-    finally:  # the child ended, and its end read, whatever failed: the next test's is next
-        if not killed and running(pid):
-            os.kill(pid, signal.SIGKILL)
-        ended = end_of(launcher)
-    assert killed and ended == -signal.SIGKILL, "the run ended before it was killed"
-
-
-def running(pid):
-    """Whether process `pid` still runs: a zombie (ended, not yet reaped) does not."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    command = [sys.executable, "-m", "multiclass", *quiet, f"hydra.run.dir={run_dir}", *overrides]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        metrics = run_dir / "metrics.csv"
+        if metrics.exists() and len(metrics.read_text().splitlines()) > epochs:
+            assert family(process.pid) == []  # it trains in the process that was started
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    assert process.wait(timeout=60) == -signal.SIGKILL, "the run ended before it was killed"
 
 
 # Each draws from the generators or keeps state that last.pt must hold: augmentation's seeds,
@@ -166,12 +88,12 @@ STEP_OPTIONS = [
 
 @pytest.mark.parametrize("options", [["augment=none"], ["augment=flip_crop"], STEP_OPTIONS])
 def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_runs_weights(
-    train, tmp_path, caplog, launcher, options
+    train, tmp_path, caplog, options
 ):
     slow = [*SLOW, *options]
     straight = train(*slow, run_dir=tmp_path / "straight")
     killed = tmp_path / "killed"
-    kill_after_epochs(launcher, killed, 2, *slow)
+    kill_after_epochs(killed, 2, *slow)
     assert read_summary(killed)["status"] == "running"  # written first: the kill left it so
     assert read_run(killed).status == "killed"  # no process holds its lock
     with lock_run_dir(killed):
@@ -328,7 +250,7 @@ def interrupt_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
 
 
 def test_multiclass_resume_continues_an_interrupted_run_and_keeps_its_hydra_record(
-    train, tmp_path, monkeypatch, launcher
+    train, tmp_path, monkeypatch
 ):
     """The installed command on one run: it trains the epochs left to the uninterrupted run's
     weights; .hydra/ still describes the run as it was launched (a CNN with SGD), not the
@@ -344,9 +266,11 @@ def test_multiclass_resume_continues_an_interrupted_run_and_keeps_its_hydra_reco
     (run_dir / ".hydra" / "config.yaml").write_text((run_dir / "config.yaml").read_text())
     hydra_files = {k: v for k, v in files_of(run_dir).items() if k.startswith(".hydra")}
 
-    command, stderr = Path(sys.executable).parent / "multiclass-resume", tmp_path / "stderr"
-    start(launcher, str(command), str(run_dir), cwd=tmp_path, output=stderr)
-    assert end_of(launcher) == 0, stderr.read_text()
+    command = Path(sys.executable).parent / "multiclass-resume"
+    resumed = subprocess.run(
+        [command, str(run_dir)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert resumed.returncode == 0, resumed.stderr
     summary = read_summary(run_dir)
     assert (summary["status"], summary["epochs"], summary["resumed_at"]) == ("completed", 3, [1])
     assert summary["weights_sha256"] == straight.summary["weights_sha256"]
