@@ -10,18 +10,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from multiclass.commands import resume, train
 from multiclass.sweeps.numbering import job_identity, job_number, job_subdir
-from tests.conftest import QUIET, files_of
 
-SMALL = [*QUIET, "dataset.limit=200", "trainer.epochs=1"]
+# The commands and tests.conftest load torch: imported where the sweeps run, so that the joblib
+# workers of test_jobs_numbered_in_parallel_never_share_a_number, which import this module for
+# claim_many, start without it.
+SMALL = ["dataset.limit=200", "trainer.epochs=1"]
 FIRST = ["model.depth=1,2"]  # jobs 0 and 1
 OTHER = ["model.depth=3,4"]  # the same folder, other values: jobs 2 and 3
 
 
 def sweep(monkeypatch: pytest.MonkeyPatch, sweep_dir: Path, *overrides: str) -> None:
     """`multiclass-train -m <overrides>` into sweep_dir, in this process."""
-    argv = ["multiclass-train", "-m", *overrides, *SMALL, f"hydra.sweep.dir={sweep_dir}"]
+    from multiclass.commands import train
+    from tests.conftest import QUIET
+
+    argv = ["multiclass-train", "-m", *overrides, *QUIET, *SMALL, f"hydra.sweep.dir={sweep_dir}"]
     monkeypatch.setattr(sys, "argv", argv)
     train.main()
 
@@ -41,6 +45,9 @@ def summary(job_dir: Path) -> dict:
 def folder(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One folder through its history: a sweep, the same again, one with other values, then
     multiclass-resume of it with one epoch more; what each step left."""
+    from multiclass.commands import resume
+    from tests.conftest import files_of
+
     sweep_dir = tmp_path_factory.mktemp("numbering") / "sweep"
     seen: dict = {}
     with pytest.MonkeyPatch.context() as monkeypatch:
