@@ -20,12 +20,13 @@ NOT_CHECKED = ("hydra", "callbacks", *(item.key for item in DECLARED.values() if
 MARKERS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 NULL_GROUPS = ("scheduler", "augment")  # groups whose `none` option is null
 SLURM = "hydra_plugins.multiclass_slurm.slurm_queue_launcher.SlurmQueueLauncher"
-# Launchers (by _target_) whose sweeps sweep.fail_fast can stop: jobs run in order, or as
-# workers free up (joblib, Ray), and each reads the record (sweeps.fail_fast); our Slurm
-# launcher cancels what is pending. Hydra's stock submitit_slurm and submitit_local start
-# every job at once and cancel none.
+# Launchers whose sweeps sweep.fail_fast can stop: Hydra's own (the hydra/launcher option
+# `basic`, known by its name) runs jobs in order; the others here (by _target_) as workers free
+# up (joblib, Ray), and each job reads the record (sweeps.fail_fast); our Slurm launcher
+# cancels what is pending. Hydra's stock submitit_slurm and submitit_local start every job at
+# once and cancel none.
+BASIC_LAUNCHER = "basic"
 LAUNCHERS_THAT_STOP = (
-    "hydra._internal.core_plugins.basic_launcher.BasicLauncher",
     "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
     "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher",  # ray_local's (and ray's)
     SLURM,  # slurm's and slurm_ddp's
@@ -89,7 +90,8 @@ def check_launcher(config: DictConfig) -> None:
     target = OmegaConf.select(config, "hydra.launcher._target_", default=None)
     choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
     launcher = f"hydra/launcher={choices.get('hydra/launcher') or target}"
-    if target not in LAUNCHERS_THAT_STOP and True in asked(config, "sweep.fail_fast"):
+    stops = target in LAUNCHERS_THAT_STOP or choices.get("hydra/launcher") == BASIC_LAUNCHER
+    if not stops and True in asked(config, "sweep.fail_fast"):
         raise UserError(
             f"sweep.fail_fast=true needs a launcher that can stop a sweep's jobs: {launcher}"
             " cannot; use hydra/launcher=basic (the default), joblib, ray_local, slurm or"
