@@ -29,12 +29,15 @@ CPU = "device=cpu"
 # files in collection order, and one of these last would run on after the other worker had
 # finished (pytest_configure keeps xdist from reordering them).
 SLOWEST_FILES = (
-    "test_slurm.py",
+    "test_slurm.py",  # make test-cluster's; `make test` leaves it out
+    "test_distributed.py",
     "test_process.py",
     "test_cli.py",
-    "test_launchers.py",
     "test_bench.py",
-    "test_distributed.py",
+    "test_resume.py",
+    "test_search.py",
+    "test_launchers.py",
+    "test_fail_fast.py",
 )
 QUIET = ["trainer.progress=false", "plots=false", CPU]
 # What a run on image data writes itself; the CLI adds Hydra's .hydra/ and train.log.
