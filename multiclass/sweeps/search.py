@@ -41,8 +41,8 @@ from sqlalchemy.engine import make_url
 
 from multiclass.config import MONITORS
 from multiclass.errors import UserError
-from multiclass.records.artifacts import read_json
 from multiclass.sweeps.fail_fast import stop_record
+from multiclass.sweeps.job_record import summary_of
 from multiclass.sweeps.pruning import make_pruner
 
 log = logging.getLogger(__name__)
@@ -224,10 +224,7 @@ def objective(job: JobReturn) -> float:
 def pruned_after(job: JobReturn) -> int | None:
     """The epoch after which the pruner stopped the job, from its summary.json; None for a
     job it did not stop (or one that left no summary: killed, or run where it cannot be read)."""
-    hydra = getattr(job.hydra_cfg, "hydra", None) if job.hydra_cfg is not None else None
-    if hydra is None:
-        return None
-    summary = read_json(Path(hydra.runtime.output_dir) / "summary.json") or {}
+    summary = summary_of(job)
     return summary.get("epochs") if summary.get("status") == "pruned" else None
 
 

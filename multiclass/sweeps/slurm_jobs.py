@@ -15,10 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
-from multiclass.records.artifacts import read_json
 from multiclass.sweeps.fail_fast import FAILURES, stop_record, stopped_by
+from multiclass.sweeps.job_record import run_dir, summary_of
 
 log = logging.getLogger("multiclass")
 
@@ -30,19 +28,6 @@ def resumed(overrides: Sequence[str], sweep_dir: Path) -> list[str]:
     replaced)."""
     kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "resume"]
     return [*kept, f"resume={sweep_dir}"]
-
-
-def run_dir(result: Any) -> Path | None:
-    """The run directory of a job that returned `result` (Hydra's JobReturn)."""
-    hydra_cfg = getattr(result, "hydra_cfg", None)
-    output_dir = OmegaConf.select(hydra_cfg, "hydra.runtime.output_dir") if hydra_cfg else None
-    return Path(output_dir) if output_dir else None
-
-
-def summary_of(result: Any) -> dict[str, Any]:
-    """The summary.json of the job that returned `result`; {} where it has none."""
-    folder = run_dir(result)
-    return (read_json(folder / "summary.json") or {}) if folder else {}
 
 
 def why_retry(result: Any) -> str | None:
