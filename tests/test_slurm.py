@@ -336,6 +336,61 @@ def release_requeued(env: dict[str, str]) -> Iterator[None]:
         watcher.join()
 
 
+@contextlib.contextmanager
+def order_watch(last: Path, samples: int, epochs: int) -> Iterator[SimpleNamespace]:
+    """While the block runs: every last.pt written at `last` is read (its mtime polled); the
+    namespace yielded counts them (`read`) and names each whose batch order is not where its
+    epochs put it (`misplaced`). A run of
+    DIGITS draws one permutation of its `samples` training samples an epoch from a generator
+    seeded with its seed (0), and nothing else from it: a last.pt of E whole epochs holds that
+    generator after E draws, one stopped in epoch E + 1 after E + 1, with that epoch's
+    permutation. (One requeued run in 21 ended with other weights, as if its order were one
+    draw ahead from epoch 1128 on: this says whether a last.pt it read was already so.)"""
+    import threading
+
+    order = torch.Generator().manual_seed(0)
+    states, permutations = [order.get_state()], [torch.empty(0)]
+    for _ in range(epochs):
+        permutations.append(torch.randperm(samples, generator=order))
+        states.append(order.get_state())
+    seen = SimpleNamespace(read=0, misplaced=[])
+    done = threading.Event()
+
+    def check(content: dict) -> str | None:
+        partial = content["in_progress"]
+        begun = content["epoch"] + (partial is not None)
+        where = f"batch {partial['batches']} of epoch {begun}" if partial else f"epoch {begun}"
+        if not torch.equal(content["order"], states[begun]):
+            return f"{where}: its order generator is not after {begun} draws"
+        if partial and not torch.equal(partial["permutation"], permutations[begun]):
+            return f"{where}: its permutation is not epoch {begun}'s"
+        return None
+
+    def watch() -> None:
+        stamp = None
+        while not done.wait(0.02):
+            try:
+                written = last.stat().st_mtime_ns
+                if written == stamp:
+                    continue
+                stamp = written
+                problem = check(torch.load(last, weights_only=True))
+                seen.read += 1
+            except FileNotFoundError:  # not written yet
+                continue
+            except Exception as error:  # last.pt is replaced whole: always readable
+                problem = f"last.pt unreadable: {error!r}"
+            seen.misplaced.extend([problem] if problem else [])
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        watcher.join()
+
+
 def seconds_since(timestamp: str) -> float:
     """Seconds since a time as squeue prints it (%V: 2026-12-07T14:43:36, local time)."""
     return time.time() - time.mktime(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%S"))
@@ -393,7 +448,8 @@ def survivors(cluster: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
     reference = submit(root / "reference", cluster, *both)
     started = {"requeue": requeue, "preempt": preempt, "retry": retry, "fail_fast": fail_fast}
     try:
-        with release_requeued(cluster):
+        requeued_last = root / "requeue" / "sweep" / "0" / "last.pt"
+        with release_requeued(cluster), order_watch(requeued_last, 1293, 1300) as orders:
             preempted, retried = root / "preempt" / "sweep", root / "retry" / "sweep" / "0"
 
             def preempt_it() -> None:
@@ -414,7 +470,7 @@ def survivors(cluster: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
         for process in (*started.values(), reference):
             if process.poll() is None:
                 process.kill()
-    return SimpleNamespace(root=root, requeue_s=seconds, **results)
+    return SimpleNamespace(root=root, requeue_s=seconds, orders=orders, **results)
 
 
 def sweep_rows(sweep_dir: Path) -> dict[str, dict[str, str]]:
@@ -447,7 +503,10 @@ def test_a_job_past_its_time_limit_is_requeued_and_resumes_to_the_uninterrupted_
     reference = read_summary(survivors.root / "reference" / "sweep" / "0")
     assert summary["status"] == "completed" and summary["epochs"] == 1300
     same = summary["weights_sha256"] == reference["weights_sha256"]
-    assert same, divergence(job, survivors.root / "reference" / "sweep" / "0")
+    misplaced = "\n".join(survivors.orders.misplaced)
+    assert same, f"{divergence(job, survivors.root / 'reference' / 'sweep' / '0')}\n{misplaced}"
+    # Every last.pt it wrote (one an epoch, and one at each stop) held the order it should.
+    assert survivors.orders.read > 1000 and not misplaced, misplaced
     # Requeued at least once, each start of it the same Slurm job restarted.
     requeues = summary["requeues"]
     assert requeues >= 2 and summary["tries"] == requeues + 1
@@ -457,7 +516,8 @@ def test_a_job_past_its_time_limit_is_requeued_and_resumes_to_the_uninterrupted_
     assert log.count(stopped) == log.count("resuming after") == requeues
     row = sweep_rows(job.parent)["0"]
     assert (row["tries"], row["requeues"]) == (str(requeues + 1), str(requeues))
-    print(f"requeue: {survivors.requeue_s:.0f} s, {requeues} requeues, weights as uninterrupted")
+    print(f"requeue: {survivors.requeue_s:.0f} s, {requeues} requeues, weights as uninterrupted,")
+    print(f"{survivors.orders.read} of its last.pt read, each with the batch order it should")
 
 
 def test_a_preempted_job_is_requeued_and_resumes_to_the_uninterrupted_weights(
