@@ -344,7 +344,7 @@ def order_watch(last: Path, samples: int, epochs: int) -> Iterator[SimpleNamespa
     DIGITS draws one permutation of its `samples` training samples an epoch from a generator
     seeded with its seed (0), and nothing else from it: a last.pt of E whole epochs holds that
     generator after E draws, one stopped in epoch E + 1 after E + 1, with that epoch's
-    permutation. (One requeued run in 21 ended with other weights, its losses those of another
+    permutation. (One requeued run in 23 ended with other weights, its losses those of another
     batch order from epoch 1128 on: this says whether a last.pt it read held one.)"""
     import threading
 
