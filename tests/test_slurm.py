@@ -113,12 +113,24 @@ def ended(process: subprocess.Popen, cwd: Path, timeout: float = TIMEOUT) -> Sim
     return SimpleNamespace(code=code, out=out, err=err)
 
 
+def as_each_saved(
+    actions: dict[Path, Callable[[], object]], sweeps: list[subprocess.Popen]
+) -> None:
+    """Each action as soon as its last.pt exists, whatever the order the jobs start in (two
+    jobs run at a time on this machine's two cores: a job waiting for another to be handled
+    first could end before its turn)."""
+    deadline = time.monotonic() + TIMEOUT
+    while actions:
+        for last in [last for last in actions if last.exists()]:
+            actions.pop(last)()
+        alive = all(sweep.poll() is None for sweep in sweeps)
+        assert alive and time.monotonic() < deadline, f"never saved: {list(actions)}"
+        time.sleep(0.05)
+
+
 def once_saved(last: Path, sweep: subprocess.Popen) -> Path:
     """The .submitit folder of the sweep job that writes `last` (its last.pt), once it did."""
-    deadline = time.monotonic() + TIMEOUT
-    while not last.exists():
-        assert sweep.poll() is None and time.monotonic() < deadline, "the job never saved"
-        time.sleep(0.05)
+    as_each_saved({last: lambda: None}, [sweep])
     job_dir = last.parent  # submitit keeps each array task's files in .submitit/<array>_<task>
     (task,) = (job_dir.parent / ".submitit").glob(f"*_{job_dir.name}")
     return task
@@ -318,11 +330,11 @@ def release_requeued(env: dict[str, str]) -> Iterator[None]:
     def release() -> None:
         while not done.wait(1.0):
             queue = subprocess.run(
-                ["squeue", "-h", "--states=PENDING", "-o", "%i %r %V"],
+                ["squeue", "-h", "--states=PENDING", "-o", "%i %V %r"],
                 env=env, capture_output=True, text=True,
             )  # fmt: skip
             for line in queue.stdout.splitlines():
-                job, reason, requeued = line.split()
+                job, requeued, reason = line.split(maxsplit=2)
                 if reason == "BeginTime" and seconds_since(requeued) >= 2:
                     command = ["scontrol", "update", f"JobId={job}", "StartTime=now"]
                     subprocess.run(command, env=env, capture_output=True)
@@ -336,16 +348,21 @@ def release_requeued(env: dict[str, str]) -> Iterator[None]:
         watcher.join()
 
 
+def seconds_since(timestamp: str) -> float:
+    """Seconds since a time as squeue prints it (%V: 2026-12-07T14:43:36, local time)."""
+    return time.time() - time.mktime(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%S"))
+
+
 @contextlib.contextmanager
 def order_watch(last: Path, samples: int, epochs: int) -> Iterator[SimpleNamespace]:
     """While the block runs: every last.pt written at `last` is read (its mtime polled); the
     namespace yielded counts them (`read`) and names each whose batch order is not where its
-    epochs put it (`misplaced`). A run of
-    DIGITS draws one permutation of its `samples` training samples an epoch from a generator
-    seeded with its seed (0), and nothing else from it: a last.pt of E whole epochs holds that
-    generator after E draws, one stopped in epoch E + 1 after E + 1, with that epoch's
-    permutation. (One requeued run in 23 ended with other weights, its losses those of another
-    batch order from epoch 1128 on: this says whether a last.pt it read held one.)"""
+    epochs put it (`misplaced`). A run of DIGITS draws one permutation of its `samples` training
+    samples an epoch from a generator seeded with its seed (0), and nothing else from it: a
+    last.pt of E whole epochs holds that generator after E draws, one stopped in epoch E + 1
+    after E + 1, with that epoch's permutation. (One requeued run in 23 ended with other
+    weights, its losses those of another batch order from epoch 1128 on: this says whether a
+    last.pt it read held one.)"""
     import threading
 
     order = torch.Generator().manual_seed(0)
@@ -391,11 +408,6 @@ def order_watch(last: Path, samples: int, epochs: int) -> Iterator[SimpleNamespa
         watcher.join()
 
 
-def seconds_since(timestamp: str) -> float:
-    """Seconds since a time as squeue prints it (%V: 2026-12-07T14:43:36, local time)."""
-    return time.time() - time.mktime(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%S"))
-
-
 ONE_CPU = ["hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "hydra.sweep.dir=sweep"]
 
 
@@ -403,21 +415,6 @@ def single_job(sweep_dir: Path) -> str:
     """The Slurm job id of a sweep of one job (not an array)."""
     (job,) = (folder for folder in (sweep_dir / ".submitit").iterdir() if folder.is_dir())
     return job.name
-
-
-def as_each_saved(
-    actions: dict[Path, Callable[[], object]], sweeps: list[subprocess.Popen]
-) -> None:
-    """Each action as soon as its last.pt exists, whatever the order the jobs start in (two
-    jobs run at a time on this machine's two cores: a job waiting for another to be handled
-    first could end before its turn)."""
-    deadline = time.monotonic() + TIMEOUT
-    while actions:
-        for last in [last for last in actions if last.exists()]:
-            actions.pop(last)()
-        alive = all(sweep.poll() is None for sweep in sweeps)
-        assert alive and time.monotonic() < deadline, f"never saved: {list(actions)}"
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
