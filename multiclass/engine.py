@@ -529,8 +529,7 @@ def train_epoch(
     ):
         listener.fire("on_train_batch_start", batch)
         if task.augment is not None:
-            seed = int(torch.randint(2**62, (), generator=order))
-            inputs = shard.part(task.augment(inputs, seed))
+            inputs = shard.part(task.augment(inputs, augment_seed(order)))
         mine = shard.part(batch)
         if first:
             task.optimizer.zero_grad(set_to_none=True)
@@ -554,6 +553,35 @@ def train_epoch(
             raise EpochStopped(signum, EpochInProgress(permutation.cpu(), done, *gathered, lr))
     loss_sum, correct = shard.total(loss_sum), shard.total(correct)
     return loss_sum.item() / seen, correct.item() / seen, lr
+
+
+def augment_seed(order: torch.Generator) -> int:
+    """An augmented batch's seed: drawn from the batch order's generator, after its epoch's
+    permutation, so that the order's state alone resumes augmentation too."""
+    return int(torch.randint(2**62, (), generator=order))
+
+
+def seeded_order(
+    seed: int,
+    data: Examples,
+    settings: TrainerSettings,
+    augmented: bool,
+    epochs: int,
+    partial_batches: int | None = None,
+) -> tuple[torch.Generator, torch.Tensor | None]:
+    """The batch order's generator as `train_epoch` leaves it in a run seeded `seed`, after
+    `epochs` whole epochs and `partial_batches` of the next (with that epoch's permutation),
+    drawn again from the seed. Why: a resume checks last.pt's saved state against it (each
+    epoch draws its permutation, and a seed an augmented batch, from this generator alone),
+    so that the order does not rest on one saved state being right."""
+    order = torch.Generator().manual_seed(seed)
+    per_epoch = batches_per_epoch(len(data), settings)
+    permutation = None
+    for batches in [per_epoch] * epochs + ([] if partial_batches is None else [partial_batches]):
+        permutation = epoch_order(data.labels, data.sampler, order)
+        for _ in range(batches if augmented else 0):
+            augment_seed(order)
+    return order, None if partial_batches is None else permutation
 
 
 def step_groups(batches: list[torch.Tensor], accumulate: int) -> list[tuple[bool, bool, int]]:

@@ -446,6 +446,38 @@ def test_a_run_stopped_mid_epoch_resumes_at_that_step_to_the_uninterrupted_weigh
     assert outcome.summary["weights_sha256"] == straight.summary["weights_sha256"]
     assert metrics_without_times(run_dir) == metrics_without_times(tmp_path / "straight")
     assert torch.load(run_dir / "last.pt", weights_only=True)["in_progress"] is None
+    assert ORDER_REPLACED not in caplog.text  # each saved order is the one the seed draws
+
+
+ORDER_REPLACED = "the batch order in last.pt is not the one seed"
+
+
+def one_draw_ahead(saved: dict) -> None:
+    order = torch.Generator()
+    order.set_state(saved["order"])
+    torch.randperm(270, generator=order)
+    saved["order"] = order.get_state()
+
+
+def reversed_epoch(saved: dict) -> None:
+    saved["in_progress"]["permutation"] = saved["in_progress"]["permutation"].flip(0)
+
+
+@pytest.mark.parametrize("damage", [one_draw_ahead, reversed_epoch])
+def test_a_saved_batch_order_the_seed_would_not_draw_is_said_and_replaced_by_the_seeds(
+    train, tmp_path, caplog, stopped_at_batch_5, damage
+):
+    straight = train(*MID, run_dir=tmp_path / "straight")
+    run_dir = copy_of(stopped_at_batch_5, tmp_path / "run")
+    saved = torch.load(run_dir / "last.pt", weights_only=True)
+    damage(saved)
+    torch.save(saved, run_dir / "last.pt")
+    with caplog.at_level(logging.INFO, logger="multiclass"):
+        outcome = resume(run_dir)
+    said = f"warning: {ORDER_REPLACED} 0 draws after batch 5 of epoch 2: training goes on in"
+    assert said in caplog.text
+    assert outcome.summary["weights_sha256"] == straight.summary["weights_sha256"]
+    assert metrics_without_times(run_dir) == metrics_without_times(tmp_path / "straight")
 
 
 def test_a_stop_after_an_epoch_saves_it_when_checkpoint_every_s_had_not(train, tmp_path, caplog):

@@ -484,7 +484,16 @@ def divergence(job: Path, reference: Path) -> str:
 
     pairs = zip(*(read_csv_rows(run / "metrics.csv") for run in (job, reference)), strict=False)
     first = next((f"{a} != {b}" for a, b in pairs if figures(a) != figures(b)), "no row differs")
-    events = ("saved", "resuming", "SIGUSR2", "SIGTERM", "error", "submitit", "CANCELLED")
+    events = (
+        "saved",
+        "resuming",
+        "SIGUSR2",
+        "SIGTERM",
+        "error",
+        "warning",
+        "submitit",
+        "CANCELLED",
+    )
     logs = [job / "train.log", *sorted((job.parent / ".submitit").glob("*/*_log.err"))]
     lines = [line for log in logs for line in log.read_text().splitlines()]
     return "\n".join([first, *(line for line in lines if any(e in line for e in events))])
@@ -509,6 +518,9 @@ def test_a_job_past_its_time_limit_is_requeued_and_resumes_to_the_uninterrupted_
     assert requeues >= 2 and summary["tries"] == requeues + 1
     assert summary["slurm_job"]["restarts"] == requeues
     log = (job / "train.log").read_text()
+    # Each resume found last.pt's batch order the one the seed draws (else it says so and
+    # trains on in the seed's: lifecycle.run.keep_seeded_order).
+    assert "the batch order in last.pt is not" not in log, divergence(job, job)
     stopped = "error: interrupted by SIGUSR2 (Slurm's time limit is near, or the job was preempted)"
     assert log.count(stopped) == log.count("resuming after") == requeues
     row = sweep_rows(job.parent)["0"]

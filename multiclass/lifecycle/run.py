@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from multiclass.callbacks import Callback, Callbacks, RunState, build_callbacks
 from multiclass.callbacks.training import step_callbacks
-from multiclass.config import trainer_settings
+from multiclass.config import TrainerSettings, trainer_settings
 from multiclass.engine import (
     EpochMetrics,
     Examples,
@@ -25,6 +25,7 @@ from multiclass.engine import (
     evaluate,
     fit,
     samples_per_epoch,
+    seeded_order,
     stop_if_asked,
 )
 from multiclass.errors import (
@@ -218,6 +219,9 @@ class Run:
             log.info(
                 "resuming %s from %s%s", resumed_where(progress), shown_path(last), killed(status)
             )
+            train = Examples.of(built.splits.train, built.task.head, built.splits.sampler)
+            augmented = built.task.augment is not None
+            keep_seeded_order(progress, self.cfg.seed, train, state.settings, augmented)
         else:
             progress = fresh
             start_over(self.run_dir, status)
@@ -339,6 +343,31 @@ def resumed_where(progress: Progress) -> str:
     if partial is None:
         return f"after epoch {progress.epoch}"
     return f"after batch {partial.batches} of epoch {partial.epoch}"
+
+
+def keep_seeded_order(
+    progress: Progress, seed: int, train: Examples, settings: TrainerSettings, augmented: bool
+) -> None:
+    """Check the batch order a resume restored (the generator's state, and an epoch in
+    progress's permutation) against the one the run's seed draws for as far as it got
+    (engine.seeded_order); where they differ, say so and go on in the seed's. Why: a run
+    requeued on Slurm once trained on in another order than its uninterrupted twin, with no
+    cause found (docs/sweeps.md); an order drawn afresh from the seed cannot be one a saved
+    state got wrong."""
+    partial = progress.partial
+    batches = None if partial is None else partial.batches
+    order, permutation = seeded_order(seed, train, settings, augmented, progress.epoch, batches)
+    same = torch.equal(order.get_state(), progress.order.get_state())
+    if partial is not None and not torch.equal(permutation, partial.permutation):
+        same, progress.partial = False, replace(partial, permutation=permutation)
+    if not same:
+        log.warning(
+            "warning: the batch order in last.pt is not the one seed %d draws %s: training"
+            " goes on in the seed's order",
+            seed,
+            resumed_where(progress),
+        )
+        progress.order = order
 
 
 def killed(status: str | None) -> str:
