@@ -107,6 +107,21 @@ def submit(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
         )  # fmt: skip
 
 
+def stop_all(processes: list[subprocess.Popen], root: Path, env: dict[str, str]) -> None:
+    """Kill the processes still running and cancel every Slurm job submitted from under
+    `root` that is still queued (submitit names its folders by the job id, an array's first):
+    a fixture that failed half-way leaves no job running on a cluster it did not start (a
+    requeued one would go on for many minutes)."""
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+    jobs = {path.name.split("_")[0] for path in root.glob("**/.submitit/*") if path.is_dir()}
+    queued = subprocess.run(["squeue", "-h", "-o", "%F"], env=env, capture_output=True, text=True)
+    mine = sorted(jobs & set(queued.stdout.split()))
+    if mine:
+        subprocess.run(["scancel", *mine], env=env, capture_output=True, check=False)
+
+
 def ended(process: subprocess.Popen, cwd: Path, timeout: float = TIMEOUT) -> SimpleNamespace:
     code = process.wait(timeout=timeout)
     out, err = ((cwd / name).read_text() for name in ("out.txt", "err.txt"))
@@ -187,9 +202,7 @@ def jobs(cluster: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> S
         _, torchrun_err = local.communicate(timeout=TIMEOUT)
         assert local.returncode == 0, torchrun_err
     finally:
-        for process in (failing, cancelled, slurm_ddp, local):
-            if process.poll() is None:
-                process.kill()
+        stop_all([failing, cancelled, slurm_ddp, local], root, cluster)
     resumed = SimpleNamespace(code=resume.returncode, out=resume.stdout, err=resume.stderr)
     return SimpleNamespace(
         root=root, resumed=resumed, cut_short=cut_short, killed_at=killed_at, **results
@@ -464,9 +477,7 @@ def survivors(cluster: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
             }
             seconds = time.monotonic() - start  # the requeue job's, the last to end
     finally:
-        for process in (*started.values(), reference):
-            if process.poll() is None:
-                process.kill()
+        stop_all([*started.values(), reference], root, cluster)
     return SimpleNamespace(root=root, requeue_s=seconds, orders=orders, **results)
 
 
