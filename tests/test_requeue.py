@@ -155,6 +155,31 @@ def test_fail_fast_spares_the_job_whose_record_stopped_the_sweep(tmp_path) -> No
     watch.submitted([SimpleNamespace(job_id=f"91_{task}") for task in range(3)], [0, 1, 2])
     assert watch.stop() == "job 1 failed (sweep.fail_fast): no batch"
     assert watch.to_cancel(["91_0", "91_1", "91_2"]) == ["91_0", "91_2"]
+    assert (watch.cancelled, watch.why_stopped) == ({0, 2}, "job 1 failed (sweep.fail_fast)")
+
+
+def test_a_job_cancelled_before_it_started_is_in_the_report_as_not_started(tmp_path) -> None:
+    """The Slurm launcher writes its record (SlurmQueueLauncher.not_started): Hydra's record
+    of its config in the directory its number claims, and the `not started:` line."""
+    from hydra import compose, initialize_config_dir
+
+    from multiclass.config import CONFIG_DIR
+    from multiclass.sweeps.fail_fast import write_not_started
+    from multiclass.sweeps.numbering import job_number
+
+    sweep_dir, overrides = tmp_path / "sweep", ["dataset=blobs", "trainer.batch_size=16"]
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        config = compose("train", overrides=overrides, return_hydra_config=True)
+    run_dir = sweep_dir / str(job_number(sweep_dir, 2, overrides))
+    write_not_started(run_dir, config, "job 1 failed (sweep.fail_fast)")
+    assert run_dir == sweep_dir / "2"  # as the job's own start would have claimed it
+    [record] = build_report([sweep_dir]).records
+    assert (record.status, record.summary["error"]) == (
+        "not started",
+        "job 1 failed (sweep.fail_fast)",
+    )
+    assert record.config["trainer.batch_size"] == 16 and record.choices["dataset"] == "blobs"
+    assert record.overrides == {"dataset": "blobs", "trainer.batch_size": "16"}
 
 
 def test_retries_take_the_jobs_that_ended_for_a_reason_not_their_own(tmp_path, caplog) -> None:

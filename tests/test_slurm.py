@@ -128,24 +128,25 @@ def ended(process: subprocess.Popen, cwd: Path, timeout: float = TIMEOUT) -> Sim
     return SimpleNamespace(code=code, out=out, err=err)
 
 
-def as_each_saved(
-    actions: dict[Path, Callable[[], object]], sweeps: list[subprocess.Popen]
-) -> None:
+def as_each_saved(actions: dict[Path, tuple[Callable[[], object], subprocess.Popen]]) -> None:
     """Each action as soon as its last.pt exists, whatever the order the jobs start in (two
     jobs run at a time on this machine's two cores: a job waiting for another to be handled
-    first could end before its turn)."""
+    first could end before its turn). Each last.pt comes with the sweep that writes it: one
+    whose sweep ended without it (or not within TIMEOUT) fails; another sweep's end does not."""
     deadline = time.monotonic() + TIMEOUT
     while actions:
         for last in [last for last in actions if last.exists()]:
-            actions.pop(last)()
-        alive = all(sweep.poll() is None for sweep in sweeps)
-        assert alive and time.monotonic() < deadline, f"never saved: {list(actions)}"
+            action, _ = actions.pop(last)
+            action()
+        ended = [last for last, (_, sweep) in actions.items() if sweep.poll() is not None]
+        never = [last for last in ended if not last.exists()]
+        assert not never and time.monotonic() < deadline, f"never saved: {never or list(actions)}"
         time.sleep(0.05)
 
 
 def once_saved(last: Path, sweep: subprocess.Popen) -> Path:
     """The .submitit folder of the sweep job that writes `last` (its last.pt), once it did."""
-    as_each_saved({last: lambda: None}, [sweep])
+    as_each_saved({last: (lambda: None, sweep)})
     job_dir = last.parent  # submitit keeps each array task's files in .submitit/<array>_<task>
     (task,) = (job_dir.parent / ".submitit").glob(f"*_{job_dir.name}")
     return task
@@ -469,8 +470,12 @@ def survivors(cluster: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
             def kill_it() -> None:
                 os.kill(holder(retried / ".lock"), signal.SIGKILL)  # as the OOM killer would
 
-            saved = {preempted / "0" / "last.pt": preempt_it, retried / "last.pt": kill_it}
-            as_each_saved(saved, [preempt, retry])
+            as_each_saved(
+                {
+                    preempted / "0" / "last.pt": (preempt_it, preempt),
+                    retried / "last.pt": (kill_it, retry),
+                }
+            )
             everyone = {**started, "reference": reference}
             results = {
                 name: ended(job, root / name, REQUEUE_TIMEOUT) for name, job in everyone.items()
@@ -585,7 +590,9 @@ def test_fail_fast_cancels_the_sweep_at_its_first_failure_and_retries_nothing(
     assert read_summary(sweep_dir / "0")["status"] == "failed"
     cancelled = [line for line in fail_fast.err.splitlines() if "cancelling job(s)" in line]
     assert len(cancelled) == 1 and "job 0 failed (sweep.fail_fast): " in cancelled[0]
-    assert re.search(r"cancelling job\(s\) 1, 2 \(Slurm \d+_1, \d+_2\)$", cancelled[0])
+    # Job 1 may have read job 0's fail_fast.json and stopped on its own before the launcher's
+    # look; job 2 waits behind the other sweeps' jobs.
+    assert re.search(r"cancelling job\(s\) (1, )?2 \(Slurm (\d+_1, )?\d+_2\)$", cancelled[0])
     assert "retry " not in fail_fast.err
     others = [
         read_summary(job)
@@ -593,3 +600,10 @@ def test_fail_fast_cancels_the_sweep_at_its_first_failure_and_retries_nothing(
         if (job / "summary.json").exists()
     ]
     assert all(summary["status"] == "interrupted" for summary in others), others
+    # The report has every job: one cancelled before it started as `not started`, which the
+    # launcher recorded for it.
+    rows = sweep_rows(sweep_dir)
+    assert sorted(rows) == ["0", "1", "2"] and rows["0"]["status"] == "failed", rows
+    for job in ("1", "2"):
+        ran = (sweep_dir / job / "summary.json").exists()
+        assert rows[job]["status"] == ("interrupted" if ran else "not started"), rows[job]

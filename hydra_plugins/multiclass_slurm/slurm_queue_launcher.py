@@ -9,8 +9,8 @@ A job that Slurm is about to end at its time limit, or preempts, gets SIGUSR2 ah
 (multiclass.lifecycle.stopping), then submitit's handler calls `checkpoint` here and requeues
 the job, whose new start resumes the run (`resume=<sweep dir>`). After the array's results:
 `sweep.retries` submits again the jobs that ended for a reason not their own, and
-`sweep.fail_fast` cancels the sweep's other jobs once one failed on its config or data
-(multiclass.sweeps.slurm_jobs).
+`sweep.fail_fast` cancels the sweep's other jobs once one failed on its config or data, and
+records those that had not started as `not started` (multiclass.sweeps.slurm_jobs).
 
 It builds on Hydra's public Launcher API (`launch`) and on the plugin's public parts: its
 `params` and `config`, its `__call__`, which runs a job on the node (the argument order is
@@ -71,12 +71,28 @@ if find_spec("hydra_plugins.hydra_submitit_launcher") is not None:
                 results = slurm_queue.results(jobs, watch=watch, accounted=accounted)
                 for i, result in zip(again, results, strict=True):
                     returned[i] = result
+            for call, result in zip(calls, returned, strict=True):
+                if result is None and call[2] in watch.cancelled:
+                    self.not_started(call[0], call[2], sweep_dir, str(watch.why_stopped))
             return [
                 JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED)
                 if result is None
                 else result
                 for result, overrides in zip(returned, job_overrides, strict=True)
             ]
+
+        def not_started(self, overrides: list[str], number: int, sweep_dir: Path, why: str) -> None:
+            """The record of a job cancelled before it started (it could write none): its
+            directory, claimed as its own start would have (sweeps.numbering), with what a
+            job that fail-fast kept from training leaves, so that the report lists it."""
+            from multiclass.sweeps.fail_fast import write_not_started
+            from multiclass.sweeps.numbering import job_number
+
+            run_dir = sweep_dir / str(job_number(sweep_dir, number, overrides))
+            if (run_dir / "config.yaml").exists():  # it started after all
+                return
+            config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+            write_not_started(run_dir, config, why)
 
         def checkpoint(self, *args: Any) -> Any:
             """What submitit requeues once SIGUSR2 stopped the run (a time limit, a

@@ -3,9 +3,10 @@ or data (status `failed` or `diverged`) writes `fail_fast.json` at the sweep roo
 directory's name, "error": its one-line error}, once: the first writer wins, and no later job
 overwrites it. The rest of the sweep reads it: a job that starts after it exists does not
 train (it logs one `not started:` line, which the sweep report reads as its status), a running
-one ends `interrupted` at its next safe point, the Slurm launcher cancels what is left, the
-search asks for no more trials. A new sweep into the same folder forgets an earlier sweep's
-record as it starts (commands.train.SweepReport).
+one ends `interrupted` at its next safe point, the Slurm launcher cancels what is left (and
+writes the `not started` record of a job it cancelled before it started), the search asks for
+no more trials. A new sweep into the same folder forgets an earlier sweep's record as it
+starts (commands.train.SweepReport).
 
 Without fail_fast, a job that fails still says so in one line as it ends, naming itself: the
 sweep goes on, and its report comes at the end."""
@@ -20,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
 
 from multiclass.records.artifacts import read_json
 
@@ -60,6 +63,19 @@ def forget(sweep_dir: Path) -> None:
     """An earlier sweep's record, removed as a new sweep into the same folder starts: else it
     would stop the new one's jobs before they train."""
     (sweep_dir / RECORD).unlink(missing_ok=True)
+
+
+def write_not_started(run_dir: Path, config: DictConfig, why: str) -> None:
+    """What a job that the record kept from training leaves, written for one that never
+    started (the Slurm launcher cancelled it while it waited): Hydra's record of its config,
+    as its own start would have written it, and the `not started:` line the report reads."""
+    hydra_dir = run_dir / ".hydra"
+    hydra_dir.mkdir(parents=True, exist_ok=True)
+    task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+    OmegaConf.save(task, hydra_dir / "config.yaml")
+    OmegaConf.save(OmegaConf.create({"hydra": config.hydra}), hydra_dir / "hydra.yaml")
+    with open(run_dir / "train.log", "a") as log_file:
+        log_file.write(f"not started: {why}\n")
 
 
 def stopped_by(record: dict[str, Any]) -> str:

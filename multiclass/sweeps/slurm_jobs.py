@@ -2,7 +2,8 @@
 result and its run directory's summary.json: a job that failed on its config or data (status
 `failed` or `diverged`) is said in one line as soon as its result comes; with
 `sweep.fail_fast`, that failure, or the sweep root's fail_fast.json (which the failing job
-writes: sweeps.fail_fast), stops the sweep: the launcher cancels the jobs still waiting. With
+writes: sweeps.fail_fast), stops the sweep: the launcher cancels the jobs still waiting, and
+writes the record of each that had not started (`not started`), so the report lists it. With
 `sweep.retries=N`, a job that ended for a reason not its own is submitted again, resuming its
 run directory (`resume=<sweep dir>`, as multiclass-resume does), up to N times: one killed
 outright (no result: SIGKILL, the out-of-memory killer, a failed node), or whose summary.json
@@ -50,6 +51,8 @@ class SweepWatch:
         self.failure: str | None = None  # the first job seen to fail on its config or data
         self.failed: str | None = None  # its name (its directory below the sweep's)
         self.stopped = False  # fail-fast stopped the sweep: nothing is retried
+        self.why_stopped: str | None = None  # as the jobs it kept from training say it
+        self.cancelled: set[int] = set()  # the numbers of the jobs cancelled while waiting
 
     def name(self, result: Any) -> str:
         """A job as the sweep names it: its directory below the sweep's."""
@@ -86,7 +89,11 @@ class SweepWatch:
         return f"job(s) {numbers} (Slurm {', '.join(job_ids)})"
 
     def to_cancel(self, job_ids: Sequence[str]) -> list[str]:
-        return [job_id for job_id in job_ids if str(self.numbers.get(job_id)) != self.failed]
+        """The jobs to cancel, kept in mind: one that had not started leaves no record, which
+        the launcher then writes for it (`not started`)."""
+        cancel = [job_id for job_id in job_ids if str(self.numbers.get(job_id)) != self.failed]
+        self.cancelled.update(self.numbers[job_id] for job_id in cancel if job_id in self.numbers)
+        return cancel
 
     def stop(self) -> str | None:
         if not self.fail_fast:
@@ -94,9 +101,9 @@ class SweepWatch:
         record = stop_record(self.sweep_dir)
         if record is not None:
             reason = f"{stopped_by(record)}: {record.get('error')}"
-            self.failed = str(record.get("job"))
+            self.failed, self.why_stopped = str(record.get("job")), stopped_by(record)
         elif self.failure is not None:
-            reason = f"{self.failure} (sweep.fail_fast)"
+            reason = self.why_stopped = f"{self.failure} (sweep.fail_fast)"
         else:
             return None
         self.stopped = True
