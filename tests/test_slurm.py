@@ -46,7 +46,8 @@ pytestmark = [
 
 
 def answers(conf: Path | None) -> bool:
-    """Whether a Slurm controller answers, with its node idle or in use."""
+    """Whether a Slurm controller answers, with its node idle, in use or finishing a job
+    (`comp`: a cluster that has just run a job, which a start would restart and a stop end)."""
     if shutil.which("sinfo") is None:
         return False
     env = {**os.environ, "SLURM_CONF": str(conf)} if conf else dict(os.environ)
@@ -56,7 +57,7 @@ def answers(conf: Path | None) -> bool:
         )
     except subprocess.TimeoutExpired:
         return False
-    return done.returncode == 0 and re.search(r"idle|mix|alloc", done.stdout) is not None
+    return done.returncode == 0 and re.search(r"idle|mix|alloc|comp", done.stdout) is not None
 
 
 @pytest.fixture(scope="module")
