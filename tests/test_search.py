@@ -315,7 +315,7 @@ def test_a_median_pruner_prunes_the_bad_learning_rate_and_finds_the_same_best_tr
             "error: hydra.sweeper.pruner must be one of median, hyperband, none, got 'mean'",
         ),
         (
-            ["hydra/sweeper=optuna_search", "hydra.sweeper.pruner=median"],
+            ["hydra/sweeper=search", "hydra.sweeper.pruner=median"],  # the short name
             "error: hydra.sweeper.pruner=median needs hydra.sweeper.storage: the jobs report their"
             " epochs to the study through it (e.g. sqlite:///outputs/search/study.db)",
         ),

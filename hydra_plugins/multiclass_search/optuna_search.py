@@ -1,7 +1,8 @@
 """The `optuna_search` sweeper as Hydra sees it: its config schema, registered as the
-`hydra/sweeper` option `optuna_search`, and a Sweeper class that Hydra can find here (it only
-instantiates plugin classes from `hydra_plugins`). The work is in multiclass.sweeps.search,
-imported when a search starts, so that other commands never load optuna."""
+`hydra/sweeper` option `optuna_search` (and by its short name, `search`), and a Sweeper class
+that Hydra can find here (it only instantiates plugin classes from `hydra_plugins`). The work
+is in multiclass.sweeps.search, imported when a search starts, so that other commands never
+load optuna."""
 
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,9 +36,10 @@ class OptunaSearchConf:
     params: dict[str, str] = field(default_factory=dict)
 
 
-ConfigStore.instance().store(
-    group="hydra/sweeper", name="optuna_search", node=OptunaSearchConf, provider="multiclass"
-)
+for name in ("optuna_search", "search"):  # `search`: its short name, the same sweeper
+    ConfigStore.instance().store(
+        group="hydra/sweeper", name=name, node=OptunaSearchConf, provider="multiclass"
+    )
 
 
 class OptunaSearchSweeper(Sweeper):
